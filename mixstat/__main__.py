@@ -1,0 +1,3 @@
+from mixstat.cli import main
+
+raise SystemExit(main())

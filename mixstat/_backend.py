@@ -1,0 +1,323 @@
+"""Backend detection and dispatch: the only module that knows which optional
+libraries (Numba, CuPy, torch, statsmodels) are installed.
+
+Nothing here imports an optional library at import time: detection uses
+:func:`importlib.util.find_spec`, and the library is imported on first use.
+
+Resolution of an estimator's ``backend`` parameter (in ``fit``), in order:
+
+1. the parameter itself, when it is not None and not ``'auto'``;
+2. ``mixstat.config_context(backend=...)``, when it is not ``'auto'``;
+3. the namespace of the input arrays (CuPy in -> 'cupy', torch in -> 'torch');
+4. ``'numba'`` when Numba is installed (and ``use_numba`` is not False);
+5. ``'numpy'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._config import _BACKENDS, get_config
+
+__all__ = [
+    "Backend",
+    "has_module",
+    "numba_available",
+    "lazy_njit",
+    "resolve_backend",
+    "to_numpy",
+    "show_versions",
+]
+
+
+@functools.lru_cache(maxsize=None)
+def has_module(name: str) -> bool:
+    """Whether the module ``name`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def numba_available() -> bool:
+    """Whether Numba is installed and the JIT is allowed by the configuration."""
+    if get_config()["use_numba"] is False:
+        return False
+    return has_module("numba")
+
+
+def cupy_device_available() -> bool:
+    """Whether CuPy is installed *and* sees a CUDA device (never raises)."""
+    if not has_module("cupy"):
+        return False
+    try:
+        import cupy
+
+        return bool(cupy.is_available())
+    except Exception:  # noqa: BLE001 - any driver error means 'no device'
+        return False
+
+
+def torch_cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA device."""
+    if not has_module("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+# ---------------------------------------------------------------- numba ---
+class _LazyJit:
+    """A function compiled by Numba on its first call, when Numba is there.
+
+    ``kernel(...)`` runs the compiled version (or the Python one when Numba is
+    absent or disabled); ``kernel.py_func`` is always the plain Python function,
+    so tests can compare the two.
+    """
+
+    def __init__(self, func, options):
+        self.py_func = func
+        self._options = options
+        self._jitted = None
+        functools.update_wrapper(self, func)
+
+    @property
+    def jitted(self):
+        if self._jitted is None:
+            import numba
+
+            self._jitted = numba.njit(cache=True, **self._options)(self.py_func)
+        return self._jitted
+
+    def __call__(self, *args, **kwargs):
+        if numba_available():
+            return self.jitted(*args, **kwargs)
+        return self.py_func(*args, **kwargs)
+
+
+def lazy_njit(func=None, **options):
+    """Decorate a kernel to be compiled with ``numba.njit(cache=True)`` lazily.
+
+    Never pass ``fastmath=True``: it breaks inf / NaN handling. A set such as
+    ``{'nsz', 'arcp', 'contract', 'afn', 'reassoc'}`` is allowed.
+    """
+    if func is None:
+        return lambda f: _LazyJit(f, options)
+    return _LazyJit(func, options)
+
+
+# -------------------------------------------------------------- backends ---
+@dataclass(frozen=True)
+class Backend:
+    """What an estimator runs on.
+
+    Attributes
+    ----------
+    name : {'numpy', 'numba', 'cupy', 'torch'}
+    xp : module
+        The array namespace (array-api-compat wrapped).
+    device : object or None
+        The device of the torch / cupy arrays, None for NumPy.
+    input_is_numpy : bool
+        Whether the user's input was NumPy (then fitted attributes are stored
+        as NumPy arrays whatever the backend).
+    """
+
+    name: str
+    xp: Any
+    device: Any = None
+    input_is_numpy: bool = True
+
+    @property
+    def use_numba(self) -> bool:
+        return self.name == "numba"
+
+    def asarray(self, a, dtype=None):
+        """Move ``a`` onto this backend (namespace and device)."""
+        xp = self.xp
+        if self.name == "torch":
+            import torch
+
+            if isinstance(a, torch.Tensor):
+                out = a.to(self.device)
+            else:
+                out = torch.as_tensor(np.asarray(a), device=self.device)
+            if dtype is not None:
+                out = out.to(dtype)
+            return out
+        if self.name == "cupy":
+            import cupy
+
+            return cupy.asarray(a, dtype=dtype)
+        return np.asarray(a, dtype=dtype)
+
+
+def _namespace_name(arrays) -> str | None:
+    from array_api_compat import is_cupy_array, is_torch_array
+
+    for a in arrays:
+        if a is None:
+            continue
+        if is_torch_array(a):
+            return "torch"
+        if is_cupy_array(a):
+            return "cupy"
+    return None
+
+
+def _check_requested(name: str):
+    if name not in _BACKENDS:
+        raise ValueError(
+            f"backend must be one of {_BACKENDS} or None, got {name!r}"
+        )
+    if name == "numba" and not has_module("numba"):
+        raise ImportError(
+            "backend='numba' needs Numba, which is not installed: "
+            "pip install 'mixstat[numba]'"
+        )
+    if name == "torch" and not has_module("torch"):
+        raise ImportError(
+            "backend='torch' needs PyTorch, which is not installed: "
+            "pip install 'mixstat[torch]'"
+        )
+    if name == "cupy":
+        if not has_module("cupy"):
+            raise ImportError(
+                "backend='cupy' needs CuPy, which is not installed: "
+                "pip install 'mixstat[gpu]' (cupy-cuda12x) on a machine with a CUDA GPU"
+            )
+        if not cupy_device_available():
+            raise ValueError(
+                "backend='cupy' was asked for but CuPy sees no CUDA device "
+                "(cupy.is_available() is False): use backend='numpy' or 'numba' here"
+            )
+
+
+def resolve_backend(backend=None, *arrays, allowed=None) -> Backend:
+    """Resolve an estimator's ``backend`` parameter for the given input arrays.
+
+    Parameters
+    ----------
+    backend : str or None
+        The estimator's parameter.
+    *arrays : arrays
+        The inputs of ``fit``; their namespace decides when nothing else does.
+    allowed : iterable of str, optional
+        The backends the estimator supports; a request outside it raises.
+
+    Returns
+    -------
+    Backend
+    """
+    input_ns = _namespace_name(arrays)
+    name = backend if backend not in (None, "auto") else None
+    if name is None:
+        cfg = get_config()["backend"]
+        name = cfg if cfg != "auto" else None
+    if name is None and input_ns is not None:
+        name = input_ns
+    if name is None:
+        name = "numba" if numba_available() else "numpy"
+    _check_requested(name)
+    if allowed is not None and name not in allowed:
+        raise ValueError(
+            f"backend={name!r} is not supported by this estimator; "
+            f"choose one of {tuple(allowed)}"
+        )
+    if name == "numba" and get_config()["use_numba"] is False:
+        raise ValueError("backend='numba' conflicts with config use_numba=False")
+
+    device = None
+    if name == "torch":
+        import array_api_compat.torch as xp
+        import torch
+
+        dev = get_config()["device"]
+        if input_ns == "torch":
+            device = next(a for a in arrays if a is not None and isinstance(a, torch.Tensor)).device
+        elif dev is not None:
+            device = torch.device(dev)
+        else:
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
+    elif name == "cupy":
+        import array_api_compat.cupy as xp
+    else:
+        import array_api_compat.numpy as xp
+    return Backend(name=name, xp=xp, device=device, input_is_numpy=input_ns is None)
+
+
+def to_numpy(a):
+    """Return ``a`` as a NumPy array (from NumPy, CuPy, torch or array-api-strict)."""
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    mod = type(a).__module__
+    if mod.startswith("torch"):
+        return a.detach().cpu().numpy()
+    if mod.startswith("cupy"):
+        return a.get()
+    if hasattr(a, "__dlpack__"):
+        return np.from_dlpack(a)
+    return np.asarray(a)
+
+
+def show_versions(file=None):
+    """Print the versions of mixstat, its dependencies, and the backends found.
+
+    Optional libraries are imported here (this is the one place that does so
+    on purpose) to report their devices.
+    """
+    from . import __version__
+
+    out = file or sys.stdout
+    lines = [f"mixstat: {__version__}", f"python: {sys.version.split()[0]}",
+             f"platform: {platform.platform()}"]
+    for mod in ("numpy", "scipy", "sklearn", "array_api_compat", "joblib", "tqdm"):
+        try:
+            m = importlib.import_module(mod)
+            lines.append(f"{mod}: {getattr(m, '__version__', '?')}")
+        except ImportError:
+            lines.append(f"{mod}: not installed")
+    lines.append("")
+    lines.append("backends:")
+    lines.append("  numpy: yes (cpu)")
+    if has_module("numba"):
+        import numba
+
+        jit = "disabled (NUMBA_DISABLE_JIT=1)" if os.environ.get("NUMBA_DISABLE_JIT") == "1" else "enabled"
+        lines.append(f"  numba: {numba.__version__}, jit {jit}, {numba.config.NUMBA_NUM_THREADS} threads")
+    else:
+        lines.append("  numba: not installed (pip install 'mixstat[numba]')")
+    if has_module("torch"):
+        import torch
+
+        devs = ["cpu"]
+        if torch.cuda.is_available():
+            devs += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+        lines.append(f"  torch: {torch.__version__}, devices: {', '.join(devs)}")
+    else:
+        lines.append("  torch: not installed (pip install 'mixstat[torch]')")
+    if has_module("cupy"):
+        if cupy_device_available():
+            import cupy
+
+            n = cupy.cuda.runtime.getDeviceCount()
+            lines.append(f"  cupy: {cupy.__version__}, {n} CUDA device(s)")
+        else:
+            lines.append("  cupy: installed, but no CUDA device is available")
+    else:
+        lines.append("  cupy: not installed (pip install 'mixstat[gpu]')")
+    lines.append(f"  statsmodels: {'installed' if has_module('statsmodels') else 'not installed'}")
+    lines.append(f"  matplotlib: {'installed' if has_module('matplotlib') else 'not installed'}")
+    print("\n".join(lines), file=out)

@@ -1,0 +1,56 @@
+"""Linear assignment of components (Hungarian algorithm, via SciPy) for
+label switching and metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["match_components", "match_labels"]
+
+
+def match_components(reference, estimate, metric="sqeuclidean"):
+    """Permutation of the rows of ``estimate`` that best matches ``reference``.
+
+    Parameters
+    ----------
+    reference, estimate : ndarray of shape (K, d)
+        Component parameters (e.g. stacked intercept and slopes).
+    metric : str
+        Any :func:`scipy.spatial.distance.cdist` metric.
+
+    Returns
+    -------
+    perm : ndarray of shape (K,)
+        ``estimate[perm]`` is aligned with ``reference``.
+    """
+    from scipy.spatial.distance import cdist
+
+    ref = np.atleast_2d(np.asarray(reference, dtype=float))
+    est = np.atleast_2d(np.asarray(estimate, dtype=float))
+    if ref.shape != est.shape:
+        raise ValueError(f"reference and estimate shapes differ: {ref.shape} vs {est.shape}")
+    cost = cdist(ref, est, metric=metric)
+    _, cols = linear_sum_assignment(cost)
+    return cols
+
+
+def match_labels(labels_true, labels_pred):
+    """Relabel ``labels_pred`` to agree best with ``labels_true`` (maximum overlap).
+
+    Returns
+    -------
+    relabelled : ndarray of shape (n_samples,)
+    mapping : dict
+        predicted label -> true label.
+    """
+    t = np.asarray(labels_true)
+    q = np.asarray(labels_pred)
+    ut, it = np.unique(t, return_inverse=True)
+    uq, iq = np.unique(q, return_inverse=True)
+    counts = np.zeros((uq.size, ut.size))
+    np.add.at(counts, (iq, it), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    mapping = {uq[r]: ut[c] for r, c in zip(rows, cols, strict=True)}
+    out = np.array([mapping.get(v, v) for v in q])
+    return out, mapping

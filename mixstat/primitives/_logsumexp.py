@@ -1,0 +1,166 @@
+"""Stable log-sum-exp, signed log-sum-exp, softmax, top-k gating and
+responsibilities, written once against the array API.
+
+Every function takes arrays of any array-API library (NumPy, CuPy, torch with
+autograd, array-api-strict) and returns arrays of the same library.
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace
+
+__all__ = [
+    "logsumexp",
+    "signed_logsumexp",
+    "log_softmax",
+    "softmax",
+    "topk_gating",
+    "responsibilities",
+]
+
+
+def _finite_max(a, axis, xp):
+    """max along ``axis`` (keepdims), with non-finite maxima replaced by 0."""
+    amax = xp.max(a, axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(amax), amax, xp.zeros_like(amax))
+
+
+def logsumexp(a, axis=-1, keepdims=False):
+    r"""Stable :math:`\log \sum_i e^{a_i}` along ``axis``.
+
+    All ``-inf`` gives ``-inf`` (not NaN); a ``+inf`` entry gives ``+inf``.
+
+    Parameters
+    ----------
+    a : array
+    axis : int, default=-1
+    keepdims : bool, default=False
+
+    Returns
+    -------
+    array
+    """
+    xp = array_namespace(a)
+    amax = _finite_max(a, axis, xp)
+    s = xp.sum(xp.exp(a - amax), axis=axis, keepdims=True)
+    out = xp.log(s) + amax
+    if not keepdims:
+        out = xp.squeeze(out, axis=axis)
+    return out
+
+
+def signed_logsumexp(a, signs, axis=-1, keepdims=False):
+    r"""Log-magnitude and sign of :math:`\sum_i s_i e^{a_i}` for real signs.
+
+    With ``a = log|w| + b`` and ``signs = sign(w)`` this evaluates
+    :math:`\log |\sum_i w_i e^{b_i}|` without overflow, the operation a
+    subtractive (signed) mixture needs.
+
+    Parameters
+    ----------
+    a : array
+        Log-magnitudes of the terms (``-inf`` for a zero term).
+    signs : array
+        Real multipliers broadcastable to ``a`` (usually -1, 0 or +1; any real
+        values are allowed and multiply the terms).
+    axis : int, default=-1
+    keepdims : bool, default=False
+
+    Returns
+    -------
+    log_abs : array
+        :math:`\log |\sum_i s_i e^{a_i}|` (``-inf`` when the sum is 0).
+    sign : array
+        The sign of the sum (-1, 0 or +1), same dtype as ``a``.
+    """
+    xp = array_namespace(a, signs)
+    amax = _finite_max(a, axis, xp)
+    s = xp.sum(signs * xp.exp(a - amax), axis=axis, keepdims=True)
+    log_abs = xp.log(xp.abs(s)) + amax
+    sign = xp.sign(s)
+    if not keepdims:
+        log_abs = xp.squeeze(log_abs, axis=axis)
+        sign = xp.squeeze(sign, axis=axis)
+    return log_abs, sign
+
+
+def log_softmax(a, axis=-1):
+    """Stable log-softmax along ``axis``."""
+    return a - logsumexp(a, axis=axis, keepdims=True)
+
+
+def softmax(a, axis=-1):
+    """Stable softmax along ``axis`` (rows sum to one)."""
+    xp = array_namespace(a)
+    return xp.exp(log_softmax(a, axis=axis))
+
+
+def topk_gating(logits, k, renormalize=True):
+    r"""Top-k softmax gating (Shazeer et al. 2017; Fedus et al. 2022).
+
+    The gate of token :math:`i` is :math:`g_i = \mathrm{softmax}(\ell_i)`; the
+    :math:`k` largest entries are kept. With ``renormalize`` the kept gates are
+    divided by their sum (Mixtral); without it they are the raw softmax
+    probabilities (Switch Transformer, k=1).
+
+    Parameters
+    ----------
+    logits : array of shape (..., n_experts)
+    k : int
+        Number of experts kept, ``1 <= k <= n_experts``.
+    renormalize : bool, default=True
+
+    Returns
+    -------
+    gates : array of shape (..., k)
+        Gate values, in decreasing order.
+    indices : integer array of shape (..., k)
+        Chosen experts (ties go to the lower index).
+    """
+    xp = array_namespace(logits)
+    n_experts = logits.shape[-1]
+    if not (1 <= int(k) <= n_experts):
+        raise ValueError(f"k must satisfy 1 <= k <= n_experts={n_experts}, got k={k}")
+    probs = softmax(logits, axis=-1)
+    order = xp.argsort(probs, axis=-1, descending=True, stable=True)
+    indices = order[..., :k]
+    gates = xp.take_along_axis(probs, indices, axis=-1)
+    if renormalize:
+        gates = gates / xp.sum(gates, axis=-1, keepdims=True)
+    return gates, indices
+
+
+def responsibilities(log_prob, log_weights=None):
+    r"""E-step: posterior component probabilities from per-component log-likelihoods.
+
+    .. math::
+        \log \tau_{ik} = \log \pi_{ik} + \log f_k(x_i)
+                         - \log \sum_l \pi_{il} f_l(x_i)
+
+    Parameters
+    ----------
+    log_prob : array of shape (n_samples, n_components)
+        :math:`\log f_k(x_i)`.
+    log_weights : array of shape (n_components,) or (n_samples, n_components), optional
+        Log mixing weights (or log gate values); None means they are already
+        included in ``log_prob``.
+
+    Returns
+    -------
+    log_resp : array of shape (n_samples, n_components)
+        Rows sum to one after ``exp``. A row whose likelihood is zero under every
+        component gets uniform responsibilities (not NaN).
+    log_norm : array of shape (n_samples,)
+        :math:`\log \sum_l \pi_{il} f_l(x_i)`, the per-sample log-likelihood.
+    """
+    xp = array_namespace(log_prob)
+    weighted = log_prob if log_weights is None else log_prob + log_weights
+    log_norm = logsumexp(weighted, axis=1)
+    log_resp = weighted - log_norm[:, None]
+    n_components = weighted.shape[1]
+    ok = xp.isfinite(log_norm)[:, None]
+    uniform = xp.full_like(log_resp, -math.log(n_components))
+    log_resp = xp.where(ok, log_resp, uniform)
+    return log_resp, log_norm
