@@ -73,3 +73,13 @@ def check_probability(a, name="acceptance", clip=True):
         )
         arr = np.clip(arr, 0.0, 1.0)
     return arr
+
+
+# scikit-learn's parameter validation (private in scikit-learn, stable since
+# 1.2 and used by many contrib packages): imported here, in one place, so that
+# a future change in scikit-learn is mended once.
+from sklearn.base import _fit_context  # noqa: E402
+from sklearn.utils._param_validation import Interval, StrOptions  # noqa: E402
+from sklearn.utils.validation import validate_data  # noqa: E402
+
+__all__ += ["Interval", "StrOptions", "_fit_context", "validate_data"]

@@ -1,8 +1,32 @@
-"""PyTorch modules built from mixstat's primitives (floor 2). Needs torch."""
+"""PyTorch modules built from mixstat's primitives (floor 2). Needs torch.
+
+Submodules: ``gating`` (routers, load-balancing losses), ``moe`` (MoE layer),
+``sparsemixer`` (SparseMixer gradient estimators), ``mixture_of_tokens``,
+``diffusion`` (immiscible noise assignment, GMFlow, Score-of-Mixture),
+``mixer`` (MixER layer and ODE experts), ``circuits`` (tensorised squared
+circuits).
+"""
 
 from .._backend import has_module
 
 if not has_module("torch"):  # pragma: no cover - exercised without torch
     raise ImportError("mixstat.nn needs PyTorch: pip install 'mixstat[torch]'")
 
-__all__: list[str] = []
+from . import circuits, diffusion, gating, mixer, mixture_of_tokens, moe, sparsemixer  # noqa: E402
+from .circuits import *  # noqa: E402,F401,F403
+from .diffusion import *  # noqa: E402,F401,F403
+from .gating import *  # noqa: E402,F401,F403
+from .mixer import *  # noqa: E402,F401,F403
+from .mixture_of_tokens import *  # noqa: E402,F401,F403
+from .moe import *  # noqa: E402,F401,F403
+from .sparsemixer import *  # noqa: E402,F401,F403
+
+__all__ = [
+    *circuits.__all__,
+    *diffusion.__all__,
+    *gating.__all__,
+    *mixer.__all__,
+    *mixture_of_tokens.__all__,
+    *moe.__all__,
+    *sparsemixer.__all__,
+]
