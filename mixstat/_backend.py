@@ -104,6 +104,18 @@ class _LazyJit:
             return self.jitted(*args, **kwargs)
         return self.py_func(*args, **kwargs)
 
+    def __reduce__(self):
+        # pickled by reference (module + name), like a plain function, so that
+        # joblib / Dask can ship code that holds a kernel
+        return (_import_attribute, (self.__module__, self.__qualname__))
+
+
+def _import_attribute(module, qualname):
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
 
 def lazy_njit(func=None, **options):
     """Decorate a kernel to be compiled with ``numba.njit(cache=True)`` lazily.

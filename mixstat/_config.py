@@ -8,7 +8,8 @@ use_numba : bool or 'auto', default='auto'
     Whether the NumPy path may use the Numba kernels when Numba is installed.
 device : str or None, default=None
     Device for the torch / cupy backends (``'cuda'``, ``'cuda:1'``, ``'cpu'``);
-    None picks the first GPU when there is one.
+    None picks the first GPU when there is one. Since ``None`` means
+    "unchanged" in :func:`set_config`, pass ``device='auto'`` to reset it.
 show_progress : bool, default=True
     Whether long loops show a tqdm bar when an estimator's ``verbose`` is set.
 """
@@ -55,7 +56,7 @@ def set_config(backend=None, use_numba=None, device=None, show_progress=None):
             raise ValueError(f"use_numba must be True, False or 'auto', got {use_numba!r}")
         cfg["use_numba"] = use_numba
     if device is not None:
-        cfg["device"] = device
+        cfg["device"] = None if device == "auto" else device
     if show_progress is not None:
         cfg["show_progress"] = bool(show_progress)
 

@@ -1,1 +1,12 @@
-__all__: list[str] = []
+"""Squared subtractive mixtures and circuits (Loconte et al., ICLR 2024).
+
+- :class:`SquaredGaussianMixture`: shallow squared Gaussian mixture with signed
+  weights, fitted by L-BFGS (NumPy; no torch needed).
+- :class:`SquaredCircuitDensity`: deep tensorised squared circuits (NPC²)
+  trained with Adam; imports :mod:`mixstat.nn` (torch) inside ``fit``.
+"""
+
+from ._circuit_density import SquaredCircuitDensity
+from ._squared_gmm import SquaredGaussianMixture, SquaredMixtureMarginal
+
+__all__ = ["SquaredCircuitDensity", "SquaredGaussianMixture", "SquaredMixtureMarginal"]

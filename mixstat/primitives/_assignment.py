@@ -42,7 +42,9 @@ def match_labels(labels_true, labels_pred):
     -------
     relabelled : ndarray of shape (n_samples,)
     mapping : dict
-        predicted label -> true label.
+        predicted label -> true label. Predicted labels left over when there
+        are more predicted than true clusters map to fresh labels (numbers
+        after the largest label, or primed names), never to a true label.
     """
     t = np.asarray(labels_true)
     q = np.asarray(labels_pred)
@@ -51,6 +53,23 @@ def match_labels(labels_true, labels_pred):
     counts = np.zeros((uq.size, ut.size))
     np.add.at(counts, (iq, it), 1)
     rows, cols = linear_sum_assignment(-counts)
-    mapping = {uq[r]: ut[c] for r, c in zip(rows, cols, strict=True)}
-    out = np.array([mapping.get(v, v) for v in q])
+    mapping = {uq[r].item(): ut[c].item() for r, c in zip(rows, cols, strict=True)}
+    # predicted clusters left over (more predicted than true) get fresh labels,
+    # never one of the true labels (which would merge them into a true class)
+    unmatched = [v.item() for v in uq if v.item() not in mapping]
+    if unmatched:
+        if np.issubdtype(ut.dtype, np.number) and np.issubdtype(uq.dtype, np.number):
+            start = max(ut.max(), uq.max()) + 1
+            fresh = [start + i for i in range(len(unmatched))]
+        else:
+            taken = set(ut.tolist())
+            fresh = []
+            for v in unmatched:
+                name = str(v)
+                while name in taken:
+                    name += "'"
+                taken.add(name)
+                fresh.append(name)
+        mapping.update(zip(unmatched, fresh, strict=True))
+    out = np.array([mapping[v] for v in q.tolist()])
     return out, mapping

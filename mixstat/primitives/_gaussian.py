@@ -28,6 +28,20 @@ def normal_log_density(y, mean, var):
     return -0.5 * (_LOG_2PI + xp.log(var) + (y - mean) ** 2 / var)
 
 
+def _cholesky(a, xp):
+    """Lower Cholesky factor, with a ValueError naming the problem when a
+    covariance matrix is not positive definite."""
+    try:
+        return xp.linalg.cholesky(a)
+    except Exception as exc:  # numpy LinAlgError, torch _LinAlgError, ...
+        if "LinAlgError" in type(exc).__name__ or "positive" in str(exc).lower():
+            raise ValueError(
+                "covariance matrices must be symmetric positive definite "
+                f"(Cholesky failed: {exc})"
+            ) from exc
+        raise
+
+
 def _as_full(covariances, covariance_type, n_features, xp):
     """(K, d, d) covariance matrices from any of the three parameterisations."""
     if covariance_type == "full":
@@ -70,11 +84,11 @@ def gaussian_log_density(X, means, covariances, covariance_type="full"):
         maha = xp.sum(diff**2, axis=2) / covariances[None, :]
         logdet = d * xp.log(covariances)
     elif covariance_type == "full":
-        chol = xp.linalg.cholesky(covariances)  # (K, d, d), lower
+        chol = _cholesky(covariances, xp)  # (K, d, d), lower
         prec_chol = xp.linalg.inv(chol)  # L^{-1}
-        # z = L^{-1} (x - mu): (n, K, d)
-        z = xp.sum(prec_chol[None, :, :, :] * diff[:, :, None, :], axis=3)
-        maha = xp.sum(z**2, axis=2)
+        # z = L^{-1} (x - mu), as (K, n, d) by one batched product: O(n K d) memory
+        z = xp.matmul(xp.permute_dims(diff, (1, 0, 2)), xp.matrix_transpose(prec_chol))
+        maha = xp.permute_dims(xp.sum(z**2, axis=2), (1, 0))
         diag = xp.stack([chol[:, j, j] for j in range(d)], axis=1)
         logdet = 2.0 * xp.sum(xp.log(diag), axis=1)
     else:
@@ -118,9 +132,9 @@ def gaussian_product_log_integral(means_a, cov_a, means_b, cov_b, covariance_typ
         logdet = d * xp.log(s)
     elif covariance_type == "full":
         s = cov_a[:, None, :, :] + cov_b[None, :, :, :]  # (Ka, Kb, d, d)
-        chol = xp.linalg.cholesky(s)
+        chol = _cholesky(s, xp)
         prec_chol = xp.linalg.inv(chol)
-        z = xp.sum(prec_chol * diff[:, :, None, :], axis=3)
+        z = xp.matmul(prec_chol, diff[:, :, :, None])[..., 0]  # (Ka, Kb, d)
         maha = xp.sum(z**2, axis=2)
         diag = xp.stack([chol[..., j, j] for j in range(d)], axis=-1)
         logdet = 2.0 * xp.sum(xp.log(diag), axis=-1)

@@ -27,8 +27,10 @@ from typing import NamedTuple
 
 import numpy as np
 from array_api_compat import array_namespace
+from array_api_compat import device as array_device
+from array_api_compat import is_array_api_obj
 
-from .._backend import lazy_njit, numba_available
+from .._backend import has_module, lazy_njit, numba_available, to_numpy
 
 __all__ = [
     "EnetResult",
@@ -108,11 +110,12 @@ def _enet_cd_kernel(X, yc, w, xbar, h, coef, r, lam1, lam2, features,
         n_sweeps += 1
         if tol > 0.0:
             # ---- duality gap of the centred problem
+            # the response of the (restricted) problem is r + Xc_F b_F, so
+            # <r, response>_w = r2 + sum_{j in F} b_j g_j
             r2 = 0.0
-            ry = 0.0
             for i in range(n):
                 r2 += w[i] * r[i] * r[i]
-                ry += w[i] * r[i] * yc[i]
+            ry = r2
             dual_norm = 0.0
             l1 = 0.0
             l2 = 0.0
@@ -123,6 +126,7 @@ def _enet_cd_kernel(X, yc, w, xbar, h, coef, r, lam1, lam2, features,
                 xb = xbar[j]
                 for i in range(n):
                     g += w[i] * (X[i, j] - xb) * r[i]
+                ry += coef[j] * g
                 g -= lam2 * coef[j]
                 if abs(g) > dual_norm:
                     dual_norm = abs(g)
@@ -216,8 +220,7 @@ def _enet_cd_numpy(X, yc, w, xbar, h, coef, r, lam1, lam2, features,
         sweep(features)
         n_sweeps += 1
         if tol > 0.0:
-            gap = _gap_numpy(X[:, features], xbar[features], yc, w, r,
-                             coef[features], h[features], lam1, lam2)
+            gap = _gap_numpy(X, xbar, yc, w, r, coef, h, lam1, lam2, features)
             if gap <= tol_abs:
                 break
         if not active_set or n_sweeps >= max_sweeps:
@@ -233,10 +236,21 @@ def _enet_cd_numpy(X, yc, w, xbar, h, coef, r, lam1, lam2, features,
     return n_sweeps, gap
 
 
-def _gap_numpy(X, xbar, yc, w, r, coef, h, lam1, lam2):
-    g = (X.T @ (w * r)) - xbar * float(np.sum(w * r)) - lam2 * coef
-    r2 = float(np.dot(w * r, r))
-    ry = float(np.dot(w * r, yc))
+def _gap_numpy(X, xbar, yc, w, r, coef, h, lam1, lam2, features=None):
+    wr = w * r
+    if features is not None and 2 * features.size < X.shape[1]:
+        g = X[:, features].T @ wr  # a copy of the few allowed columns only
+    else:
+        g = X.T @ wr  # no copy of X
+        if features is not None:
+            g = g[features]
+    if features is not None:
+        xbar, coef, h = xbar[features], coef[features], h[features]
+    g = g - xbar * float(np.sum(wr))
+    r2 = float(np.dot(wr, r))
+    # the response of the (restricted) problem is r + Xc_F b_F
+    ry = r2 + float(coef @ g)
+    g = g - lam2 * coef
     dual_norm = float(np.max(np.abs(g))) if g.size else 0.0
     if lam1 > 0.0:
         if dual_norm > lam1:
@@ -252,16 +266,33 @@ def _gap_numpy(X, xbar, yc, w, r, coef, h, lam1, lam2):
     return float(np.sum(g[ok] ** 2 / denom[ok]))
 
 
-def _weighted_stats(X, y, w, fit_intercept):
+def _weighted_stats(X, y, w, fit_intercept, chunk=256):
+    """Weighted means and centred second moments ``h_j = sum_i w_i (x_ij - xbar_j)^2``.
+
+    ``h`` is computed by the two-pass formula on blocks of columns (no full copy
+    of ``X``); a column that is constant to working precision gets ``h_j = 0``,
+    so that its coefficient stays exactly zero.
+    """
     sw = float(w.sum())
+    p = X.shape[1]
     if fit_intercept:
         xbar = (w @ X) / sw
         ybar = float(w @ y) / sw
     else:
-        xbar = np.zeros(X.shape[1])
+        xbar = np.zeros(p)
         ybar = 0.0
-    h = (w @ (X * X)) - sw * xbar * xbar if fit_intercept else w @ (X * X)
-    h = np.maximum(h, 0.0)
+    h = np.empty(p)
+    raw = np.empty(p)
+    for j0 in range(0, p, chunk):
+        blk = X[:, j0:j0 + chunk]
+        raw[j0:j0 + chunk] = w @ (blk * blk)
+        if fit_intercept:
+            c = blk - xbar[j0:j0 + chunk]
+            h[j0:j0 + chunk] = w @ (c * c)
+        else:
+            h[j0:j0 + chunk] = raw[j0:j0 + chunk]
+    # constant to working precision (relative to the raw second moment)
+    h[h <= 1e-12 * raw] = 0.0
     return xbar, ybar, h
 
 
@@ -274,7 +305,9 @@ def weighted_enet_cd(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
     ----------
     X : ndarray of shape (n_samples, n_features)
         Fortran order avoids strided access; no copy is made when it is
-        already float64.
+        already a float64 NumPy array. Other CPU arrays (torch tensors,
+        array-api-strict) are converted to NumPy and the coefficients are
+        returned in the input's namespace.
     y : ndarray of shape (n_samples,)
     sample_weight : ndarray of shape (n_samples,), optional
         Non-negative weights :math:`w_i` (ones when None).
@@ -300,39 +333,88 @@ def weighted_enet_cd(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
     -------
     EnetResult
         ``coef``, ``intercept``, ``gap`` (-1 when not computed) and ``n_iter``
-        (sweeps).
+        (sweeps). With all weights zero, the warm start is returned unchanged
+        (intercept 0, ``n_iter=0``).
     """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    back = _namespace_back(X)
+    X = np.asarray(to_numpy(X), dtype=np.float64)
+    y = np.asarray(to_numpy(y), dtype=np.float64).reshape(-1)
     n, p = X.shape
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    coef = np.zeros(p) if coef is None else np.array(coef, dtype=np.float64, copy=True)
+    if y.shape[0] != n:
+        raise ValueError(f"X has {n} samples but y has {y.shape[0]}")
+    w = (np.ones(n) if sample_weight is None
+         else np.asarray(to_numpy(sample_weight), dtype=np.float64).reshape(-1))
+    if w.shape[0] != n:
+        raise ValueError(f"X has {n} samples but sample_weight has {w.shape[0]}")
+    coef = (np.zeros(p) if coef is None
+            else np.array(to_numpy(coef), dtype=np.float64, copy=True).reshape(-1))
+    if coef.shape[0] != p:
+        raise ValueError(f"X has {p} features but the warm start coef has {coef.shape[0]}")
+    if not float(w.sum()) > 0.0:
+        # no weight at all (e.g. an emptied mixture component): nothing to fit;
+        # the warm start is returned unchanged, with a zero intercept
+        return EnetResult(back(coef), 0.0, 0.0, 0)
     xbar, ybar, h = _weighted_stats(X, y, w, fit_intercept)
     yc = y - ybar
     r = yc - X @ coef + float(xbar @ coef)
     feats = np.arange(p, dtype=np.int64) if features is None else np.asarray(features, dtype=np.int64)
-    if use_numba is None:
+    if feats.size and (feats.min() < 0 or feats.max() >= p):
+        raise ValueError(f"features must index the {p} columns of X")
+    if use_numba is None or (use_numba and not has_module("numba")):
         use_numba = numba_available()
     solver = _enet_cd_kernel if use_numba else _enet_cd_numpy
     n_iter, gap = solver(X, yc, w, xbar, h, coef, r, float(lam1), float(lam2), feats,
                          int(max_iter), float(tol), bool(active_set))
     intercept = ybar - float(xbar @ coef) if fit_intercept else 0.0
-    return EnetResult(coef, intercept, float(gap), int(n_iter))
+    return EnetResult(back(coef), intercept, float(gap), int(n_iter))
+
+
+def _namespace_back(a):
+    """A function that moves a NumPy result back to the namespace (and device)
+    of ``a``; the identity for NumPy input."""
+    if isinstance(a, np.ndarray) or not is_array_api_obj(a):
+        return lambda out: out
+    xp = array_namespace(a)
+    dev = array_device(a)
+    return lambda out: xp.asarray(out, device=dev)
 
 
 # ------------------------------------------------------ array-API parts ---
-def enet_duality_gap(X, y, sample_weight, coef, intercept, lam1, lam2=0.0):
+def enet_duality_gap(X, y, sample_weight, coef, intercept=None, lam1=0.0, lam2=0.0,
+                     fit_intercept=True):
     r"""Duality gap of the weighted elastic net at ``(intercept, coef)`` (array API).
 
-    The intercept is profiled out (set to its optimal value given ``coef``);
-    the gap is that of the centred problem, zero exactly at the optimum.
-    ``intercept`` is accepted for symmetry and ignored.
+    With ``fit_intercept`` the intercept is profiled out (set to its optimal
+    value given ``coef``) and the gap is that of the centred problem, zero
+    exactly at the optimum; ``intercept`` is accepted for symmetry and ignored.
+    The dual point is the scaled residual, as in scikit-learn's coordinate
+    descent, so the gap is an upper bound on the suboptimality of ``coef``.
+    For ``lam1 = 0`` it returns the Newton-decrement bound
+    :math:`\sum_j g_j^2 / (h_j + \lambda_2)` of the smooth problem instead.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    y : array of shape (n_samples,)
+    sample_weight : array of shape (n_samples,) or None
+    coef : array of shape (n_features,)
+    intercept : ignored
+    lam1, lam2 : float
+    fit_intercept : bool, default=True
+
+    Returns
+    -------
+    gap : 0-d array (>= 0 up to rounding)
     """
     xp = array_namespace(X, y, coef)
-    w = sample_weight
+    w = xp.ones_like(y) if sample_weight is None else sample_weight
     sw = xp.sum(w)
-    xbar = (w @ X) / sw
-    ybar = xp.sum(w * y) / sw
+    if fit_intercept:
+        xbar = (w @ X) / sw
+        ybar = xp.sum(w * y) / sw
+    else:
+        xbar = xp.zeros_like(coef)
+        ybar = xp.zeros_like(sw)
     yc = y - ybar
     r = yc - X @ coef + xp.sum(xbar * coef)
     g = X.T @ (w * r) - xbar * xp.sum(w * r) - lam2 * coef
@@ -340,12 +422,17 @@ def enet_duality_gap(X, y, sample_weight, coef, intercept, lam1, lam2=0.0):
     ry = xp.sum(w * r * yc)
     dual_norm = xp.max(xp.abs(g))
     if lam1 > 0:
-        const = xp.where(dual_norm > lam1, lam1 / dual_norm, xp.ones_like(dual_norm))
+        big = dual_norm > lam1
+        safe = xp.where(big, dual_norm, xp.ones_like(dual_norm) * lam1)
+        const = lam1 / safe  # 1 when the residual is already dual feasible
         gap = 0.5 * (r2 + r2 * const**2)
-        gap = xp.where(dual_norm > lam1, gap, r2)
-        return gap + lam1 * xp.sum(xp.abs(coef)) - const * ry + 0.5 * lam2 * (1 + const**2) * xp.sum(coef * coef)
-    h = w @ (X * X) - sw * xbar * xbar + lam2
-    return xp.sum(g * g / xp.where(h > 0, h, xp.ones_like(h)))
+        return (gap + lam1 * xp.sum(xp.abs(coef)) - const * ry
+                + 0.5 * lam2 * (1 + const**2) * xp.sum(coef * coef))
+    raw = w @ (X * X)
+    h = raw - sw * xbar * xbar
+    h = xp.where(h > 1e-12 * raw, h, xp.zeros_like(h)) + lam2
+    ok = h > 0
+    return xp.sum(xp.where(ok, g * g, xp.zeros_like(g)) / xp.where(ok, h, xp.ones_like(h)))
 
 
 def enet_lambda_max(X, y, sample_weight=None, fit_intercept=True):
@@ -363,33 +450,61 @@ def enet_lambda_max(X, y, sample_weight=None, fit_intercept=True):
     return xp.max(xp.abs(g))
 
 
+_POWER_ITERATIONS = 30  # for the initial Lipschitz estimate (then backtracked)
+
+
 def weighted_enet_fista(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
                         fit_intercept=True, max_iter=5000, tol=1e-4, check_every=10):
     r"""Weighted elastic net by accelerated proximal gradient (FISTA), array API.
 
-    The vectorised solver for GPU arrays (CuPy, torch CUDA): every step is two
-    matrix-vector products. Same objective and same duality-gap stop as
-    :func:`weighted_enet_cd`, so the two agree at convergence.
+    The vectorised solver for GPU arrays (CuPy, torch CUDA): every step is one
+    product with :math:`X` and one with :math:`X^\top`. Same objective and
+    same duality-gap stop as :func:`weighted_enet_cd`, so the two agree at
+    convergence.
 
     Beck & Teboulle (2009), with the adaptive restart of O'Donoghue &
-    Candès (2015).
+    Candès (2015). The step size starts from a power-iteration estimate of
+    the Lipschitz constant and is backtracked (doubled) whenever the
+    quadratic upper bound fails, so a low estimate cannot make it diverge.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    y : array of shape (n_samples,)
+    sample_weight : array of shape (n_samples,), optional
+    lam1, lam2 : float
+        Sum-scale penalties, as in :func:`weighted_enet_cd`.
+    coef : array of shape (n_features,), optional
+        Warm start.
+    fit_intercept : bool, default=True
+    max_iter : int, default=5000
+        Maximum number of proximal-gradient steps.
+    tol : float, default=1e-4
+        Stop when the duality gap is below ``tol * sum_i w_i (y_i - ybar)^2``.
+    check_every : int, default=10
+        Steps between two evaluations of the duality gap.
 
     Returns
     -------
     EnetResult
+        ``coef`` in the input's namespace (and device), ``intercept`` (float),
+        ``gap`` and ``n_iter`` (steps).
     """
     xp = array_namespace(X, y)
     n, p = X.shape
     w = xp.ones_like(y) if sample_weight is None else sample_weight
     sw = xp.sum(w)
+    if not float(sw) > 0.0:
+        beta = xp.zeros((p,), dtype=X.dtype) if coef is None else xp.asarray(coef, copy=True)
+        return EnetResult(beta, 0.0, 0.0, 0)
     if fit_intercept:
         xbar = (w @ X) / sw
         ybar = xp.sum(w * y) / sw
     else:
         xbar = xp.zeros((p,), dtype=X.dtype)
-        ybar = xp.asarray(0.0, dtype=X.dtype)
+        ybar = xp.zeros_like(sw)
     yc = y - ybar
-    tol_abs = tol * xp.sum(w * yc * yc)
+    tol_abs = float(tol * xp.sum(w * yc * yc))
 
     def matvec(b):  # (X - xbar) b
         return X @ b - xp.sum(xbar * b)
@@ -397,9 +512,13 @@ def weighted_enet_fista(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
     def rmatvec(v):  # (X - xbar)^T v
         return X.T @ v - xbar * xp.sum(v)
 
+    def smooth(Xb, b):  # 1/2 sum w r^2 + lam2/2 |b|^2, with Xb = (X - xbar) b
+        r = yc - Xb
+        return float(0.5 * xp.sum(w * r * r) + 0.5 * lam2 * xp.sum(b * b))
+
     # Lipschitz constant of the smooth part: power iteration on Xc^T W Xc
     v = xp.ones((p,), dtype=X.dtype) / (p**0.5)
-    for _ in range(30):
+    for _ in range(_POWER_ITERATIONS):
         u = rmatvec(w * matvec(v))
         nu = xp.sqrt(xp.sum(u * u))
         if float(nu) == 0.0:
@@ -407,25 +526,38 @@ def weighted_enet_fista(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
         v = u / nu
     L = float(xp.sum(v * rmatvec(w * matvec(v)))) * 1.05 + float(lam2) + 1e-12
     beta = xp.zeros((p,), dtype=X.dtype) if coef is None else xp.asarray(coef, copy=True)
-    z = beta
+    Xb = matvec(beta)
+    z, Xz = beta, Xb
     t = 1.0
     gap = float("inf")
     it = 0
     for it in range(1, max_iter + 1):
-        r = yc - matvec(z)
-        grad = -rmatvec(w * r) + lam2 * z
-        new = soft_threshold(z - grad / L, lam1 / L)
+        grad = -rmatvec(w * (yc - Xz)) + lam2 * z
+        f_z = smooth(Xz, z)
+        for _ in range(60):  # backtracking on L (rarely more than one pass)
+            new = soft_threshold(z - grad / L, lam1 / L)
+            Xn = matvec(new)
+            d = new - z
+            bound = f_z + float(xp.sum(grad * d)) + 0.5 * L * float(xp.sum(d * d))
+            if smooth(Xn, new) <= bound + 1e-12 * abs(bound):
+                break
+            L *= 2.0
         t_new = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
         # adaptive restart when the momentum points uphill
         if float(xp.sum((z - new) * (new - beta))) > 0:
             t_new = 1.0
-            z = new
+            z, Xz = new, Xn
         else:
-            z = new + ((t - 1.0) / t_new) * (new - beta)
-        beta, t = new, t_new
+            m = (t - 1.0) / t_new
+            z = new + m * (new - beta)
+            Xz = Xn + m * (Xn - Xb)  # linear: no extra product with X
+        beta, Xb, t = new, Xn, t_new
         if it % check_every == 0 or it == max_iter:
-            gap = float(enet_duality_gap(X, y, w, beta, None, lam1, lam2))
-            if gap <= float(tol_abs):
+            gap = float(enet_duality_gap(X, y, w, beta, None, lam1, lam2,
+                                         fit_intercept=fit_intercept))
+            if gap <= tol_abs:
                 break
+            Xb = matvec(beta)  # refresh: no drift from the linear updates
+            Xz = Xb if z is beta else matvec(z)
     intercept = float(ybar - xp.sum(xbar * beta)) if fit_intercept else 0.0
     return EnetResult(beta, intercept, gap, it)

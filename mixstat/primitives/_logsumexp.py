@@ -27,6 +27,14 @@ def _finite_max(a, axis, xp):
     return xp.where(xp.isfinite(amax), amax, xp.zeros_like(amax))
 
 
+def _safe_log(s, xp):
+    """log(s) for s >= 0, with log(0) = -inf and no divide-by-zero warning
+    (and a finite gradient where s > 0)."""
+    pos = s > 0
+    out = xp.log(xp.where(pos, s, xp.ones_like(s)))
+    return xp.where(pos, out, xp.full_like(out, -math.inf))
+
+
 def logsumexp(a, axis=-1, keepdims=False):
     r"""Stable :math:`\log \sum_i e^{a_i}` along ``axis``.
 
@@ -45,7 +53,7 @@ def logsumexp(a, axis=-1, keepdims=False):
     xp = array_namespace(a)
     amax = _finite_max(a, axis, xp)
     s = xp.sum(xp.exp(a - amax), axis=axis, keepdims=True)
-    out = xp.log(s) + amax
+    out = _safe_log(s, xp) + amax
     if not keepdims:
         out = xp.squeeze(out, axis=axis)
     return out
@@ -78,7 +86,7 @@ def signed_logsumexp(a, signs, axis=-1, keepdims=False):
     xp = array_namespace(a, signs)
     amax = _finite_max(a, axis, xp)
     s = xp.sum(signs * xp.exp(a - amax), axis=axis, keepdims=True)
-    log_abs = xp.log(xp.abs(s)) + amax
+    log_abs = _safe_log(xp.abs(s), xp) + amax
     sign = xp.sign(s)
     if not keepdims:
         log_abs = xp.squeeze(log_abs, axis=axis)
@@ -158,9 +166,11 @@ def responsibilities(log_prob, log_weights=None):
     xp = array_namespace(log_prob)
     weighted = log_prob if log_weights is None else log_prob + log_weights
     log_norm = logsumexp(weighted, axis=1)
-    log_resp = weighted - log_norm[:, None]
-    n_components = weighted.shape[1]
     ok = xp.isfinite(log_norm)[:, None]
+    # subtract a finite stand-in on dead rows (no -inf - -inf = NaN, no warning)
+    safe_norm = xp.where(ok, log_norm[:, None], xp.zeros_like(log_norm[:, None]))
+    log_resp = weighted - safe_norm
+    n_components = weighted.shape[1]
     uniform = xp.full_like(log_resp, -math.log(n_components))
     log_resp = xp.where(ok, log_resp, uniform)
     return log_resp, log_norm

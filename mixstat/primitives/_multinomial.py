@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._lasso import weighted_enet_cd
+from .._backend import to_numpy
+from ._lasso import _namespace_back, weighted_enet_cd
 from ._logsumexp import log_softmax
 
 __all__ = ["MultinomialResult", "multinomial_objective", "penalized_multinomial_update"]
@@ -43,9 +44,14 @@ class MultinomialResult(NamedTuple):
 def multinomial_objective(X, targets, coef, intercept, gamma=0.0, rho=0.0,
                           sample_weight=None):
     """Penalised negative log-likelihood ``F(W, b)`` of the module docstring."""
+    X, targets, coef, intercept = (np.asarray(to_numpy(a), dtype=np.float64)
+                                   for a in (X, targets, coef, intercept))
     logp = log_softmax(intercept[None, :] + X @ coef.T, axis=1)
-    s = np.ones(X.shape[0]) if sample_weight is None else sample_weight
-    nll = -float(np.sum(s[:, None] * targets * logp))
+    s = (np.ones(X.shape[0]) if sample_weight is None
+         else np.asarray(to_numpy(sample_weight), dtype=np.float64))
+    # 0 * log 0 = 0 (a class with zero target and zero probability)
+    terms = np.where(targets != 0, targets * logp, 0.0)
+    nll = -float(np.sum(s[:, None] * terms))
     return nll + gamma * float(np.abs(coef).sum()) + 0.5 * rho * float((coef * coef).sum())
 
 
@@ -91,16 +97,26 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
     MultinomialResult
         ``coef``, ``intercept``, ``objective`` (penalised NLL at the result) and
         ``n_iter``. The objective never increases from the starting point.
+        Other CPU arrays (torch, array-api-strict) are converted to NumPy and
+        ``coef`` / ``intercept`` come back in the input's namespace.
     """
-    X = np.asarray(X, dtype=np.float64)
-    T = np.asarray(targets, dtype=np.float64)
+    back = _namespace_back(X)
+    X = np.asarray(to_numpy(X), dtype=np.float64)
+    T = np.asarray(to_numpy(targets), dtype=np.float64)
     n, p = X.shape
+    if T.ndim != 2 or T.shape[0] != n:
+        raise ValueError(
+            f"targets must have shape (n_samples={n}, n_classes), got {T.shape}"
+        )
     K = T.shape[1]
-    s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    W = np.zeros((K, p)) if coef is None else np.array(coef, dtype=np.float64, copy=True)
-    b = np.zeros(K) if intercept is None else np.array(intercept, dtype=np.float64, copy=True)
+    s = (np.ones(n) if sample_weight is None
+         else np.asarray(to_numpy(sample_weight), dtype=np.float64).reshape(-1))
+    W = (np.zeros((K, p)) if coef is None
+         else np.array(to_numpy(coef), dtype=np.float64, copy=True).reshape(K, p))
+    b = (np.zeros(K) if intercept is None
+         else np.array(to_numpy(intercept), dtype=np.float64, copy=True).reshape(K))
     if K == 1:
-        return MultinomialResult(np.zeros((1, p)), np.zeros(1), 0.0, 0)
+        return MultinomialResult(back(np.zeros((1, p))), back(np.zeros(1)), 0.0, 0)
 
     def objective(W_, b_):
         return multinomial_objective(X, T, W_, b_, gamma, rho, s)
@@ -117,8 +133,10 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
         W_new = np.empty_like(W)
         b_new = np.empty_like(b)
         for k in range(K):
-            v = s * np.clip(P[:, k] * (1.0 - P[:, k]), 1e-5, None)
-            z = eta[:, k] - G[:, k] / v
+            curv = np.clip(P[:, k] * (1.0 - P[:, k]), 1e-5, None)
+            v = s * curv
+            # working response (without dividing by s: zero weights are allowed)
+            z = eta[:, k] - (P[:, k] - T[:, k]) / curv
             # shift the working response by -b_k: the CD solves for the slopes
             res = weighted_enet_cd(X, z, v, lam1=gamma, lam2=rho, coef=W[k],
                                    fit_intercept=True, max_iter=cd_max_iter,
@@ -147,4 +165,4 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
         W, b, f_old = W_try, b_try, f_try
         if decrease <= tol * max(abs(f_old), 1.0):
             break
-    return MultinomialResult(W, b, f_old, it)
+    return MultinomialResult(back(W), back(b), f_old, it)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from joblib import Parallel, delayed
 
-from .._config import get_config
+from .._config import config_context, get_config
 
 __all__ = ["parallel_map"]
 
@@ -42,11 +42,37 @@ def parallel_map(func, iterable, n_jobs=None, verbose=0, desc=None, total=None):
     list
     """
     items = list(iterable)
-    show = bool(verbose) and get_config()["show_progress"]
+    config = get_config()
+    show = bool(verbose) and config["show_progress"]
+    # the configuration is thread-local: carry the caller's into the workers
+    # (threads, loky processes, Dask workers), as scikit-learn does for its own
+    task = _WithConfig(func, config, _sklearn_config())
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    gen = parallel(delayed(func)(item) for item in items)
+    gen = parallel(delayed(task)(item) for item in items)
     if show:
         from tqdm.auto import tqdm
 
         gen = tqdm(gen, total=total or len(items), desc=desc)
     return list(gen)
+
+
+def _sklearn_config():
+    from sklearn import get_config as sk_get_config
+
+    return sk_get_config()
+
+
+class _WithConfig:
+    """``func`` run under the mixstat (and scikit-learn) configuration of the
+    caller; picklable when ``func`` is."""
+
+    def __init__(self, func, config, sk_config):
+        self.func = func
+        self.config = config
+        self.sk_config = sk_config
+
+    def __call__(self, item):
+        from sklearn import config_context as sk_config_context
+
+        with config_context(**self.config), sk_config_context(**self.sk_config):
+            return self.func(item)

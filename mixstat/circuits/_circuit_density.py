@@ -1,0 +1,1 @@
+from ._squared_gmm import SquaredGaussianMixture as SquaredCircuitDensity

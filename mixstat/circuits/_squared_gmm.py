@@ -1,0 +1,540 @@
+"""Shallow squared (subtractive) Gaussian mixtures, fitted by L-BFGS."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from .._backend import resolve_backend
+from .._validation import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    check_finite,
+    check_n_components,
+    check_random_state,
+    validate_data,
+)
+from ..primitives import gaussian_log_density, gaussian_product_log_integral, signed_logsumexp
+
+__all__ = ["SquaredGaussianMixture", "SquaredMixtureMarginal"]
+
+
+# ------------------------------------------------------------ the model ---
+def _log_c(X, w, means, cov, ctype):
+    """(log|c(x)|, sign c(x), log f) for c(x) = sum_k w_k N(x; mu_k, S_k)."""
+    logf = gaussian_log_density(X, means, cov, ctype)
+    lc, sc = signed_logsumexp(logf + np.log(np.abs(w))[None, :], np.sign(w)[None, :], axis=1)
+    return lc, sc, logf
+
+
+def _log_z(w, means, cov, ctype, logG=None):
+    """log Z = log w^T G w and log G."""
+    if logG is None:
+        logG = gaussian_product_log_integral(means, cov, means, cov, ctype)
+    aw = np.log(np.abs(w))
+    lz, _ = signed_logsumexp((aw[:, None] + aw[None, :] + logG).ravel(), np.outer(np.sign(w), np.sign(w)).ravel(), axis=0)
+    return float(lz), logG
+
+
+class _Param:
+    """Packing of (w, means, covariance factors) into one vector.
+
+    Covariances: 'spherical' v = e^s + reg, 'diag' v_d = e^{s_d} + reg,
+    'full' S = L L^T + reg I with L lower triangular, diagonal e^{l}.
+    """
+
+    def __init__(self, K, d, ctype, reg):
+        self.K, self.d, self.ctype, self.reg = K, d, ctype, reg
+        self.tril = np.tril_indices(d)
+        self.diag_pos = np.array([i for i, (r, c) in enumerate(zip(*self.tril, strict=True)) if r == c])
+        n_cov = {"spherical": 1, "diag": d, "full": d * (d + 1) // 2}[ctype]
+        self.sizes = [K, K * d, K * n_cov]
+
+    def unpack(self, theta):
+        K, d = self.K, self.d
+        w = theta[:K]
+        means = theta[K : K + K * d].reshape(K, d)
+        c = theta[K + K * d :]
+        if self.ctype == "spherical":
+            return w, means, np.exp(c) + self.reg, c
+        if self.ctype == "diag":
+            c = c.reshape(K, d)
+            return w, means, np.exp(c) + self.reg, c
+        c = c.reshape(K, -1)
+        L = np.zeros((K, d, d))
+        vals = c.copy()
+        vals[:, self.diag_pos] = np.exp(vals[:, self.diag_pos])
+        L[:, self.tril[0], self.tril[1]] = vals
+        cov = L @ np.transpose(L, (0, 2, 1)) + self.reg * np.eye(d)
+        return w, means, cov, L
+
+    def pack(self, w, means, cov):
+        K, d = self.K, self.d
+        if self.ctype in ("spherical", "diag"):
+            c = np.log(np.maximum(cov - self.reg, 1e-12 * np.maximum(cov, 1e-300)))
+        else:
+            L = np.linalg.cholesky(cov - self.reg * np.eye(d) + 1e-12 * np.eye(d))
+            vals = L[:, self.tril[0], self.tril[1]].copy()
+            vals[:, self.diag_pos] = np.log(vals[:, self.diag_pos])
+            c = vals
+        return np.concatenate([w, means.ravel(), np.ravel(c)])
+
+
+def _nll_and_grad(theta, X, par):
+    r"""Mean negative log-likelihood and its closed-form gradient.
+
+    With :math:`q_{nk} = w_k f_k(x_n)/c(x_n)` and
+    :math:`P_{kj} = w_k w_j G_{kj}/Z` (both sum to one over k, resp. (k, j)),
+
+    .. math:: \partial_{\theta_k} \mathcal{L} = -\tfrac{2}{N}\sum_n q_{nk}
+        \partial_{\theta_k}\log f_k(x_n) + 2\sum_j P_{kj}\,
+        \partial_{\theta_k} \log G(\theta_k, \theta_j),
+
+    :math:`\partial_{w_k}\mathcal L = -\tfrac2N\sum_n f_k(x_n)/c(x_n) + 2(Gw)_k/Z`.
+    """
+    K, d, ctype = par.K, par.d, par.ctype
+    w, means, cov, fac = par.unpack(theta)
+    if np.any(w == 0):
+        w = np.where(w == 0, 1e-300, w)
+    n = X.shape[0]
+    lc, sc, logf = _log_c(X, w, means, cov, ctype)
+    lz, logG = _log_z(w, means, cov, ctype)
+    nll = -2.0 * float(np.mean(lc)) + lz
+    if not np.isfinite(nll):
+        return np.inf, np.zeros_like(theta)
+    r = sc[:, None] * np.exp(logf - lc[:, None])  # f_k / c   (n, K)
+    q = r * w[None, :]  # signed responsibilities
+    Pm = np.outer(w, w) * np.exp(logG - lz)  # (K, K)
+    g_w = -2.0 * r.mean(axis=0) + 2.0 * (np.exp(logG - lz) @ w)
+    diff = X[:, None, :] - means[None, :, :]  # (n, K, d)
+    e = means[:, None, :] - means[None, :, :]  # (K, K, d)  mu_k - mu_j
+    if ctype in ("diag", "spherical"):
+        v = cov if ctype == "diag" else cov[:, None] * np.ones((1, d))
+        s = v[:, None, :] + v[None, :, :]  # (K, K, d)
+        g_mu = -(2.0 / n) * np.einsum("nk,nkd->kd", q, diff / v[None]) + 2.0 * np.einsum("kj,kjd->kd", Pm, -e / s)
+        dv_data = 0.5 * (diff**2 / v[None] ** 2 - 1.0 / v[None])  # (n, K, d)
+        dv_z = 0.5 * (e**2 / s**2 - 1.0 / s)  # (K, K, d)
+        g_v = -(2.0 / n) * np.einsum("nk,nkd->kd", q, dv_data) + 2.0 * np.einsum("kj,kjd->kd", Pm, dv_z)
+        if ctype == "spherical":
+            g_v = g_v.sum(axis=1)
+        g_c = g_v * np.exp(fac)
+    else:
+        prec = np.linalg.inv(cov)  # (K, d, d)
+        pd = np.einsum("kij,nkj->nki", prec, diff)  # (n, K, d)
+        Sinv = np.linalg.inv(cov[:, None] + cov[None, :])  # (K, K, d, d)
+        se = np.einsum("kjab,kjb->kja", Sinv, e)
+        g_mu = -(2.0 / n) * np.einsum("nk,nkd->kd", q, pd) + 2.0 * np.einsum("kj,kjd->kd", Pm, -se)
+        qs = q.sum(axis=0)
+        g_S = -(1.0 / n) * (np.einsum("nk,nka,nkb->kab", q, pd, pd) - qs[:, None, None] * prec)
+        g_S += np.einsum("kj,kjab->kab", Pm, np.einsum("kja,kjb->kjab", se, se) - Sinv)
+        g_L = 2.0 * g_S @ fac  # (K, d, d), symmetric g_S
+        g_c = g_L[:, par.tril[0], par.tril[1]].copy()
+        g_c[:, par.diag_pos] *= np.exp(np.log(fac[:, par.tril[0][par.diag_pos], par.tril[1][par.diag_pos]]))
+    grad = np.concatenate([g_w, g_mu.ravel(), np.ravel(g_c)])
+    if not np.all(np.isfinite(grad)):
+        return np.inf, np.zeros_like(theta)
+    return nll, grad
+
+
+def _nll_torch(theta, X, par):
+    """The same objective with torch autograd (``backend='torch'``)."""
+    import torch
+
+    t = torch.as_tensor(theta, dtype=torch.float64).requires_grad_(True)
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    K, d = par.K, par.d
+    w = t[:K]
+    means = t[K : K + K * d].reshape(K, d)
+    c = t[K + K * d :]
+    if par.ctype == "spherical":
+        cov = torch.exp(c) + par.reg
+    elif par.ctype == "diag":
+        cov = torch.exp(c.reshape(K, d)) + par.reg
+    else:
+        c = c.reshape(K, -1)
+        L = torch.zeros(K, d, d, dtype=torch.float64)
+        dp = torch.as_tensor(par.diag_pos)
+        vals = c.clone()
+        vals[:, dp] = torch.exp(c[:, dp])
+        L[:, par.tril[0], par.tril[1]] = vals
+        cov = L @ L.transpose(1, 2) + par.reg * torch.eye(d, dtype=torch.float64)
+    logf = gaussian_log_density(Xt, means, cov, par.ctype)
+    lc, _ = signed_logsumexp(logf + torch.log(torch.abs(w))[None], torch.sign(w).detach()[None], axis=1)
+    logG = gaussian_product_log_integral(means, cov, means, cov, par.ctype)
+    aw = torch.log(torch.abs(w))
+    lz, _ = signed_logsumexp((aw[:, None] + aw[None] + logG).reshape(-1), torch.outer(torch.sign(w), torch.sign(w)).detach().reshape(-1), axis=0)
+    loss = -2.0 * lc.mean() + lz
+    if not torch.isfinite(loss):
+        return np.inf, np.zeros_like(theta)
+    loss.backward()
+    g = t.grad.numpy().copy()
+    if not np.all(np.isfinite(g)):
+        return np.inf, np.zeros_like(theta)
+    return float(loss), g
+
+
+# ------------------------------------------------------------ estimator ---
+class SquaredGaussianMixture(DensityMixin, BaseEstimator):
+    r"""Squared subtractive Gaussian mixture (NGMM²).
+
+    A mixture with real, possibly negative, weights made non-negative by
+    squaring (Loconte et al., "Subtractive Mixture Models via Squaring:
+    Representation and Learning", ICLR 2024):
+
+    .. math:: c(x) = \sum_{k=1}^K w_k\, N(x; \mu_k, \Sigma_k), \qquad
+              p(x) = \frac{c(x)^2}{Z}, \qquad Z = w^\top G w,
+              \quad G_{ij} = N(\mu_i; \mu_j, \Sigma_i + \Sigma_j).
+
+    Negative components carve holes in the density (a ring is a broad bump
+    minus a narrow one), which additive mixtures of the same size cannot.
+    :math:`p` is invariant to :math:`w \to \alpha w`; the fitted ``weights_``
+    are scaled so that :math:`\sum_k |w_k| = 1`.
+
+    Fitted by maximum likelihood (EM does not apply to signed weights) with
+    L-BFGS on the closed-form gradient (``backend='numpy'``), or on a torch
+    autograd gradient of the same objective (``backend='torch'``).
+
+    Parameters
+    ----------
+    n_components : int, default=2
+    covariance_type : {'full', 'diag', 'spherical'}, default='full'
+    init : {'kmeans', 'random'}, default='kmeans'
+        'kmeans': K-means clusters, covariances twice the cluster covariances
+        (squaring halves them), positive weights; 'random': random data points
+        as means, the data covariance, weights :math:`N(0,1)` (signed).
+    n_init : int, default=1
+        Restarts; the one with the best training likelihood is kept.
+    max_iter : int, default=200
+        L-BFGS iterations per restart.
+    tol : float, default=1e-6
+        L-BFGS tolerance on the relative decrease of the objective.
+    reg_covar : float, default=1e-6
+        Added to every covariance's diagonal.
+    random_state : int, RandomState or None
+    backend : {None, 'auto', 'numpy', 'numba', 'torch'}, default=None
+        'torch' uses autograd for the gradient; anything else the closed form.
+
+    Attributes
+    ----------
+    weights_ : ndarray (K,), signed, :math:`\sum|w_k| = 1`
+    means_ : ndarray (K, d)
+    covariances_ : ndarray, shape as in ``GaussianMixture``
+    log_normalizer_ : float, :math:`\log Z`
+    converged_, n_iter_, lower_bound_ (mean training log-likelihood), backend_
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions({"full", "diag", "spherical"})],
+        "init": [StrOptions({"kmeans", "random"})],
+        "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "reg_covar": [Interval(numbers.Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "backend": [StrOptions({"auto", "numpy", "numba", "torch"}), None],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        covariance_type="full",
+        init="kmeans",
+        n_init=1,
+        max_iter=200,
+        tol=1e-6,
+        reg_covar=1e-6,
+        random_state=None,
+        backend=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+        self.backend = backend
+
+    # ---------------------------------------------------------------- init
+    def _initial(self, X, par, rng):
+        K, d = par.K, par.d
+        n = X.shape[0]
+        ctype = self.covariance_type
+        if self.init == "kmeans":
+            from sklearn.cluster import KMeans
+
+            labels = KMeans(K, n_init=1, random_state=rng.randint(2**31 - 1)).fit(X).labels_
+            means = np.zeros((K, d))
+            covs = np.zeros((K, d, d))
+            counts = np.zeros(K)
+            glob = np.cov(X.T).reshape(d, d) + self.reg_covar * np.eye(d)
+            for k in range(K):
+                Xk = X[labels == k]
+                counts[k] = len(Xk)
+                means[k] = Xk.mean(axis=0) if len(Xk) else X[rng.randint(n)]
+                covs[k] = (np.cov(Xk.T).reshape(d, d) if len(Xk) > d else glob / K) + 1e-3 * np.diag(np.diag(glob))
+            covs = 2.0 * covs  # squaring halves a Gaussian's covariance
+            w = np.sqrt(np.maximum(counts, 1) / n)
+        else:
+            means = X[rng.choice(n, K, replace=n < K)].copy()
+            glob = np.cov(X.T).reshape(d, d) + self.reg_covar * np.eye(d)
+            covs = np.repeat(glob[None], K, axis=0)
+            w = rng.standard_normal(K)
+        if ctype == "diag":
+            cov = np.stack([np.diag(c) for c in covs]) + self.reg_covar
+        elif ctype == "spherical":
+            cov = np.array([np.trace(c) / d for c in covs]) + self.reg_covar
+        else:
+            cov = covs + self.reg_covar * np.eye(d)
+        # scale weights so that each component's square carries its share
+        lz_diag = np.diag(gaussian_product_log_integral(means, cov, means, cov, ctype))
+        w = w * np.exp(-0.5 * lz_diag)
+        return par.pack(w, means, cov)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit by maximum likelihood with L-BFGS (``n_init`` restarts).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = np.asarray(X, dtype=np.float64)
+        check_finite(X)
+        check_n_components(X.shape[0], self.n_components)
+        backend = resolve_backend(self.backend, allowed=("numpy", "numba", "torch"))
+        self.backend_ = backend.name
+        fun = _nll_torch if backend.name == "torch" else _nll_and_grad
+        rng = check_random_state(self.random_state)
+        n, d = X.shape
+        par = _Param(self.n_components, d, self.covariance_type, self.reg_covar)
+        best = None
+        for _ in range(self.n_init):
+            theta0 = self._initial(X, par, rng)
+            if self.max_iter == 0:
+                res_x, nll, nit, ok = theta0, fun(theta0, X, par)[0], 0, False
+            else:
+                res = minimize(
+                    fun, theta0, args=(X, par), jac=True, method="L-BFGS-B",
+                    options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9, "maxls": 40},
+                )
+                res_x, nll, nit, ok = res.x, res.fun, res.nit, res.success
+                if not np.isfinite(nll):
+                    res_x, nll = theta0, fun(theta0, X, par)[0]
+            if best is None or nll < best[1]:
+                best = (res_x, nll, nit, ok)
+        theta, nll, nit, ok = best
+        if not np.isfinite(nll):
+            raise ValueError(
+                "the squared mixture's likelihood is not finite at any start: "
+                "check the data scale or increase reg_covar"
+            )
+        w, means, cov, _ = par.unpack(theta)
+        w = w / np.sum(np.abs(w))
+        self.weights_ = w
+        self.means_ = means
+        self.covariances_ = cov
+        self.log_normalizer_, _ = _log_z(w, means, cov, self.covariance_type)
+        self.n_iter_ = int(nit)
+        self.converged_ = bool(ok)
+        self.lower_bound_ = -float(nll)
+        if not ok and self.max_iter > 0:
+            warnings.warn(
+                "L-BFGS did not converge in max_iter iterations; increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # ------------------------------------------------------------- queries
+    def _check_X(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = np.asarray(X, dtype=np.float64)
+        check_finite(X)
+        return X
+
+    def score_samples(self, X):
+        r"""Log-density :math:`2\log|c(x)| - \log Z` of each sample."""
+        X = self._check_X(X)
+        lc, _, _ = _log_c(X, self.weights_, self.means_, self.covariances_, self.covariance_type)
+        return 2.0 * lc - self.log_normalizer_
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X``."""
+        return float(np.mean(self.score_samples(X)))
+
+    def _n_parameters(self):
+        K = self.n_components
+        d = self.means_.shape[1]
+        n_cov = {"spherical": K, "diag": K * d, "full": K * d * (d + 1) // 2}[self.covariance_type]
+        return (K - 1) + K * d + n_cov  # weights up to scale
+
+    def bic(self, X):
+        """Bayesian information criterion (lower is better)."""
+        X = self._check_X(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion (lower is better)."""
+        X = self._check_X(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    def _full_covariances(self):
+        d = self.means_.shape[1]
+        if self.covariance_type == "full":
+            return self.covariances_
+        if self.covariance_type == "diag":
+            return self.covariances_[:, :, None] * np.eye(d)
+        return self.covariances_[:, None, None] * np.eye(d)
+
+    def sample(self, n_samples=1, random_state=None):
+        r"""Exact samples by rejection from the positive part of the expansion.
+
+        :math:`c^2 = \sum_{ij} w_i w_j G_{ij}\, N(x; m_{ij}, S_{ij})` with
+        :math:`S_{ij} = (\Sigma_i^{-1}+\Sigma_j^{-1})^{-1}`,
+        :math:`m_{ij} = S_{ij}(\Sigma_i^{-1}\mu_i + \Sigma_j^{-1}\mu_j)`.
+        Propose from the mixture of the terms with :math:`w_iw_jG_{ij} > 0`
+        and accept with probability :math:`c(x)^2 / \sum_{+} w_iw_jG_{ij}N(x;
+        m_{ij}, S_{ij})`; the acceptance rate is :math:`Z / \sum_+ w_iw_jG_{ij}`.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : int, RandomState or None
+            Defaults to the estimator's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        w, mu = self.weights_, self.means_
+        cov = self._full_covariances()
+        K, d = mu.shape
+        prec = np.linalg.inv(cov)
+        logG = gaussian_product_log_integral(mu, cov, mu, cov, "full")
+        coef = np.outer(w, w) * np.exp(logG - self.log_normalizer_)  # sums to 1
+        pos = np.argwhere(coef > 0)
+        cpos = coef[coef > 0]
+        Sij = np.linalg.inv(prec[pos[:, 0]] + prec[pos[:, 1]])
+        mij = np.einsum("pab,pb->pa", Sij, np.einsum("pab,pb->pa", prec[pos[:, 0]], mu[pos[:, 0]]) + np.einsum("pab,pb->pa", prec[pos[:, 1]], mu[pos[:, 1]]))
+        probs = cpos / cpos.sum()
+        rate = 1.0 / cpos.sum()
+        out = []
+        got = 0
+        Lc = np.linalg.cholesky(Sij)
+        while got < n_samples:
+            m = int(min(max(2 * (n_samples - got) / max(rate, 1e-3), 64), 10**6))
+            comp = rng.choice(len(cpos), m, p=probs)
+            z = rng.standard_normal((m, d))
+            x = mij[comp] + np.einsum("mab,mb->ma", Lc[comp], z)
+            logp = 2 * _log_c(x, w, mu, self.covariances_, self.covariance_type)[0] - self.log_normalizer_
+            logq = gaussian_log_density(x, mij, Sij, "full") + np.log(cpos)[None, :]
+            from ..primitives import logsumexp
+
+            lq = logsumexp(logq, axis=1)  # log sum_+ coef N(x; m, S)
+            acc = rng.uniform(size=m) < np.exp(np.minimum(logp - lq, 0.0))
+            out.append(x[acc])
+            got += int(acc.sum())
+        return np.concatenate(out)[:n_samples]
+
+    def marginal(self, features):
+        r"""Closed-form marginal density of a subset of the features.
+
+        .. math:: p(x_A) = \frac1Z \sum_{ij} w_i w_j f_i(x_A) f_j(x_A)\,
+            N\big(m_i(x_A); m_j(x_A), S_i + S_j\big)
+
+        with :math:`f_i(x_A)` the marginal Gaussians and :math:`m_i(x_A), S_i`
+        the conditional mean and covariance of the other features. Note the
+        marginal of a squared mixture is a PSD quadratic form, not a squared
+        mixture of the marginals.
+
+        Parameters
+        ----------
+        features : sequence of int
+            Indices of the kept features.
+
+        Returns
+        -------
+        SquaredMixtureMarginal
+        """
+        check_is_fitted(self)
+        d = self.means_.shape[1]
+        feats = np.atleast_1d(np.asarray(features))
+        if feats.dtype == bool:
+            feats = np.flatnonzero(feats)
+        if feats.size == 0 or np.any(feats < 0) or np.any(feats >= d) or len(set(feats.tolist())) != feats.size:
+            raise ValueError(f"features must be distinct indices in [0, {d}), got {features!r}")
+        return SquaredMixtureMarginal(self, feats.astype(int))
+
+
+class SquaredMixtureMarginal:
+    """Marginal of a fitted :class:`SquaredGaussianMixture` over ``features``.
+
+    Attributes
+    ----------
+    features : ndarray of int
+    """
+
+    def __init__(self, model, features):
+        self.model = model
+        self.features = features
+        d = model.means_.shape[1]
+        self.rest = np.setdiff1d(np.arange(d), features)
+        cov = model._full_covariances()
+        A, B = features, self.rest
+        self.cov_A = cov[:, A][:, :, A]
+        self.mu_A = model.means_[:, A]
+        if B.size:
+            S_BA = cov[:, B][:, :, A]
+            self.gain = S_BA @ np.linalg.inv(self.cov_A)  # (K, dB, dA)
+            self.S = cov[:, B][:, :, B] - self.gain @ np.transpose(S_BA, (0, 2, 1))
+            self.mu_B = model.means_[:, B]
+
+    def score_samples(self, X):
+        """Marginal log-density of ``X`` (n_samples, len(features))."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.features):
+            raise ValueError(f"X must have {len(self.features)} columns (the marginal's features), got shape {X.shape}")
+        check_finite(X)
+        w = self.model.weights_
+        K = len(w)
+        logf = gaussian_log_density(X, self.mu_A, self.cov_A, "full")  # (n, K)
+        terms = logf[:, :, None] + logf[:, None, :]
+        if self.rest.size:
+            m = self.mu_B[None] + np.einsum("kba,nka->nkb", self.gain, X[:, None, :] - self.mu_A[None])
+            dB = self.rest.size
+            zero = np.zeros((1, dB))
+            for i in range(K):
+                for j in range(K):
+                    terms[:, i, j] += gaussian_log_density(m[:, i] - m[:, j], zero, (self.S[i] + self.S[j])[None], "full")[:, 0]
+        aw = np.log(np.abs(w))
+        a = (terms + aw[None, :, None] + aw[None, None, :]).reshape(X.shape[0], -1)
+        s = np.outer(np.sign(w), np.sign(w)).ravel()[None, :]
+        lv, _ = signed_logsumexp(a, s, axis=1)
+        return lv - self.model.log_normalizer_
+
+    def score(self, X):
+        """Mean marginal log-likelihood."""
+        return float(np.mean(self.score_samples(X)))

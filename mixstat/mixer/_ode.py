@@ -1,0 +1,479 @@
+r"""MixERODE: a scikit-learn-style estimator around :class:`mixstat.nn.MixERLayer`."""
+
+from __future__ import annotations
+
+import numbers
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import Interval, StrOptions, _fit_context, check_random_state
+
+__all__ = ["MixERODE", "routing_purity"]
+
+
+def routing_purity(routing, labels):
+    """Purity of a routing against reference labels.
+
+    :math:`\\frac1E \\sum_k \\max_f |\\{e : k_e = k, \\ell_e = f\\}|`: the share of
+    environments whose expert is the majority expert... of its own expert's
+    environments (1 when each expert receives a single family).
+
+    Parameters
+    ----------
+    routing : array-like of shape (n_envs,)
+        Expert of each environment.
+    labels : array-like of shape (n_envs,)
+        Reference label (family) of each environment.
+    """
+    r = np.asarray(routing)
+    lab = np.asarray(labels)
+    if r.shape != lab.shape:
+        raise ValueError(f"routing and labels shapes differ: {r.shape} vs {lab.shape}")
+    total = 0
+    for k in np.unique(r):
+        _, counts = np.unique(lab[r == k], return_counts=True)
+        total += counts.max()
+    return total / r.size
+
+
+def _check_trajectories(trajectories, t, envs, name="trajectories"):
+    """Validate (trajectories, t, envs) and return float arrays."""
+    if isinstance(trajectories, list | tuple):
+        if len(trajectories) == 0:
+            raise ValueError(f"{name} is empty.")
+        shapes = {np.shape(a) for a in trajectories}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"All trajectories must have the same length and state dimension; got shapes "
+                f"{sorted(shapes)}. Resample them onto one time grid t."
+            )
+    X = np.asarray(trajectories, dtype=np.float64)
+    if X.ndim == 2:
+        X = X[None]
+    if X.ndim != 3:
+        raise ValueError(
+            f"{name} must have shape (n_trajectories, n_times, state_dim), got {X.shape}"
+        )
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity ({int((~np.isfinite(X)).sum())} values).")
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError(f"t must be a 1-D time grid with at least 2 points, got shape {t.shape}")
+    if not np.isfinite(t).all() or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be finite and strictly increasing.")
+    if t.size != X.shape[1]:
+        raise ValueError(
+            f"Trajectory length {X.shape[1]} does not match len(t)={t.size}."
+        )
+    envs = np.asarray(envs)
+    if envs.ndim == 0:
+        envs = np.full(X.shape[0], envs.item())
+    if envs.shape != (X.shape[0],):
+        raise ValueError(
+            f"envs must have one label per trajectory ({X.shape[0]}), got shape {envs.shape}"
+        )
+    return X, t, envs
+
+
+class MixERODE(BaseEstimator):
+    r"""Mixture of neural-ODE experts with MixER gating (Nzoyem, Barton & Deakin 2025).
+
+    Every environment :math:`e` gets a context :math:`\xi_e` (zeros at start);
+    its trajectories follow :math:`\dot x = f_{k_e}(x; \xi_e)` with
+    :math:`k_e = \arg\max_k (W^\top[\xi_e; 1])_k` (see
+    :class:`mixstat.nn.MixERLayer`). Training is the reference's proximal
+    alternating minimisation: each outer step snapshots
+    :math:`(\theta_{old}, \xi_{old})`, then runs ``n_inner[0]`` Adam steps on the
+    contexts for :math:`L + \frac{\beta_\xi}{2}\|\xi - \xi_{old}\|^2` and
+    ``n_inner[1]`` steps on the expert weights for
+    :math:`L + \frac{\beta_\theta}{2}\|\theta - \theta_{old}\|^2`, where
+    :math:`L` is the mean over environments of the per-environment trajectory
+    MSE (RK4 from the first state). With ``gate='kmeans_lstsq'`` the gate is
+    replaced after every ``gate_every``-th inner step of both loops by the
+    closed-form update (K-means on the contexts, median expert loss per
+    cluster, one-to-one matching, least squares). ``adapt`` fits new
+    contexts only, with everything else frozen.
+
+    Parameters
+    ----------
+    n_experts : int, default=4
+    context_dim : int, default=2
+        Context size per expert (full context ``n_experts * context_dim``).
+    expert : {'coda', 'geps', 'ncf'}, default='coda'
+    hidden : int, default=64
+    depth : int, default=3
+    split_context : bool, default=True
+    gate : {'kmeans_lstsq', 'softmax_gd', 'fixed'}, default='kmeans_lstsq'
+        'softmax_gd' is the gradient-trained Switch-style baseline (vector
+        field scaled by the top-1 gate value); 'fixed' keeps the random
+        initial gate (the reference code's ``gradient_descent`` semantics).
+    n_outer : int, default=100
+    n_inner : tuple of int, default=(12, 12)
+    proximal : tuple of float, default=(10.0, 10.0)
+        :math:`(\beta_\xi, \beta_\theta)`.
+    gate_every : int, default=5
+    distance : {'l1-mean', 'euclidean'}, default='l1-mean'
+    match : {'greedy', 'hungarian'}, default='greedy'
+    kmeans_max_iter : int, default=20
+    kmeans_tol : float, default=1e-4
+    lstsq_noise : float, default=1e-4
+    lr : tuple of float, default=(1e-3, 1e-3)
+        Adam learning rates (contexts, model). The model rate is multiplied by
+        0.4 at 1/3 and 2/3 of the outer steps, as in the reference.
+    substeps : int, default=1
+        RK4 steps per interval of ``t``.
+    adapt_steps : int, default=500
+    adapt_lr : float, default=1e-2
+    random_state : int or None, default=None
+    n_threads : int, default=1
+        torch threads during fit (one thread is fastest for these sizes).
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    envs_ : ndarray
+        Training environment labels (row order of ``contexts_``).
+    contexts_ : ndarray of shape (n_envs, n_experts * context_dim)
+    gate_coef_ : ndarray of shape (n_experts * context_dim + 1, n_experts)
+    routing_ : ndarray of shape (n_envs,)
+        Expert of every training environment.
+    cluster_centers_ : ndarray or None
+    n_gate_updates_ : int
+    n_iter_ : int
+        Outer steps run.
+    history_ : dict of lists
+        Per outer step: ``loss``, ``routing`` (expert of each environment),
+        ``n_gate_updates``, ``time``.
+    adapted_envs_, adapted_contexts_ : after :meth:`adapt`.
+    module_ : MixERLayer
+
+    References
+    ----------
+    Nzoyem, Barton & Deakin (2025), arXiv:2502.05335. Kirchmeyer et al. (2022),
+    "Generalizing to new physical systems via context-informed dynamics model"
+    (CoDA), ICML.
+    """
+
+    _parameter_constraints: dict = {
+        "n_experts": [Interval(numbers.Integral, 1, None, closed="left")],
+        "context_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "expert": [StrOptions({"coda", "geps", "ncf"})],
+        "hidden": [Interval(numbers.Integral, 1, None, closed="left")],
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "split_context": ["boolean"],
+        "gate": [StrOptions({"kmeans_lstsq", "softmax_gd", "fixed"})],
+        "n_outer": [Interval(numbers.Integral, 0, None, closed="left")],
+        "n_inner": [tuple, list],
+        "proximal": [tuple, list],
+        "gate_every": [Interval(numbers.Integral, 1, None, closed="left")],
+        "distance": [StrOptions({"l1-mean", "euclidean"})],
+        "match": [StrOptions({"greedy", "hungarian"})],
+        "kmeans_max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "kmeans_tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "lstsq_noise": [Interval(numbers.Real, 0, None, closed="left")],
+        "lr": [tuple, list],
+        "substeps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "adapt_steps": [Interval(numbers.Integral, 0, None, closed="left")],
+        "adapt_lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, n_experts=4, context_dim=2, expert="coda", hidden=64, depth=3,
+                 split_context=True, gate="kmeans_lstsq", n_outer=100, n_inner=(12, 12),
+                 proximal=(10.0, 10.0), gate_every=5, distance="l1-mean", match="greedy",
+                 kmeans_max_iter=20, kmeans_tol=1e-4, lstsq_noise=1e-4, lr=(1e-3, 1e-3),
+                 substeps=1, adapt_steps=500, adapt_lr=1e-2, random_state=None, n_threads=1,
+                 verbose=0):
+        self.n_experts = n_experts
+        self.context_dim = context_dim
+        self.expert = expert
+        self.hidden = hidden
+        self.depth = depth
+        self.split_context = split_context
+        self.gate = gate
+        self.n_outer = n_outer
+        self.n_inner = n_inner
+        self.proximal = proximal
+        self.gate_every = gate_every
+        self.distance = distance
+        self.match = match
+        self.kmeans_max_iter = kmeans_max_iter
+        self.kmeans_tol = kmeans_tol
+        self.lstsq_noise = lstsq_noise
+        self.lr = lr
+        self.substeps = substeps
+        self.adapt_steps = adapt_steps
+        self.adapt_lr = adapt_lr
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _pair(v, name):
+        v = tuple(v)
+        if len(v) != 2:
+            raise ValueError(f"{name} must be a pair (contexts, model), got {v!r}")
+        return v
+
+    def _loss(self, torch, pred, target, env_idx, n_envs):
+        err = ((pred - target) ** 2).mean(dim=(1, 2))
+        tot = torch.zeros(n_envs, dtype=err.dtype).index_add(0, env_idx, err)
+        cnt = torch.bincount(env_idx, minlength=n_envs).to(err.dtype)
+        present = cnt > 0
+        return (tot[present] / cnt[present]).mean()
+
+    def _gate_step(self, layer, X, t, env_idx, rng):
+        losses = layer.expert_losses(X, t, env_idx, substeps=self.substeps)
+        layer.gate_update(losses, distance=self.distance, match=self.match,
+                          noise=self.lstsq_noise, max_iter=self.kmeans_max_iter,
+                          tol=self.kmeans_tol, random_state=rng)
+
+    # --------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, trajectories, t, envs):
+        """Train experts, contexts and gate on the environments' trajectories.
+
+        Parameters
+        ----------
+        trajectories : array-like of shape (n_trajectories, n_times, state_dim)
+            Or a list of (n_times, state_dim) arrays of equal shape.
+        t : array-like of shape (n_times,)
+        envs : array-like of shape (n_trajectories,)
+            Environment label of each trajectory.
+
+        Returns
+        -------
+        self
+        """
+        import torch
+
+        from ..nn.mixer import MixERLayer
+
+        X, t, envs = _check_trajectories(trajectories, t, envs)
+        n_inner = tuple(int(v) for v in self._pair(self.n_inner, "n_inner"))
+        betas = tuple(float(v) for v in self._pair(self.proximal, "proximal"))
+        lrs = tuple(float(v) for v in self._pair(self.lr, "lr"))
+        if min(n_inner) < 0 or min(betas) < 0 or min(lrs) <= 0:
+            raise ValueError("n_inner and proximal must be >= 0 and lr > 0.")
+        self.envs_, env_idx = np.unique(envs, return_inverse=True)
+        E = self.envs_.size
+        if E < 2:
+            raise ValueError(
+                f"MixERODE needs at least 2 environments, got {E}: the gate routes environments."
+            )
+        if E < self.n_experts:
+            raise ValueError(
+                f"Fewer environments ({E}) than experts (n_experts={self.n_experts}): "
+                "K-means on the contexts needs at least one environment per expert."
+            )
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(2**31 - 1))
+        n_threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.n_threads)
+        try:
+            torch.manual_seed(seed)
+            np_rng = np.random.default_rng(seed)
+            dtype = torch.float32
+            Xt = torch.as_tensor(X, dtype=dtype)
+            tt = torch.as_tensor(t, dtype=dtype)
+            ei = torch.as_tensor(env_idx, dtype=torch.long)
+            layer = MixERLayer(self.n_experts, E, X.shape[2], self.context_dim, self.hidden,
+                               self.depth, self.expert, self.split_context, self.gate)
+            model_params = [p for n, p in layer.named_parameters() if n != "contexts"]
+            opt_ctx = torch.optim.Adam([layer.contexts], lr=lrs[0])
+            opt_model = torch.optim.Adam(model_params, lr=lrs[1])
+            history = {"loss": [], "routing": [], "n_gate_updates": [], "time": []}
+            lstsq = self.gate == "kmeans_lstsq"
+            t0 = time.perf_counter()
+            for outer in range(self.n_outer):
+                if outer in (self.n_outer // 3, 2 * self.n_outer // 3) and outer > 0:
+                    for g in opt_model.param_groups:
+                        g["lr"] *= 0.4
+                ctx_old = layer.contexts.detach().clone()
+                theta_old = [p.detach().clone() for p in model_params]
+                loss_val = np.nan
+                for which, (opt, nsteps) in enumerate(((opt_ctx, n_inner[0]),
+                                                       (opt_model, n_inner[1]))):
+                    for step in range(nsteps):
+                        opt.zero_grad()
+                        pred = layer(Xt[:, 0], tt, ei, substeps=self.substeps)
+                        loss = self._loss(torch, pred, Xt, ei, E)
+                        loss_val = float(loss.detach())
+                        if which == 0:
+                            prox = ((layer.contexts - ctx_old) ** 2).sum()
+                        else:
+                            prox = sum(((p - q) ** 2).sum()
+                                       for p, q in zip(model_params, theta_old, strict=True))
+                        (loss + 0.5 * betas[which] * prox).backward()
+                        opt.step()
+                        if lstsq and step % self.gate_every == 0:
+                            self._gate_step(layer, Xt, tt, ei, np_rng)
+                with torch.no_grad():
+                    routing = layer.route(layer.contexts).numpy().copy()
+                history["loss"].append(loss_val)
+                history["routing"].append(routing)
+                history["n_gate_updates"].append(layer.n_gate_updates)
+                history["time"].append(time.perf_counter() - t0)
+                if self.verbose and (outer % max(1, self.n_outer // 10) == 0
+                                     or outer == self.n_outer - 1):
+                    print(f"[MixERODE] outer {outer + 1}/{self.n_outer} loss {loss_val:.4g} "
+                          f"experts used {np.unique(routing).size} gate updates "
+                          f"{layer.n_gate_updates}", flush=True)
+                if not np.isfinite(loss_val):
+                    raise FloatingPointError(
+                        f"Training diverged (loss {loss_val}) at outer step {outer + 1}; "
+                        "lower lr or increase substeps."
+                    )
+        finally:
+            torch.set_num_threads(n_threads_before)
+        self.module_ = layer
+        self.history_ = history
+        self.n_iter_ = self.n_outer
+        self.n_gate_updates_ = layer.n_gate_updates
+        self.contexts_ = layer.contexts.detach().numpy().copy()
+        self.gate_coef_ = layer.gate_weight.detach().numpy().copy()
+        self.cluster_centers_ = None if layer._centers is None else \
+            np.asarray(layer._centers).copy()
+        with torch.no_grad():
+            self.routing_ = layer.route(layer.contexts).numpy().copy()
+        self.n_features_in_ = X.shape[2]
+        self.adapted_envs_ = np.empty(0, dtype=self.envs_.dtype)
+        self.adapted_contexts_ = np.empty((0, self.contexts_.shape[1]))
+        return self
+
+    # ------------------------------------------------------------------- adapt
+    def adapt(self, trajectories, t, envs, n_steps=None):
+        """Fit contexts of new environments, everything else frozen.
+
+        New contexts start at zero and are trained with Adam (``adapt_lr``)
+        for ``n_steps`` (default ``adapt_steps``) on the trajectory MSE; the
+        fixed gate routes them. They are stored (``adapted_envs_``,
+        ``adapted_contexts_``) for :meth:`predict`.
+
+        Returns
+        -------
+        ndarray of shape (n_new_envs, n_experts * context_dim)
+        """
+        import torch
+
+        check_is_fitted(self)
+        X, t, envs = _check_trajectories(trajectories, t, envs)
+        if X.shape[2] != self.n_features_in_:
+            raise ValueError(
+                f"State dimension {X.shape[2]} differs from the fitted {self.n_features_in_}."
+            )
+        new_envs, env_idx = np.unique(envs, return_inverse=True)
+        clash = np.intersect1d(new_envs, self.envs_)
+        if clash.size:
+            raise ValueError(f"Environments {clash.tolist()} were seen in fit; adapt new ones.")
+        n_steps = self.adapt_steps if n_steps is None else int(n_steps)
+        layer = self.module_
+        n_threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.n_threads)
+        try:
+            Xt = torch.as_tensor(X, dtype=torch.float32)
+            tt = torch.as_tensor(t, dtype=torch.float32)
+            ei = torch.as_tensor(env_idx, dtype=torch.long)
+            ctx = torch.zeros(new_envs.size, layer.contexts.shape[1], requires_grad=True)
+            for p in layer.parameters():
+                p.requires_grad_(False)
+            opt = torch.optim.Adam([ctx], lr=self.adapt_lr)
+            for _ in range(n_steps):
+                opt.zero_grad()
+                pred = layer(Xt[:, 0], tt, ei, contexts=ctx, substeps=self.substeps)
+                loss = self._loss(torch, pred, Xt, ei, new_envs.size)
+                loss.backward()
+                opt.step()
+        finally:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+            torch.set_num_threads(n_threads_before)
+        out = ctx.detach().numpy().copy()
+        keep = ~np.isin(self.adapted_envs_, new_envs)
+        self.adapted_envs_ = np.concatenate([self.adapted_envs_[keep], new_envs])
+        self.adapted_contexts_ = np.concatenate([self.adapted_contexts_[keep], out])
+        return out
+
+    # ----------------------------------------------------------------- predict
+    def _contexts_of(self, envs):
+        envs = np.atleast_1d(np.asarray(envs))
+        labels = np.concatenate([self.envs_, self.adapted_envs_])
+        table = np.concatenate([self.contexts_, self.adapted_contexts_])
+        out = np.empty((envs.size, table.shape[1]))
+        for i, e in enumerate(envs):
+            hit = np.flatnonzero(labels == e)
+            if hit.size == 0:
+                raise ValueError(f"Unknown environment {e!r}: fit or adapt it first.")
+            out[i] = table[hit[-1]]
+        return out
+
+    def predict(self, x0, t, env):
+        """Trajectories from initial states in environment(s) ``env``.
+
+        Parameters
+        ----------
+        x0 : array-like of shape (n, state_dim) or (state_dim,)
+        t : array-like of shape (n_times,)
+        env : label or array-like of shape (n,)
+            Environments seen in :meth:`fit` or :meth:`adapt`.
+
+        Returns
+        -------
+        ndarray of shape (n, n_times, state_dim)
+        """
+        import torch
+
+        check_is_fitted(self)
+        x0 = np.atleast_2d(np.asarray(x0, dtype=np.float64))
+        if x0.ndim != 2 or x0.shape[1] != self.n_features_in_:
+            raise ValueError(f"x0 must have shape (n, {self.n_features_in_}), got {x0.shape}")
+        if not np.isfinite(x0).all():
+            raise ValueError("x0 contains NaN or infinity.")
+        _, t, envs = _check_trajectories(np.zeros((x0.shape[0], np.size(t), x0.shape[1])), t,
+                                         env)
+        uniq, inv = np.unique(envs, return_inverse=True)
+        ctx = torch.as_tensor(self._contexts_of(uniq), dtype=torch.float32)
+        with torch.no_grad():
+            out = self.module_(torch.as_tensor(x0, dtype=torch.float32),
+                               torch.as_tensor(t, dtype=torch.float32),
+                               torch.as_tensor(inv, dtype=torch.long), contexts=ctx,
+                               substeps=self.substeps)
+        return out.numpy().astype(np.float64)
+
+    def route(self, envs=None, context=None):
+        """Expert of environments (labels) or of raw contexts.
+
+        Parameters
+        ----------
+        envs : label or array-like, optional
+            Default: the training environments (then equal to ``routing_``).
+        context : array-like of shape (n, n_experts * context_dim), optional
+
+        Returns
+        -------
+        ndarray of int
+        """
+        check_is_fitted(self)
+        if context is not None:
+            Z = np.atleast_2d(np.asarray(context, dtype=np.float64))
+        else:
+            Z = self._contexts_of(self.envs_ if envs is None else envs)
+        logits = Z @ self.gate_coef_[:-1] + self.gate_coef_[-1]
+        return np.argmax(logits, axis=1)
+
+    def score(self, trajectories, t, envs):
+        """Negative mean squared error of the predicted trajectories."""
+        X, t, envs = _check_trajectories(trajectories, t, envs)
+        pred = self.predict(X[:, 0], t, envs)
+        return -float(np.mean((pred - X) ** 2))
+
+    def routing_purity(self, labels):
+        """Purity of ``routing_`` against per-environment labels (e.g. families)."""
+        check_is_fitted(self)
+        return routing_purity(self.routing_, labels)

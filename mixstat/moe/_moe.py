@@ -1,0 +1,432 @@
+r"""Lasso-penalised Gaussian mixture-of-experts regression (scikit-learn estimator)."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from .._backend import resolve_backend
+from .._validation import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    check_n_components,
+    check_random_state,
+    check_sample_weight,
+    validate_data,
+)
+from ..primitives import enet_lambda_max, weighted_enet_cd
+from ..utils import parallel_map
+from ._em import EMConfig, MoEState, e_step, expert_means, gate_log_probs, run_em, state_from_resp
+
+__all__ = ["GaussianMoERegressor"]
+
+_CPU_BACKENDS = ("numpy", "numba")
+
+
+# --------------------------------------------------------- initialisation ---
+def _soften(labels, K, eps=0.1):
+    resp = np.full((labels.shape[0], K), eps / K)
+    resp[np.arange(labels.shape[0]), labels] += 1.0 - eps
+    return resp
+
+
+def _init_resp(X, y, sw, cfg, init, rng, restart):
+    """Initial responsibilities for one restart."""
+    n = X.shape[0]
+    K = cfg.n_components
+    if K == 1:
+        return np.ones((n, 1))
+    if init == "random":
+        return rng.dirichlet(np.ones(K), size=n)
+    if init == "kmeans":
+        from sklearn.cluster import KMeans
+
+        Z = np.column_stack([X, y])
+        sd = Z.std(axis=0)
+        Z = (Z - Z.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        Z[:, -1] *= np.sqrt(max(X.shape[1], 1))  # the response weighs as much as x
+        km = KMeans(K, n_init=1, random_state=int(rng.integers(2**31 - 1)))
+        labels = km.fit(Z, sample_weight=sw).labels_
+        return _soften(labels, K)
+    # 'residuals': split the residuals of a global Lasso (works when p >> n)
+    n_eff = float(sw.sum())
+    ybar = float(sw @ y) / n_eff
+    sd_y = np.sqrt(max(float(sw @ (y - ybar) ** 2) / n_eff, 1e-300))
+    lam_max = float(enet_lambda_max(X, y, sw))
+    lam = n_eff * cfg.alpha * (sd_y if cfg.scale_penalty else sd_y**2)
+    lam = max(lam, 0.05 * lam_max)
+    fit = weighted_enet_cd(X, y, sw, lam1=lam, max_iter=200, tol=1e-4,
+                           use_numba=cfg.use_numba)
+    r = y - fit.intercept - X @ fit.coef
+    order = np.argsort(r, kind="stable")
+    if restart == 0:
+        props = np.full(K, 1.0 / K)
+    else:
+        props = rng.dirichlet(np.full(K, 4.0))
+    cuts = np.round(np.cumsum(props)[:-1] * n).astype(int)
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = np.searchsorted(cuts, np.arange(n), side="right")
+    return _soften(labels, K)
+
+
+def _single_fit(seed_restart, X, y, sw, cfg, init):
+    """One restart: initialise, then EM. Module level so joblib can pickle it."""
+    seed, restart = seed_restart
+    rng = np.random.default_rng(seed)
+    n_eff = float(sw.sum())
+    try:
+        resp = _init_resp(X, y, sw, cfg, init, rng, restart)
+        state = state_from_resp(X, y, sw, resp, cfg, n_eff)
+        return run_em(X, y, sw, state, cfg)
+    except (FloatingPointError, np.linalg.LinAlgError) as exc:
+        return {"error": str(exc), "objective": -np.inf}
+
+
+def _canonical_order(X, y, state, log_resp):
+    """Components sorted by their mean response (posterior-weighted mean of the
+    expert's fitted values), then by noise variance: a label-switching-free order."""
+    resp = np.exp(log_resp)
+    mu = expert_means(X, state)
+    wk = resp.sum(axis=0)
+    m = (resp * mu).sum(axis=0) / np.maximum(wk, 1e-300)
+    m = np.where(wk > 0, m, state.intercept)
+    return np.lexsort((state.var, np.round(m, 10)))
+
+
+class GaussianMoERegressor(RegressorMixin, BaseEstimator):
+    r"""Lasso-penalised Gaussian mixture of experts with softmax gates.
+
+    The conditional density of the response is
+
+    .. math::
+        p(y \mid x) = \sum_{k=1}^K g_k(x)\, N(y;\ b_{k0} + x^\top b_k,\ \sigma_k^2),
+        \qquad
+        g_k(x) = \frac{\exp(w_{k0} + x^\top w_k)}{\sum_l \exp(w_{l0} + x^\top w_l)} ,
+
+    fitted by maximising the penalised log-likelihood (mean scale,
+    :math:`N = \sum_i s_i` with sample weights :math:`s_i`)
+
+    .. math::
+        \frac1N \sum_i s_i \log p(y_i \mid x_i)
+        - \alpha \sum_k \frac{\|b_k\|_1}{\sigma_k^{c}}
+        - \alpha_g \sum_k \|w_k\|_1 - \frac{\rho_g}{2} \sum_k \|w_k\|_2^2 ,
+
+    with :math:`c=1` when ``scale_penalty`` is on and :math:`c=0` otherwise,
+    by a generalised EM algorithm (one coordinate-descent sweep per expert and
+    one proximal-Newton gate step per iteration; the penalised objective never
+    decreases).
+
+    This is the EM-Lasso of Chamroukhi & Huynh (2019) and Khalili (2010)
+    studied by Nguyen, Nguyen, Chamroukhi & McLachlan; on their sum scale the
+    penalties are :math:`\lambda = N\alpha` and :math:`\gamma = N\alpha_g`.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of experts :math:`K`.
+    alpha : float, default=0.01
+        l1 penalty on the expert slopes (mean scale).
+    alpha_gate : float, default=0.01
+        l1 penalty on the gate slopes (mean scale).
+    ridge_gate : float, default=0.0
+        Ridge penalty :math:`\rho_g` on the gate slopes (Khalili's elastic net).
+    scale_penalty : bool, default=True
+        Penalise :math:`\|b_k\|_1/\sigma_k` (Städler, Bühlmann & van de Geer
+        2010), which keeps the objective bounded when :math:`p \ge n_k`; off
+        gives the plain objective :math:`\alpha\sum_k\|b_k\|_1`.
+    variance : {'per-expert', 'shared'}, default='per-expert'
+        One noise variance per expert, or one for all.
+    min_variance : float, default=1e-3
+        Floor on every :math:`\sigma_k^2`, as a fraction of the variance of
+        ``y`` (the bounded parameter space of the oracle inequality).
+    n_init : int, default=3
+        Number of restarts; the one with the best penalised objective is kept.
+    init : {'residuals', 'kmeans', 'random'}, default='residuals'
+        'residuals' splits the sorted residuals of a global Lasso into
+        :math:`K` groups (equal groups for the first restart, random
+        proportions for the others); 'kmeans' clusters the standardised
+        :math:`(x, y)`; 'random' draws Dirichlet responsibilities.
+    max_iter : int, default=500
+        Maximum number of EM iterations per restart.
+    tol : float, default=1e-6
+        Stop when the relative change of the penalised objective after an
+        iteration with a full coordinate sweep is below ``tol``.
+    warm_start : bool, default=False
+        Start from the previous fit (one run, no restarts).
+    random_state : int, RandomState instance or None, default=None
+    backend : {'auto', 'numpy', 'numba'} or None, default=None
+        Resolved by :func:`mixstat._backend.resolve_backend`; 'numba' runs the
+        Lasso sweeps in the Numba kernel.
+    verbose : int, default=0
+        Progress bar over the restarts when > 0.
+    n_jobs : int or None, default=None
+        Restarts run in parallel through joblib.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_components, n_features)
+        Expert slopes :math:`b_k`.
+    intercept_ : ndarray of shape (n_components,)
+        Expert intercepts :math:`b_{k0}`.
+    gate_coef_ : ndarray of shape (n_components, n_features)
+        Gate slopes :math:`w_k` (symmetric parameterisation: all :math:`K`
+        gates free, the penalty does not depend on a reference class).
+    gate_intercept_ : ndarray of shape (n_components,)
+        Gate intercepts (centred to sum to zero).
+    noise_variance_ : ndarray of shape (n_components,)
+        :math:`\sigma_k^2`.
+    lower_bound_ : float
+        Penalised objective (mean scale) at the solution.
+    lower_bounds_ : ndarray
+        Its value after every iteration of the kept run (non-decreasing).
+    log_likelihood_ : float
+        Unpenalised training log-likelihood :math:`\sum_i s_i \log p(y_i|x_i)`.
+    n_iter_ : int
+    converged_ : bool
+    backend_ : str
+    n_features_in_ : int
+
+    Notes
+    -----
+    Components are returned in a canonical order: increasing posterior mean of
+    the expert's fitted values, so refits and permuted data give the same
+    labels.
+
+    References
+    ----------
+    T. Nguyen, H. D. Nguyen, F. Chamroukhi, G. J. McLachlan, "Non-asymptotic
+    oracle inequalities for the Lasso in high-dimensional mixture of experts",
+    arXiv:2009.10622.
+    F. Chamroukhi, B.-T. Huynh, "Regularized maximum likelihood estimation and
+    feature selection in mixtures-of-experts models", J. SFdS 160(1), 2019.
+    A. Khalili, "New estimation and feature selection methods in
+    mixture-of-experts models", Can. J. Stat. 38(4), 2010.
+    N. Städler, P. Bühlmann, S. van de Geer, "l1-penalization for mixture
+    regression models", TEST 19, 2010.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha_gate": [Interval(Real, 0, None, closed="left")],
+        "ridge_gate": [Interval(Real, 0, None, closed="left")],
+        "scale_penalty": ["boolean"],
+        "variance": [StrOptions({"per-expert", "shared"})],
+        "min_variance": [Interval(Real, 0, None, closed="neither")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"residuals", "kmeans", "random"})],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "backend": [None, StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
+        "verbose": ["verbose"],
+        "n_jobs": [None, Integral],
+    }
+
+    def __init__(self, n_components=2, *, alpha=0.01, alpha_gate=0.01, ridge_gate=0.0,
+                 scale_penalty=True, variance="per-expert", min_variance=1e-3, n_init=3,
+                 init="residuals", max_iter=500, tol=1e-6, warm_start=False,
+                 random_state=None, backend=None, verbose=0, n_jobs=None):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.alpha_gate = alpha_gate
+        self.ridge_gate = ridge_gate
+        self.scale_penalty = scale_penalty
+        self.variance = variance
+        self.min_variance = min_variance
+        self.n_init = n_init
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.backend = backend
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------- fit ---
+    def _validate_fit_data(self, X, y, sample_weight):
+        backend = resolve_backend(self.backend, X, y, allowed=_CPU_BACKENDS)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True,
+                             ensure_min_samples=2)
+        check_n_components(X.shape[0], self.n_components)
+        sw = check_sample_weight(sample_weight, X)
+        X = np.asfortranarray(X)  # stored once per fit, column access in the sweeps
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        return X, y, sw, backend
+
+    def _make_config(self, X, y, sw, backend, n_components=None):
+        n_eff = float(sw.sum())
+        ybar = float(sw @ y) / n_eff
+        var_y = float(sw @ (y - ybar) ** 2) / n_eff
+        if not var_y > 0:
+            var_y = 1.0
+        return EMConfig(
+            n_components=int(n_components or self.n_components), alpha=float(self.alpha),
+            alpha_gate=float(self.alpha_gate), ridge_gate=float(self.ridge_gate),
+            scale_penalty=bool(self.scale_penalty),
+            shared_variance=self.variance == "shared",
+            var_floor=float(self.min_variance) * var_y, max_iter=int(self.max_iter),
+            tol=float(self.tol), use_numba=backend.name == "numba")
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the mixture of experts by generalised EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        X, y, sw, backend = self._validate_fit_data(X, y, sample_weight)
+        cfg = self._make_config(X, y, sw, backend)
+        rng = check_random_state(self.random_state)
+        warm = (self.warm_start and hasattr(self, "coef_")
+                and self.coef_.shape == (cfg.n_components, X.shape[1]))
+        if warm:
+            results = [run_em(X, y, sw, self._state(), cfg)]
+        else:
+            seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+            job = functools.partial(_single_fit, X=X, y=y, sw=sw, cfg=cfg, init=self.init)
+            results = parallel_map(job, [(int(s), r) for r, s in enumerate(seeds)],
+                                   n_jobs=self.n_jobs, verbose=self.verbose,
+                                   desc="GaussianMoERegressor restarts")
+        self._set_result(X, y, results, backend)
+        return self
+
+    def _set_result(self, X, y, results, backend):
+        ok = [r for r in results if "error" not in r]
+        if not ok:
+            raise ValueError(
+                "every EM run failed numerically (" + results[0]["error"] + "); "
+                "increase min_variance or alpha, or standardise X and y")
+        best = max(ok, key=lambda r: r["objective"])
+        state = best["state"]
+        perm = _canonical_order(X, y, state, best["log_resp"])
+        state = state.permute(perm)
+        self.coef_ = state.coef
+        self.intercept_ = state.intercept
+        self.gate_coef_ = state.gate_coef
+        self.gate_intercept_ = state.gate_intercept
+        self.noise_variance_ = state.var
+        self.lower_bound_ = float(best["objective"])
+        self.lower_bounds_ = best["history"]
+        self.log_likelihood_ = float(best["loglik"])
+        self.n_iter_ = int(best["n_iter"])
+        self.converged_ = bool(best["converged"])
+        self.backend_ = backend.name
+        for name in ("coef_", "intercept_", "gate_coef_", "gate_intercept_", "noise_variance_"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"the fit produced non-finite {name}; "
+                                 "increase min_variance or the penalties")
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"GaussianMoERegressor did not converge in max_iter={self.max_iter} "
+                "iterations; increase max_iter or tol.", ConvergenceWarning, stacklevel=3)
+
+    def _state(self):
+        return MoEState(self.coef_.copy(), self.intercept_.copy(), self.gate_coef_.copy(),
+                        self.gate_intercept_.copy(), self.noise_variance_.copy())
+
+    # ------------------------------------------------------ prediction ---
+    def _check_X(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return X
+
+    def _check_Xy(self, X, y):
+        check_is_fitted(self)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, reset=False)
+        return X, y
+
+    def predict_gates(self, X):
+        """Gate probabilities :math:`g_k(x)`, shape (n_samples, n_components)."""
+        X = self._check_X(X)
+        return np.exp(gate_log_probs(X, self._state()))
+
+    def predict_experts(self, X):
+        """Expert means :math:`b_{k0} + x^\\top b_k`, shape (n_samples, n_components)."""
+        X = self._check_X(X)
+        return expert_means(X, self._state())
+
+    def predict(self, X):
+        """Mixture mean :math:`E[y|x] = \\sum_k g_k(x)(b_{k0} + x^\\top b_k)`."""
+        X = self._check_X(X)
+        state = self._state()
+        return np.sum(np.exp(gate_log_probs(X, state)) * expert_means(X, state), axis=1)
+
+    def predict_posterior(self, X, y):
+        """Responsibilities :math:`P(z=k \\mid x, y)`, rows summing to one."""
+        X, y = self._check_Xy(X, y)
+        log_resp, _, _ = e_step(X, y, self._state())
+        return np.exp(log_resp)
+
+    def predict_label(self, X, y):
+        """Most probable expert for each ``(x, y)`` (MAP clustering)."""
+        return np.argmax(self.predict_posterior(X, y), axis=1)
+
+    def score_samples(self, X, y):
+        """Conditional log-density :math:`\\log p(y_i \\mid x_i)` of each sample."""
+        X, y = self._check_Xy(X, y)
+        _, log_norm, _ = e_step(X, y, self._state())
+        return log_norm
+
+    def log_likelihood(self, X, y, sample_weight=None):
+        """Unpenalised log-likelihood :math:`\\sum_i s_i \\log p(y_i|x_i)`."""
+        ll = self.score_samples(X, y)
+        if sample_weight is None:
+            return float(ll.sum())
+        return float(np.asarray(sample_weight, dtype=float) @ ll)
+
+    def n_parameters(self):
+        r"""Degrees of freedom: non-zero expert slopes, non-zero gate slopes
+        (at most :math:`K-1` per feature, the free gate dimensions), :math:`K`
+        expert intercepts, :math:`K-1` gate intercepts and the variances."""
+        check_is_fitted(self)
+        K = self.coef_.shape[0]
+        df = int(np.count_nonzero(self.coef_)) + K
+        df += int(np.minimum(np.count_nonzero(self.gate_coef_, axis=0), K - 1).sum()) + K - 1
+        df += 1 if (self.variance == "shared") else K
+        return df
+
+    def bic(self, X, y):
+        """Bayesian information criterion :math:`-2\\log L + df\\log n` (lower is better),
+        with the unpenalised log-likelihood."""
+        n = np.asarray(X).shape[0]
+        return -2.0 * self.log_likelihood(X, y) + self.n_parameters() * np.log(n)
+
+    def aic(self, X, y):
+        """Akaike information criterion :math:`-2\\log L + 2\\,df` (lower is better)."""
+        return -2.0 * self.log_likelihood(X, y) + 2.0 * self.n_parameters()
+
+    def sample(self, X, random_state=None):
+        """Draw one response per row of ``X`` from the fitted conditional density.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        labels : ndarray of shape (n_samples,)
+            The expert each draw came from.
+        """
+        X = self._check_X(X)
+        rng = check_random_state(random_state)
+        state = self._state()
+        g = np.exp(gate_log_probs(X, state))
+        u = rng.uniform(size=(X.shape[0], 1))
+        labels = np.minimum((np.cumsum(g, axis=1) < u).sum(axis=1), g.shape[1] - 1)
+        mu = expert_means(X, state)[np.arange(X.shape[0]), labels]
+        y = mu + np.sqrt(state.var[labels]) * rng.standard_normal(X.shape[0])
+        return y, labels

@@ -1,0 +1,232 @@
+"""Shared machinery of the MPE estimators: the ``fit(X, y)`` contract, the
+bootstrap interval, cross-fitted classifier scores.
+
+Convention (positive-unlabeled): ``y == 1`` marks the sample of the
+component ``H``, ``y == 0`` the sample of the mixture
+``F = kappa* H + (1 - kappa*) G``. Every estimator stores ``proportion_``,
+an estimate of a mixture proportion in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import StratifiedKFold
+
+from .._validation import (
+    Interval,
+    _fit_context,
+    check_random_state,
+    validate_data,
+)
+from ..primitives._bootstrap import bootstrap_replicates, percentile_interval
+
+MIN_SAMPLES_PER_CLASS = 10
+
+
+def split_samples(X, y):
+    """Check the PU labels and return ``(X_component, X_mixture)``.
+
+    Raises ``ValueError`` when y is not binary in {0, 1}, a class is absent,
+    or a class has fewer than ``MIN_SAMPLES_PER_CLASS`` points.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y.shape}.")
+    if y.dtype.kind == "b":
+        y = y.astype(int)
+    if y.dtype.kind not in "iuf":
+        raise ValueError(
+            "y must be binary: 1 for the component sample (H), 0 for the mixture "
+            f"sample (F); got dtype {y.dtype}."
+        )
+    vals = np.unique(y)
+    if not np.isin(vals, [0, 1]).all():
+        raise ValueError(
+            "y must be binary: 1 for the component sample (H), 0 for the mixture "
+            f"sample (F); got values {vals[:10].tolist()}."
+        )
+    n_h, n_f = int((y == 1).sum()), int((y == 0).sum())
+    if n_h == 0 or n_f == 0:
+        missing = "component (y=1)" if n_h == 0 else "mixture (y=0)"
+        raise ValueError(f"y has no {missing} sample: both samples are needed.")
+    if min(n_h, n_f) < MIN_SAMPLES_PER_CLASS:
+        raise ValueError(
+            f"Too few samples: the component sample has {n_h} and the mixture sample "
+            f"{n_f} points; at least {MIN_SAMPLES_PER_CLASS} of each are needed."
+        )
+    return X[y == 1], X[y == 0]
+
+
+def stack(X_component, X_mixture):
+    """``(X, y)`` in the PU convention from the two samples."""
+    X = np.vstack([X_component, X_mixture])
+    y = np.r_[np.ones(len(X_component), dtype=int), np.zeros(len(X_mixture), dtype=int)]
+    return X, y
+
+
+def default_classifier():
+    """Quadratic logistic regression (standardise, degree-2 features, L2):
+    exact for the log density ratio of two Gaussians, cheap, deterministic."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    return make_pipeline(
+        StandardScaler(), PolynomialFeatures(2), StandardScaler(),
+        LogisticRegression(C=1.0, max_iter=1000),
+    )
+
+
+def positive_proba(clf, X):
+    """Column of ``predict_proba`` for label 1 (or ``True``); else the last one."""
+    p = np.asarray(clf.predict_proba(X))
+    classes = list(getattr(clf, "classes_", []))
+    for lab in (1, True, "1"):
+        if lab in classes:
+            return p[:, classes.index(lab)]
+    return p[:, -1]
+
+
+def cross_fit_scores(classifier, X_component, X_mixture, n_folds=5, random_state=None):
+    """Out-of-fold scores ``P(component sample | x)``: every point is scored by
+    a classifier that was not trained on it.
+
+    Returns ``(s_component, s_mixture)``.
+    """
+    X, y = stack(X_component, X_mixture)
+    clf0 = default_classifier() if classifier is None else classifier
+    n_folds = int(min(n_folds, np.bincount(y).min()))
+    if n_folds < 2:
+        raise ValueError("cross-fitting needs at least 2 points in each sample")
+    seed = check_random_state(random_state).randint(0, 2**31 - 1)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    s = np.empty(len(y))
+    for tr, te in skf.split(X, y):
+        clf = clone(clf0)
+        if "random_state" in clf.get_params():
+            try:
+                clf.set_params(random_state=seed)
+            except ValueError:
+                pass
+        clf.fit(X[tr], y[tr])
+        s[te] = positive_proba(clf, X[te])
+    m = len(X_component)
+    return s[:m], s[m:]
+
+
+class BaseMPE(BaseEstimator):
+    """Base class of the mixture proportion estimators.
+
+    Subclasses implement ``_estimate(X_component, X_mixture, rng) -> float``
+    (they may set further fitted attributes on ``self``). ``fit`` validates,
+    calls it, clips to ``[0, 1]`` and, when ``n_bootstrap > 0``, computes a
+    percentile bootstrap interval by resampling each sample with replacement
+    (sizes kept) and refitting a clone.
+    """
+
+    #: marker that meta-estimators check (``SubsamplingMPE``, ``RegroupingMPE``)
+    _is_mpe_estimator = True
+
+    _parameter_constraints: dict = {
+        "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
+        "confidence": [Interval(Real, 0, 1, closed="neither")],
+        "n_jobs": [None, Integral],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.non_deterministic = False
+        return tags
+
+    def _estimate(self, X_component, X_mixture, rng):  # pragma: no cover
+        raise NotImplementedError
+
+    def _validate(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2,
+                             y_numeric=False)
+        return split_samples(X, y)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Estimate the proportion of the component in the mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Both samples stacked.
+        y : array-like of shape (n_samples,)
+            1 for points of the component sample H, 0 for points of the
+            mixture sample F.
+
+        Returns
+        -------
+        self
+        """
+        X_h, X_f = self._validate(X, y)
+        rng = check_random_state(self.random_state)
+        kappa = float(self._estimate(X_h, X_f, rng))
+        self.proportion_ = float(np.clip(kappa, 0.0, 1.0)) if np.isfinite(kappa) else np.nan
+        self.n_component_, self.n_mixture_ = len(X_h), len(X_f)
+        if getattr(self, "n_bootstrap", 0):
+            self._bootstrap(X_h, X_f, rng)
+        return self
+
+    def _bootstrap(self, X_h, X_f, rng):
+        X, y = stack(X_h, X_f)
+        params = {"n_bootstrap": 0, "verbose": 0}
+        if "n_jobs" in self.get_params():
+            params["n_jobs"] = None
+        template = clone(self).set_params(**params)
+        stat = _BootstrapStatistic(template, X, y)
+        reps = bootstrap_replicates(stat, y, self.n_bootstrap, random_state=rng,
+                                    n_jobs=self.n_jobs, verbose=self.verbose,
+                                    desc=type(self).__name__)
+        self.bootstrap_proportions_ = reps
+        self.proportion_interval_ = percentile_interval(reps, self.confidence)
+
+
+class _BootstrapStatistic:
+    """Picklable ``(indices, seed) -> proportion`` for one bootstrap refit."""
+
+    def __init__(self, template, X, y):
+        self.template, self.X, self.y = template, X, y
+
+    def __call__(self, idx, seed):
+        est = clone(self.template)
+        if "random_state" in est.get_params():
+            est.set_params(random_state=seed)
+        Xb, yb = self.X[idx], self.y[idx]
+        try:
+            k = est._estimate(Xb[yb == 1], Xb[yb == 0], check_random_state(seed))
+        except (ValueError, np.linalg.LinAlgError):
+            return np.nan
+        return float(np.clip(k, 0.0, 1.0))
+
+
+def check_mpe_estimator(est, name="base_estimator"):
+    """Raise ``ValueError`` unless ``est`` is an (unfitted) MPE estimator."""
+    if not getattr(est, "_is_mpe_estimator", False) or not hasattr(est, "fit"):
+        raise ValueError(
+            f"{name} must be a mixstat MPE estimator (KernelMeanMPE, ROCMPE, "
+            f"BestBinMPE, ElkanNotoMPE, DEDPULMPE, TIcEMPE, ...); got {type(est).__name__}."
+        )
+    return est
+
+
+BOOTSTRAP_DOC = """
+    n_bootstrap : int, default=0
+        Number of bootstrap refits (each sample resampled with replacement,
+        sizes kept) for ``proportion_interval_``; 0 skips it.
+    confidence : float in (0, 1), default=0.95
+        Level of the percentile interval.
+    n_jobs : int or None, default=None
+        Bootstrap refits run through joblib (:func:`mixstat.utils.parallel_map`).
+    verbose : int, default=0
+        Progress bar over the bootstrap refits when > 0.
+    random_state : int, RandomState or None, default=None"""

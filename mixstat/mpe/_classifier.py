@@ -1,0 +1,482 @@
+"""Classifier-based MPE estimators: ROC, BBE, Elkan-Noto, DEDPUL, TIcE.
+
+Each trains a "non-traditional" classifier (component sample vs mixture
+sample), cross-fitted so that every point is scored by a model that did not
+see it, and reads the proportion from the held-out scores
+``s(x) = P(component sample | x)``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.stats import beta
+
+from .._validation import Interval, StrOptions
+from ..primitives import logsumexp, normal_log_density
+from ._base import BOOTSTRAP_DOC, BaseMPE, cross_fit_scores
+
+_CLF_DOC = """
+    classifier : scikit-learn classifier or None
+        Any classifier with ``predict_proba``; None uses a quadratic logistic
+        regression (:func:`mixstat.mpe._base.default_classifier`).
+    n_folds : int, default=5
+        Cross-fitting folds."""
+
+
+class _ScoreMPE(BaseMPE):
+    _parameter_constraints = {
+        **BaseMPE._parameter_constraints,
+        "classifier": "no_validation",
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def _scores(self, X_h, X_f, rng):
+        s_h, s_f = cross_fit_scores(self.classifier, X_h, X_f, self.n_folds, rng)
+        self.scores_component_, self.scores_mixture_ = s_h, s_f
+        return s_h, s_f
+
+
+def _tail_counts(s_h, s_f):
+    """For each candidate threshold t (distinct scores, descending): the
+    numbers of component / mixture scores >= t."""
+    t = np.unique(np.r_[s_h, s_f])[::-1]
+    k_h = len(s_h) - np.searchsorted(np.sort(s_h), t, side="left")
+    k_f = len(s_f) - np.searchsorted(np.sort(s_f), t, side="left")
+    return t, k_h, k_f
+
+
+def roc_proportion(s_h, s_f, delta=0.1):
+    r"""Binomial-inversion ROC estimate (Blanchard, Lee & Scott 2010; Scott 2015).
+
+    .. math:: \hat\kappa = \min_t \frac{\bar F_\delta(t)}{\underline H_\delta(t)}
+
+    where :math:`\bar F_\delta(t)` is the Clopper-Pearson upper bound (level
+    :math:`1-\delta`) on :math:`P_F(s \ge t)` and :math:`\underline H_\delta(t)`
+    the lower bound on :math:`P_H(s \ge t)`, from held-out scores.
+    """
+    t, k_h, k_f = _tail_counts(s_h, s_f)
+    m, n = len(s_h), len(s_f)
+    ok = k_h > 0
+    up_f = np.where(k_f < n, beta.ppf(1 - delta, k_f + 1, np.maximum(n - k_f, 1)), 1.0)
+    lo_h = beta.ppf(delta, np.maximum(k_h, 1), m - k_h + 1)
+    ratio = np.where(ok & (lo_h > 0), up_f / np.where(lo_h > 0, lo_h, 1.0), np.inf)
+    i = int(np.argmin(ratio))
+    return float(min(ratio[i], 1.0)), float(t[i])
+
+
+class ROCMPE(_ScoreMPE):
+    __doc__ = r"""ROC-based mixture proportion estimator with binomial inversion.
+
+    Blanchard, Lee & Scott, "Semi-supervised novelty detection", JMLR 2010;
+    Scott, "A rate of convergence for mixture proportion estimation, with
+    application to learning from noisy labels", AISTATS 2015.
+
+    On cross-fitted scores :math:`s(x)`, for every threshold :math:`t`
+
+    .. math:: \hat\kappa = \min_t \frac{\mathrm{UCB}_\delta[\hat P_F(s\ge t)]}
+              {\mathrm{LCB}_\delta[\hat P_H(s\ge t)]},
+
+    with exact binomial (Clopper-Pearson) bounds at level :math:`\delta` per
+    threshold, as in the reference code (no union bound over thresholds).
+
+    Parameters
+    ----------
+    delta : float, default=0.1
+    """ + _CLF_DOC + BOOTSTRAP_DOC + """
+
+    Attributes
+    ----------
+    proportion_ : float
+    threshold_ : float
+    """
+
+    _parameter_constraints = {**_ScoreMPE._parameter_constraints,
+                              "delta": [Interval(Real, 0, 1, closed="neither")]}
+
+    def __init__(self, delta=0.1, *, classifier=None, n_folds=5, n_bootstrap=0,
+                 confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+        self.delta = delta
+        self.classifier = classifier
+        self.n_folds = n_folds
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _estimate(self, X_h, X_f, rng):
+        s_h, s_f = self._scores(X_h, X_f, rng)
+        k, self.threshold_ = roc_proportion(s_h, s_f, self.delta)
+        return k
+
+
+def bbe_proportion(s_h, s_f, delta=0.1, gamma=0.01):
+    r"""Best Bin Estimation (Garg et al., NeurIPS 2021, Algorithm 1).
+
+    .. math:: \hat c = \arg\min_c \frac{\hat q_U(c)}{\hat q_P(c)}
+        + \frac{1+\gamma}{\hat q_P(c)}\Big(\sqrt{\tfrac{\log(4/\delta)}{2n_U}}
+        + \sqrt{\tfrac{\log(4/\delta)}{2n_P}}\Big),\qquad
+        \hat\kappa = \hat q_U(\hat c)/\hat q_P(\hat c)
+
+    with :math:`\hat q(c)` the fraction of held-out scores :math:`\ge c`.
+    Returns ``(kappa, threshold, (lower, upper))``: the DKW band at
+    :math:`\hat c` (each empirical tail within
+    :math:`\sqrt{\log(4/\delta)/2n}` with probability :math:`1-\delta/2`),
+    a confidence interval of level :math:`1-\delta` for
+    :math:`q_U(\hat c)/q_P(\hat c) \ge \kappa(F|H)`.
+    """
+    t, k_h, k_f = _tail_counts(s_h, s_f)
+    m, n = len(s_h), len(s_f)
+    q_p, q_u = k_h / m, k_f / n
+    e_u = np.sqrt(np.log(4 / delta) / (2 * n))
+    e_p = np.sqrt(np.log(4 / delta) / (2 * m))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        obj = np.where(q_p > 0, (q_u + (1 + gamma) * (e_u + e_p)) / q_p, np.inf)
+    i = int(np.argmin(obj))
+    kappa = q_u[i] / q_p[i]
+    lo = max(q_u[i] - e_u, 0.0) / min(q_p[i] + e_p, 1.0)
+    hi = (q_u[i] + e_u) / (q_p[i] - e_p) if q_p[i] > e_p else 1.0
+    return (float(min(kappa, 1.0)), float(t[i]),
+            (float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1))))
+
+
+class BestBinMPE(_ScoreMPE):
+    __doc__ = r"""Best Bin Estimation (BBE) of the mixture proportion.
+
+    Garg, Wu, Smola, Balakrishnan & Lipton, "Mixture Proportion Estimation
+    and PU Learning: A Modern Approach", NeurIPS 2021. The DKW term uses
+    :math:`\log(4/\delta)` as in the paper (the reference code had
+    :math:`\log(1/\delta)`, acmi-lab/PU_learning#3).
+
+    .. math:: \hat c = \arg\min_c \frac{\hat q_U(c)}{\hat q_P(c)}
+        + \frac{1+\gamma}{\hat q_P(c)}\Big(\sqrt{\tfrac{\log(4/\delta)}{2n}}
+        + \sqrt{\tfrac{\log(4/\delta)}{2m}}\Big),\qquad
+        \hat\kappa = \frac{\hat q_U(\hat c)}{\hat q_P(\hat c)}.
+
+    Parameters
+    ----------
+    delta : float, default=0.1
+    gamma : float, default=0.01
+    """ + _CLF_DOC + BOOTSTRAP_DOC + r"""
+
+    Attributes
+    ----------
+    proportion_ : float
+    threshold_ : float
+    confidence_bound_ : (float, float)
+        DKW interval at the chosen bin, level :math:`1-\delta`.
+    """
+
+    _parameter_constraints = {**_ScoreMPE._parameter_constraints,
+                              "delta": [Interval(Real, 0, 1, closed="neither")],
+                              "gamma": [Interval(Real, 0, None, closed="left")]}
+
+    def __init__(self, delta=0.1, gamma=0.01, *, classifier=None, n_folds=5,
+                 n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+        self.delta = delta
+        self.gamma = gamma
+        self.classifier = classifier
+        self.n_folds = n_folds
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _estimate(self, X_h, X_f, rng):
+        s_h, s_f = self._scores(X_h, X_f, rng)
+        k, self.threshold_, self.confidence_bound_ = bbe_proportion(s_h, s_f, self.delta, self.gamma)
+        return k
+
+
+def _label_frequency_to_kappa(c, m, n):
+    r"""Case-control label frequency to proportion: with m labeled component
+    points and n mixture points, an anchor point has
+    :math:`P(\text{labeled}|x) = c = m/(m + n\kappa)`, so
+    :math:`\kappa = (m/n)(1-c)/c`."""
+    c = float(np.clip(c, 1e-12, 1.0))
+    return float(np.clip((m / n) * (1.0 - c) / c, 0.0, 1.0))
+
+
+class ElkanNotoMPE(_ScoreMPE):
+    __doc__ = r"""Elkan & Noto (KDD 2008) estimators e1 and e3.
+
+    A classifier :math:`g(x) = P(\text{component sample}|x)` (cross-fitted);
+    the label frequency is :math:`c = \text{mean of } g` over held-out
+    component points (``e1``) or :math:`\max g` over all held-out points
+    (``e3``), and, in the case-control PU setting with :math:`m` component
+    and :math:`n` mixture points,
+
+    .. math:: \hat\kappa = \frac{m}{n}\,\frac{1-c}{c}
+
+    (:math:`(1-c)/c` for balanced samples).
+
+    Parameters
+    ----------
+    variant : {'e1', 'e3'}, default='e1'
+    """ + _CLF_DOC + BOOTSTRAP_DOC + """
+
+    Attributes
+    ----------
+    proportion_ : float
+    label_frequency_ : float
+    """
+
+    _parameter_constraints = {**_ScoreMPE._parameter_constraints,
+                              "variant": [StrOptions({"e1", "e3"})]}
+
+    def __init__(self, variant="e1", *, classifier=None, n_folds=5, n_bootstrap=0,
+                 confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+        self.variant = variant
+        self.classifier = classifier
+        self.n_folds = n_folds
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _estimate(self, X_h, X_f, rng):
+        s_h, s_f = self._scores(X_h, X_f, rng)
+        c = s_h.mean() if self.variant == "e1" else max(s_h.max(), s_f.max())
+        self.label_frequency_ = float(c)
+        return _label_frequency_to_kappa(c, len(X_h), len(X_f))
+
+
+def _kde_log(points, data, bw):
+    """Gaussian KDE log-density of ``data`` (1-D) at ``points`` (chunked)."""
+    out = np.empty(len(points))
+    for a in range(0, len(points), 2048):
+        ll = normal_log_density(points[a:a + 2048, None], data[None, :], bw * bw)
+        out[a:a + 2048] = logsumexp(ll, axis=1) - np.log(len(data))
+    return out
+
+
+def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
+                      quantile=0.95, tol=1e-6, max_iter=1000):
+    r"""DEDPUL prior from 1-D scores (Ivanov, ICMLA 2020).
+
+    Density ratio :math:`r(s) = f_H(s)/f_F(s)` of the scores by 1-D Gaussian
+    KDEs, evaluated at the mixture scores and made non-decreasing in
+    :math:`s` (cumulative maximum); then either the EM fixed point started at
+    :math:`\kappa = 1`,
+
+    .. math:: 1-\kappa \leftarrow \frac1n\sum_{x\in F}
+              \min\{1,\max[0,\,1-\kappa\, r(s(x))]\},
+
+    or the quantile rule :math:`\kappa = 1/q_{0.95}(r)`.
+    Returns ``(kappa, n_iter)``.
+    """
+    grid = np.linspace(0.0, 1.0, 513)
+    lr = _kde_log(grid, s_h, bw_component) - _kde_log(grid, s_f, bw_mixture)
+    r = np.exp(np.interp(s_f, grid, lr))
+    order = np.argsort(s_f)
+    r_sorted = np.maximum.accumulate(r[order])
+    r = np.empty_like(r)
+    r[order] = r_sorted
+    if prior == "quantile":
+        return float(np.clip(1.0 / np.quantile(r, quantile), 0.0, 1.0)), 0
+    kappa = 1.0
+    it = 0
+    for it in range(1, max_iter + 1):
+        alpha = np.clip(1.0 - kappa * r, 0.0, 1.0).mean()
+        new = 1.0 - alpha
+        if abs(new - kappa) < tol:
+            kappa = new
+            break
+        kappa = new
+    return float(np.clip(kappa, 0.0, 1.0)), it
+
+
+class DEDPULMPE(_ScoreMPE):
+    __doc__ = r"""DEDPUL mixture proportion estimator (Ivanov, "DEDPUL:
+    Difference-of-Estimated-Densities-based Positive-Unlabeled Learning",
+    ICMLA 2020).
+
+    Cross-fitted classifier score :math:`s(x)`, density ratio
+    :math:`r = f_H(s)/f_F(s)` of the 1-D scores by KDE (bandwidths 0.05 for
+    the mixture, 0.1 for the component, as in the reference code), made
+    monotone in :math:`s`; the proportion is the EM fixed point
+    (``prior='em'``) or :math:`1/q_{0.95}(r)` (``prior='quantile'``).
+    Deviation: the reference smooths the ratio before the monotone step;
+    here only the cumulative maximum is applied.
+
+    Parameters
+    ----------
+    prior : {'em', 'quantile'}, default='em'
+    bandwidth_mixture, bandwidth_component : float
+    quantile : float, default=0.95
+    """ + _CLF_DOC + BOOTSTRAP_DOC + """
+
+    Attributes
+    ----------
+    proportion_ : float
+    n_iter_ : int
+    """
+
+    _parameter_constraints = {
+        **_ScoreMPE._parameter_constraints,
+        "prior": [StrOptions({"em", "quantile"})],
+        "bandwidth_mixture": [Interval(Real, 0, None, closed="neither")],
+        "bandwidth_component": [Interval(Real, 0, None, closed="neither")],
+        "quantile": [Interval(Real, 0, 1, closed="right")],
+    }
+
+    def __init__(self, prior="em", *, bandwidth_mixture=0.05, bandwidth_component=0.1,
+                 quantile=0.95, classifier=None, n_folds=5, n_bootstrap=0,
+                 confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+        self.prior = prior
+        self.bandwidth_mixture = bandwidth_mixture
+        self.bandwidth_component = bandwidth_component
+        self.quantile = quantile
+        self.classifier = classifier
+        self.n_folds = n_folds
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _estimate(self, X_h, X_f, rng):
+        s_h, s_f = self._scores(X_h, X_f, rng)
+        k, self.n_iter_ = dedpul_proportion(s_h, s_f, self.prior, self.bandwidth_mixture,
+                                            self.bandwidth_component, self.quantile)
+        return k
+
+
+# --------------------------------------------------------------- TIcE ---
+def _tice_delta(T):
+    return max(0.025, 1.0 / (1.0 + 0.004 * T))
+
+
+def _tice_low_c(L, T, delta, c, min_T):
+    """Lower bound of the label frequency from L labeled among T points."""
+    if T < max(min_T, 1):
+        return 0.0
+    return L / T - np.sqrt(c * (1 - c) * (1 - delta) / (delta * T))
+
+
+def _tice_fold(X, s, tree, est, k, max_splits, min_T, c_prior, delta, n_borders=3):
+    """One fold of TIcE: grow a tree best-first on the points ``tree`` (max-bepp
+    split criterion, each feature cut into n_borders+1 equal-width pieces and
+    used once per path) and return the best lower bound of c over the subsets,
+    counted on the points ``est``."""
+    borders = np.linspace(0, 1, n_borders + 2)[1:-1]
+    pieces = np.minimum(np.searchsorted(borders, X, side="right"), n_borders)
+    best = _tice_low_c(s[est].sum(), est.sum(), 1.0, c_prior, min_T)
+    heap = [(-_tice_low_c(s[tree].sum(), tree.sum(), delta, c_prior, 0), 0, tree, est,
+             frozenset(range(X.shape[1])))]
+    counter, n_split, min_lab = 1, 0, 1.0
+    while heap and n_split < max_splits:
+        n_split += 1
+        _, _, sub_tr, sub_est, avail = heapq.heappop(heap)
+        lab_count = s[sub_tr].sum()
+        best_a, best_score, best_parts = -1, -1.0, None
+        useless = set()
+        for a in avail:
+            parts = [(sub_tr & (pieces[:, a] == q), sub_est & (pieces[:, a] == q))
+                     for q in range(n_borders + 1)]
+            if max(s[pe].sum() for _, pe in parts) < min_lab:
+                useless.add(a)
+                continue
+            score = max((s[pt].sum() / (pt.sum() + k)) if pt.any() else 0.0 for pt, _ in parts)
+            if score > best_score:
+                best_a, best_score, best_parts = a, score, parts
+        if best_parts is None or best_score <= 0:
+            continue
+        if sum(pe.any() for _, pe in best_parts) <= 1:
+            continue
+        for _, pe in best_parts:
+            best = max(best, _tice_low_c(s[pe].sum(), pe.sum(), delta, c_prior, min_T))
+        min_lab = c_prior * (1 - c_prior) * (1 - delta) / (delta * max(1 - best, 1e-12) ** 2)
+        new_avail = avail - {best_a} - useless
+        for pt, pe in best_parts:
+            if s[pe].sum() > min_lab and pt.sum() > min_T and 0 < lab_count < sub_tr.sum():
+                heapq.heappush(heap, (-_tice_low_c(s[pt].sum(), pt.sum(), delta, c_prior, 0),
+                                      counter, pt, pe, new_avail))
+                counter += 1
+    return best
+
+
+class TIcEMPE(BaseMPE):
+    __doc__ = r"""Tree Induction for c Estimation (TIcE; Bekker & Davis, "Estimating
+    the class prior in positive and unlabeled data through decision tree
+    induction", AAAI 2018).
+
+    Features are min-max scaled to [0, 1]. For each fold, a tree is grown
+    best-first on that fold (each feature cut at 0.25, 0.5, 0.75, used once
+    per path; split criterion max-bepp :math:`\max_{\text{child}} L/(T+k)`)
+    and every subset :math:`S` it visits gives, counted on the *other*
+    folds, a lower bound of the label frequency
+
+    .. math:: c \ge \frac{L_S}{T_S} - \sqrt{\frac{c(1-c)(1-\delta)}{\delta T_S}},
+              \qquad \delta = \max(0.025, 1/(1+0.004\,T)),
+
+    (:math:`T` the size of the estimation part). :math:`\hat c` is the mean
+    over folds of the best bound; two passes (prior :math:`c=0.5`, then the
+    first estimate). The proportion follows from the case-control relation
+    :math:`\hat\kappa = (m/n)(1-\hat c)/\hat c`.
+
+    Parameters
+    ----------
+    k : int, default=5
+    max_splits : int, default=500
+    min_T : int, default=10
+    n_folds : int, default=5
+    delta : float or None
+        None uses the formula above (the SuMPE runs used 0.2 with k = 10).
+    n_iterations : int, default=2
+    """ + BOOTSTRAP_DOC + """
+
+    Attributes
+    ----------
+    proportion_ : float
+    label_frequency_ : float
+    """
+
+    _parameter_constraints = {
+        **BaseMPE._parameter_constraints,
+        "delta": [None, Interval(Real, 0, 1, closed="neither")],
+        "n_iterations": [Interval(Integral, 1, None, closed="left")],
+        "k": [Interval(Integral, 0, None, closed="left")],
+        "max_splits": [Interval(Integral, 1, None, closed="left")],
+        "min_T": [Interval(Integral, 1, None, closed="left")],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def __init__(self, k=5, *, max_splits=500, min_T=10, n_folds=5, delta=None,
+                 n_iterations=2, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
+                 random_state=None):
+        self.k = k
+        self.delta = delta
+        self.n_iterations = n_iterations
+        self.max_splits = max_splits
+        self.min_T = min_T
+        self.n_folds = n_folds
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _estimate(self, X_h, X_f, rng):
+        X = np.vstack([X_h, X_f])
+        s = np.r_[np.ones(len(X_h)), np.zeros(len(X_f))]
+        lo, hi = X.min(0), X.max(0)
+        X = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+        folds = rng.permutation(len(X)) % self.n_folds
+        c = 0.5
+        for _ in range(self.n_iterations):
+            cs = []
+            for f in range(self.n_folds):
+                tree = folds == f
+                est = ~tree
+                delta = self.delta if self.delta is not None else _tice_delta(est.sum())
+                cs.append(_tice_fold(X, s, tree, est, self.k, self.max_splits, self.min_T,
+                                     c, delta))
+            c = float(np.clip(np.mean(cs), 1e-6, 1.0 - 1e-9))
+        self.label_frequency_ = c
+        return _label_frequency_to_kappa(c, len(X_h), len(X_f))

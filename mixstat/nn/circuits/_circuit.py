@@ -1,0 +1,341 @@
+r"""Tensorised (squared) circuits in signed log-space.
+
+A circuit on a region-graph tree (one partition per region) has an input
+layer of :math:`K` densities per leaf and, per internal region, a product
+layer over its children followed by a sum layer with weights :math:`W`:
+
+- CP (``layer='cp'``, cirkit's ``cp-t``): :math:`c_r = W_r\,(c_{r_1} \odot
+  \dots \odot c_{r_a})`, :math:`W_r \in \mathbb{R}^{K\times K}`;
+- Tucker (``layer='tucker'``, binary partitions):
+  :math:`c_r = W_r\,(c_{r_1} \otimes c_{r_2})`, :math:`W_r\in\mathbb{R}^{K\times K^2}`.
+
+The root has one unit, :math:`c(x)`. Three models share the architecture
+(Loconte et al., "Subtractive Mixture Models via Squaring", ICLR 2024):
+
+- ``+``   (``weights='positive', squared=False``): :math:`p = c / Z`;
+- ``+^2`` (``weights='positive', squared=True``): :math:`p = c^2 / Z`;
+- ``+-^2`` (``weights='signed', squared=True``, NPC²): real weights,
+  :math:`p = c^2/Z`.
+
+With ``n_replicas = R`` the model is the positive mixture
+:math:`p(x) = \sum_r \pi_r\, c_r(x)^2 / Z_r` of ``R`` circuits on different
+trees (squared-npcs' replicas). Every unit is kept as
+``(log|v|, sign v)``; the partition function of a squared circuit propagates
+the :math:`K\times K` matrices of unit pairs, :math:`A \mapsto W A W^\top`
+(two matrix products, never :math:`W\otimes W`), from the Gram matrices of
+the inputs. Marginals replace an integrated leaf's pairs
+:math:`f_i(x)f_j(x)` by :math:`G_{ij}`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...primitives import logsumexp, log_softmax
+from ...primitives._signed_matmul import signed_log_matmul
+from ._inputs import CDF, INTEGRATED, OBSERVED, BernsteinInput, CategoricalInput, GaussianInput
+from ._region_graph import RegionGraph
+
+__all__ = ["TensorizedCircuit"]
+
+
+class _Group:
+    """A fold: internal regions of one height and arity (roots apart)."""
+
+    def __init__(self, nodes, child_pos, arity, is_root):
+        self.nodes = nodes
+        self.child_pos = child_pos  # (F, arity) positions in the bank
+        self.arity = arity
+        self.is_root = is_root
+
+
+class TensorizedCircuit(nn.Module):
+    r"""A (squared) tensorised circuit, or a positive mixture of several.
+
+    Parameters
+    ----------
+    region_graphs : list of RegionGraph
+        One tree per replica (same ``n_variables``).
+    n_units : int
+        :math:`K`, units per region (inputs and sum layers).
+    inputs : {'gaussian', 'categorical', 'bernstein'}
+    layer : {'cp', 'tucker'}
+    weights : {'signed', 'positive'}
+        Real weights (initialised :math:`U(0,1)`, free to turn negative, as the
+        paper's configs) or :math:`W = e^\theta` with :math:`\theta = \log U(0,1)`.
+    squared : bool
+    n_categories : array of int, optional
+        Domain sizes per variable (categorical inputs).
+    degree : int
+        Bernstein degree.
+    dtype : torch.dtype, default float64
+    generator : torch.Generator, optional
+    """
+
+    def __init__(
+        self,
+        region_graphs,
+        n_units=16,
+        inputs="gaussian",
+        layer="cp",
+        weights="signed",
+        squared=True,
+        n_categories=None,
+        degree=12,
+        dtype=torch.float64,
+        generator=None,
+    ):
+        super().__init__()
+        if isinstance(region_graphs, RegionGraph):
+            region_graphs = [region_graphs]
+        if n_units < 1:
+            raise ValueError(f"n_units must be >= 1, got {n_units}")
+        if weights not in ("signed", "positive"):
+            raise ValueError(f"weights must be 'signed' or 'positive', got {weights!r}")
+        if weights == "signed" and not squared:
+            raise ValueError("signed weights need squared=True (a signed circuit is not a density)")
+        if layer not in ("cp", "tucker"):
+            raise ValueError(f"layer must be 'cp' or 'tucker', got {layer!r}")
+        self.n_variables = region_graphs[0].n_variables
+        self.n_units = K = int(n_units)
+        self.n_replicas = len(region_graphs)
+        self.weights_kind = weights
+        self.squared = bool(squared)
+        self.layer = layer
+        self.input_kind = inputs
+        self.dtype_ = dtype
+
+        # ---- flatten the trees: leaves first, then folds by (height, arity, root)
+        leaf_vars, pos = [], {}
+        for r, rg in enumerate(region_graphs):
+            if rg.n_variables != self.n_variables:
+                raise ValueError("all region graphs must have the same number of variables")
+            for i in rg.leaves:
+                pos[(r, i)] = len(leaf_vars)
+                leaf_vars.append(rg.scopes[i][0])
+        buckets = {}
+        for r, rg in enumerate(region_graphs):
+            for i, ch in enumerate(rg.children):
+                if ch:
+                    if layer == "tucker" and len(ch) != 2:
+                        raise ValueError("Tucker layers need binary partitions (use layer='cp' for quad-trees)")
+                    key = (rg.height(i), len(ch), i == rg.root)
+                    buckets.setdefault(key, []).append((r, i))
+        n_bank = len(leaf_vars)
+        self.groups = []
+        roots = []
+        for key in sorted(buckets):
+            h, arity, is_root = key
+            nodes = buckets[key]
+            child_pos = [[pos[(r, c)] for c in region_graphs[r].children[i]] for r, i in nodes]
+            g = _Group(nodes, torch.as_tensor(child_pos, dtype=torch.long), arity, is_root)
+            self.groups.append(g)
+            if is_root:
+                roots.extend(r for r, _ in nodes)
+            else:
+                for j, (r, i) in enumerate(nodes):
+                    pos[(r, i)] = n_bank + j
+                n_bank += len(nodes)
+        self.root_replica_order = roots  # replica of each root output, in order
+        for gi, g in enumerate(self.groups):
+            self.register_buffer(f"_child_pos{gi}", g.child_pos)
+
+        # ---- parameters
+        if inputs == "gaussian":
+            self.input = GaussianInput(leaf_vars, K, generator=generator, dtype=dtype)
+        elif inputs == "categorical":
+            if n_categories is None:
+                raise ValueError("categorical inputs need n_categories")
+            ncat = torch.as_tensor(n_categories, dtype=torch.long)[torch.as_tensor(leaf_vars)]
+            self.input = CategoricalInput(leaf_vars, K, ncat, generator=generator, dtype=dtype)
+        elif inputs == "bernstein":
+            self.input = BernsteinInput(leaf_vars, K, degree=degree, generator=generator, dtype=dtype)
+        else:
+            raise ValueError(f"inputs must be 'gaussian', 'categorical' or 'bernstein', got {inputs!r}")
+        self.sum_weights = nn.ParameterList()
+        for g in self.groups:
+            k_out = 1 if g.is_root else K
+            k_in = K if layer == "cp" else K**g.arity
+            u = torch.rand(len(g.nodes), k_out, k_in, generator=generator, dtype=dtype)
+            u = u.clamp(min=1e-3)
+            self.sum_weights.append(nn.Parameter(u if weights == "signed" else torch.log(u)))
+        self.mixing_logits = nn.Parameter(torch.zeros(self.n_replicas, dtype=dtype))
+
+    # ------------------------------------------------------------ helpers --
+    def _w(self, gi):
+        w = self.sum_weights[gi]
+        return w if self.weights_kind == "signed" else torch.exp(w)
+
+    def _log_pi(self):
+        return log_softmax(self.mixing_logits, axis=0)
+
+    def _root_perm(self):
+        # outputs come out in fold order; map to replica order
+        order = torch.as_tensor(self.root_replica_order)
+        return torch.argsort(order)
+
+    # ----------------------------------------------------- the circuit c --
+    def log_circuit(self, leaf_log):
+        """Evaluate :math:`(\\log|c_r(x)|, \\mathrm{sign}\\,c_r(x))` per replica.
+
+        Parameters
+        ----------
+        leaf_log : tensor (F_leaf, B, K)
+            Log-values of the (positive) input units.
+
+        Returns
+        -------
+        log_abs, sign : tensors (R, B)
+        """
+        bank_l = [leaf_log]
+        bank_s = [torch.ones_like(leaf_log)]
+        outs_l, outs_s = [], []
+        B = leaf_log.shape[1]
+        K = self.n_units
+        for gi, g in enumerate(self.groups):
+            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
+            S = torch.cat(bank_s) if len(bank_s) > 1 else bank_s[0]
+            cp = getattr(self, f"_child_pos{gi}")
+            cl, cs = L[cp], S[cp]  # (F, a, B, K)
+            if self.layer == "cp":
+                pl, ps = cl.sum(dim=1), cs.prod(dim=1)  # (F, B, K)
+            else:
+                pl = (cl[:, 0, :, :, None] + cl[:, 1, :, None, :]).reshape(-1, B, K * K)
+                ps = (cs[:, 0, :, :, None] * cs[:, 1, :, None, :]).reshape(-1, B, K * K)
+            ol, os_ = signed_log_matmul(self._w(gi), pl.transpose(1, 2), ps.transpose(1, 2))
+            ol, os_ = ol.transpose(1, 2), os_.transpose(1, 2)  # (F, B, K_out)
+            if g.is_root:
+                outs_l.append(ol[..., 0])
+                outs_s.append(os_[..., 0])
+            else:
+                bank_l.append(ol)
+                bank_s.append(os_)
+        perm = self._root_perm()
+        return torch.cat(outs_l)[perm], torch.cat(outs_s)[perm]
+
+    def log_pair_circuit(self, leaf_log):
+        """Evaluate the squared circuit :math:`c_r^2` on unit pairs.
+
+        Parameters
+        ----------
+        leaf_log : tensor (F_leaf, B, K, K)
+            Log of the positive pair values of the inputs (products
+            :math:`f_i f_j`, Gram entries, or partial integrals).
+
+        Returns
+        -------
+        log_abs : tensor (R, B)
+            Log of the (non-negative) squared-circuit value per replica.
+        """
+        bank_l = [leaf_log]
+        bank_s = [torch.ones_like(leaf_log)]
+        outs = []
+        B = leaf_log.shape[1]
+        K = self.n_units
+        for gi, g in enumerate(self.groups):
+            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
+            S = torch.cat(bank_s) if len(bank_s) > 1 else bank_s[0]
+            cp = getattr(self, f"_child_pos{gi}")
+            cl, cs = L[cp], S[cp]  # (F, a, B, K, K)
+            if self.layer == "cp":
+                pl, ps = cl.sum(dim=1), cs.prod(dim=1)
+            else:  # pairs of (i, j) index pairs: kron(A_left, A_right)
+                pl = (cl[:, 0, :, :, None, :, None] + cl[:, 1, :, None, :, None, :]).reshape(-1, B, K * K, K * K)
+                ps = (cs[:, 0, :, :, None, :, None] * cs[:, 1, :, None, :, None, :]).reshape(-1, B, K * K, K * K)
+            w = self._w(gi)[:, None]  # (F, 1, K_out, K_in)
+            tl, ts = signed_log_matmul(w, pl, ps)  # W A : (F, B, K_out, K_in)
+            ol, os_ = signed_log_matmul(w, tl.transpose(-1, -2), ts.transpose(-1, -2))  # W (W A)^T
+            if g.is_root:
+                # the root value is a square: sign must be +1 up to round-off
+                outs.append(ol[..., 0, 0])
+            else:
+                bank_l.append(ol)
+                bank_s.append(os_)
+        return torch.cat(outs)[self._root_perm()]
+
+    # -------------------------------------------------------- partition --
+    def log_partition(self):
+        """:math:`\\log Z_r` per replica, shape (R,)."""
+        if self.squared:
+            return self.log_pair_circuit(self.input.log_gram()[:, None])[:, 0]
+        ones = torch.zeros(self.input.n_leaves, 1, self.n_units, dtype=self.dtype_, device=self.mixing_logits.device)
+        return self.log_circuit(ones)[0][:, 0]
+
+    def forward(self, x):
+        """Log-density :math:`\\log p(x)`, shape (B,)."""
+        log_z = self.log_partition()
+        lc, _ = self.log_circuit(self.input.log_unit(x))  # (R, B)
+        per = (2.0 * lc if self.squared else lc) - log_z[:, None]
+        return logsumexp(self._log_pi()[:, None] + per, axis=0)
+
+    log_density = forward
+
+    def log_query(self, x, mode):
+        """Log of :math:`\\int c^2` (or :math:`\\int c`) with each variable
+        observed (mode 0), integrated out (1) or integrated up to ``x`` (2),
+        normalised: e.g. a marginal log-density. ``mode``: (B, D) ints."""
+        mode_leaf = mode[:, self.input.variables]
+        log_z = self.log_partition()
+        if self.squared:
+            val = self.log_pair_circuit(self.input.log_pair(x, mode_leaf))
+        else:
+            val = self.log_circuit(self.input.log_unit(x, mode_leaf))[0]
+        return logsumexp(self._log_pi()[:, None] + val - log_z[:, None], axis=0)
+
+    def log_marginal(self, x, observed):
+        """Marginal log-density of the observed variables.
+
+        Parameters
+        ----------
+        x : tensor (B, D); entries of unobserved variables are ignored.
+        observed : bool tensor (D,) or (B, D)
+        """
+        observed = torch.as_tensor(observed, device=x.device)
+        if observed.dim() == 1:
+            observed = observed[None, :].expand(x.shape[0], -1)
+        mode = torch.where(observed, OBSERVED, INTEGRATED)
+        return self.log_query(torch.nan_to_num(x), mode)
+
+    # ----------------------------------------------------------- sample --
+    @torch.no_grad()
+    def sample(self, n, generator=None, n_bisect=50, order=None):
+        """Exact autoregressive sampling: each variable from its conditional
+        given the previous ones, by inverse CDF (bisection on the closed-form
+        CDF) for continuous inputs and by enumeration for categorical ones."""
+        D = self.n_variables
+        dev = self.mixing_logits.device
+        x = torch.zeros(n, D, dtype=self.dtype_, device=dev)
+        order = range(D) if order is None else order
+        mode = torch.full((n, D), INTEGRATED, dtype=torch.long, device=dev)
+        log_prev = torch.zeros(n, dtype=self.dtype_, device=dev)
+        for d in order:
+            if isinstance(self.input, CategoricalInput):
+                V = int(self.input.n_categories[self.input.variables == d][0])
+                xs = x.repeat_interleave(V, dim=0)
+                xs[:, d] = torch.arange(V, dtype=self.dtype_, device=dev).repeat(n)
+                ms = mode.repeat_interleave(V, dim=0)
+                ms[:, d] = OBSERVED
+                lp = self.log_query(xs, ms).reshape(n, V)
+                prob = torch.softmax(lp, dim=1)
+                u = torch.multinomial(prob, 1, generator=generator)[:, 0]
+                x[:, d] = u.to(self.dtype_)
+            else:
+                lo_all, hi_all = self.input.bounds()
+                sel = self.input.variables == d
+                lo = torch.full((n,), float(lo_all[sel].min()), dtype=self.dtype_, device=dev)
+                hi = torch.full((n,), float(hi_all[sel].max()), dtype=self.dtype_, device=dev)
+                u = torch.rand(n, generator=generator, dtype=self.dtype_, device=dev)
+                mq = mode.clone()
+                mq[:, d] = CDF
+                for _ in range(n_bisect):
+                    mid = 0.5 * (lo + hi)
+                    x[:, d] = mid
+                    lf = self.log_query(x, mq) - log_prev
+                    below = lf < torch.log(u)
+                    lo = torch.where(below, mid, lo)
+                    hi = torch.where(below, hi, mid)
+                x[:, d] = 0.5 * (lo + hi)
+            mode[:, d] = OBSERVED
+            log_prev = self.log_query(x, mode)
+        return x

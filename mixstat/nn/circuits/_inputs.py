@@ -1,0 +1,238 @@
+"""Input layers of tensorised circuits, folded over the leaves.
+
+Every input layer holds ``n_units`` normalised univariate densities
+:math:`f_{l,k}` per leaf :math:`l` and answers four queries, each in log-space:
+
+- ``log_unit(x, mode)``: ``(F, B, K)``, :math:`\\log f_k(x)` (mode 0,
+  observed), 0 (mode 1, integrated out) or :math:`\\log F_k(x)` (mode 2,
+  cumulative distribution, for inverse-CDF sampling);
+- ``log_pair(x, mode)``: ``(F, B, K, K)``, the same for the products
+  :math:`f_i f_j` that a squared circuit needs: :math:`\\log f_i(x) + \\log
+  f_j(x)`, the Gram entries :math:`G_{ij}=\\int f_i f_j`, or
+  :math:`\\int_{-\\infty}^x f_i f_j`;
+- ``log_gram()``: ``(F, K, K)``.
+
+All Gram matrices are closed-form (Loconte et al., ICLR 2024, App. B): the
+Gaussian one is :math:`N(\\mu_i; \\mu_j, \\sigma_i^2 + \\sigma_j^2)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ...primitives import log_softmax, logsumexp, normal_log_density
+
+__all__ = ["GaussianInput", "CategoricalInput", "BernsteinInput"]
+
+OBSERVED, INTEGRATED, CDF = 0, 1, 2
+
+
+def _select(mode, obs, integ, cdf=None):
+    """Pick per (leaf, sample) among the three query results. ``mode`` is
+    (B, F); results are (F, B, ...)."""
+    m = mode.T.reshape(mode.shape[1], mode.shape[0], *([1] * (obs.dim() - 2)))
+    out = torch.where(m == INTEGRATED, integ.expand_as(obs), obs)
+    if cdf is not None:
+        out = torch.where(m == CDF, cdf, out)
+    return out
+
+
+class _Input(nn.Module):
+    def __init__(self, variables, n_units):
+        super().__init__()
+        self.register_buffer("variables", torch.as_tensor(variables, dtype=torch.long))
+        self.n_leaves = len(variables)
+        self.n_units = int(n_units)
+
+    def _x(self, x):
+        return x[:, self.variables]  # (B, F)
+
+
+class GaussianInput(_Input):
+    r"""Univariate Gaussian units :math:`N(x_v; \mu_{lk}, \sigma_{lk}^2)`.
+
+    :math:`\sigma = e^{s} + \sigma_{\min}`, initialised :math:`\mu\sim N(0,1)`,
+    :math:`s \sim N(0, 0.5^2)` (data are expected standardised). No upper cap on
+    :math:`\sigma` (squaring narrows a Gaussian by :math:`\sqrt2`).
+    """
+
+    def __init__(self, variables, n_units, generator=None, min_scale=1e-3, dtype=torch.float64):
+        super().__init__(variables, n_units)
+        F, K = self.n_leaves, self.n_units
+        self.mean = nn.Parameter(torch.randn(F, K, generator=generator, dtype=dtype))
+        self.log_scale = nn.Parameter(0.5 * torch.randn(F, K, generator=generator, dtype=dtype))
+        self.min_scale = float(min_scale)
+
+    def var(self):
+        return (torch.exp(self.log_scale) + self.min_scale) ** 2
+
+    def log_unit(self, x, mode=None):
+        xv = self._x(x).T[:, :, None]  # (F, B, 1)
+        mu, var = self.mean[:, None, :], self.var()[:, None, :]
+        obs = normal_log_density(xv, mu, var)
+        if mode is None:
+            return obs
+        cdf = torch.special.log_ndtr((xv - mu) / torch.sqrt(var))
+        return _select(mode, obs, torch.zeros_like(obs[:, :1]), cdf)
+
+    def log_gram(self):
+        mu, var = self.mean, self.var()
+        return normal_log_density(mu[:, :, None], mu[:, None, :], var[:, :, None] + var[:, None, :])
+
+    def log_pair(self, x, mode=None):
+        lf = self.log_unit(x)  # (F, B, K)
+        obs = lf[:, :, :, None] + lf[:, :, None, :]
+        if mode is None:
+            return obs
+        log_g = self.log_gram()[:, None]  # (F, 1, K, K)
+        mu, var = self.mean, self.var()
+        s2 = var[:, :, None] + var[:, None, :]
+        m = (mu[:, :, None] * var[:, None, :] + mu[:, None, :] * var[:, :, None]) / s2
+        sd = torch.sqrt(var[:, :, None] * var[:, None, :] / s2)
+        xv = self._x(x).T[:, :, None, None]
+        cdf = log_g + torch.special.log_ndtr((xv - m[:, None]) / sd[:, None])
+        return _select(mode, obs, log_g, cdf)
+
+    def bounds(self):
+        """Per-leaf interval holding essentially all the mass (for bisection)."""
+        sd = torch.sqrt(self.var())
+        return (self.mean - 12 * sd).min(dim=1).values, (self.mean + 12 * sd).max(dim=1).values
+
+
+class CategoricalInput(_Input):
+    r"""Categorical units :math:`p_{lk}(x_v = c) = \mathrm{softmax}(\theta_{lk})_c`.
+
+    ``n_categories`` gives each leaf's domain size; the Gram matrix is
+    :math:`G_{ij} = \sum_c p_{ic} p_{jc}`.
+    """
+
+    def __init__(self, variables, n_units, n_categories, generator=None, dtype=torch.float64):
+        super().__init__(variables, n_units)
+        ncat = torch.as_tensor(n_categories, dtype=torch.long)
+        V = int(ncat.max())
+        self.n_max = V
+        self.register_buffer("n_categories", ncat)
+        mask = torch.arange(V)[None, :] >= ncat[:, None]  # (F, V) invalid
+        self.register_buffer("invalid", mask)
+        self.logits = nn.Parameter(0.5 * torch.randn(self.n_leaves, n_units, V, generator=generator, dtype=dtype))
+
+    def log_probs(self):
+        z = self.logits.masked_fill(self.invalid[:, None, :], -math.inf)
+        return log_softmax(z, axis=-1)  # (F, K, V)
+
+    def log_unit(self, x, mode=None):
+        xv = self._x(x).long().clamp(min=0)  # (B, F)
+        xv = torch.minimum(xv, self.n_categories[None, :] - 1)
+        lp = self.log_probs()  # (F, K, V)
+        idx = xv.T[:, None, :].expand(-1, self.n_units, -1)  # (F, K, B)
+        obs = torch.gather(lp, 2, idx).transpose(1, 2)  # (F, B, K)
+        if mode is None:
+            return obs
+        return _select(mode, obs, torch.zeros_like(obs[:, :1]))
+
+    def log_gram(self):
+        lp = self.log_probs()
+        return logsumexp(lp[:, :, None, :] + lp[:, None, :, :], axis=-1)
+
+    def log_pair(self, x, mode=None):
+        lf = self.log_unit(x)
+        obs = lf[:, :, :, None] + lf[:, :, None, :]
+        if mode is None:
+            return obs
+        return _select(mode, obs, self.log_gram()[:, None])
+
+
+def _log_binom(n, k):
+    return torch.lgamma(n + 1.0) - torch.lgamma(k + 1.0) - torch.lgamma(n - k + 1.0)
+
+
+class BernsteinInput(_Input):
+    r"""Bernstein-polynomial units on [0, 1] (bounded data, scaled beforehand).
+
+    :math:`f_k(x) = \sum_{m=0}^{n} \alpha_{km} \beta_m(x)` with
+    :math:`\beta_m = \mathrm{Beta}(m+1, n-m+1)` and
+    :math:`\alpha_k = \mathrm{softmax}(\theta_k)`: a normalised density. Gram
+    matrix :math:`G = \alpha B \alpha^\top` with
+    :math:`B_{mm'} = (n+1)^2 \binom{n}{m}\binom{n}{m'} / ((2n+1)\binom{2n}{m+m'})`.
+    """
+
+    def __init__(self, variables, n_units, degree=12, generator=None, dtype=torch.float64):
+        super().__init__(variables, n_units)
+        n = int(degree)
+        self.degree = n
+        self.theta = nn.Parameter(0.5 * torch.randn(self.n_leaves, n_units, n + 1, generator=generator, dtype=dtype))
+        m = torch.arange(n + 1, dtype=dtype)
+        nn_ = torch.tensor(float(n), dtype=dtype)
+        self.register_buffer("m", m)
+        self.register_buffer("log_c", _log_binom(nn_, m))
+        a = m[:, None] + m[None, :]
+        log_b = (
+            2 * math.log(n + 1) + self.log_c[:, None] + self.log_c[None, :]
+            - math.log(2 * n + 1) - _log_binom(torch.tensor(2.0 * n, dtype=dtype), a)
+        )
+        self.register_buffer("log_bmat", log_b)
+
+    def _log_alpha(self):
+        return log_softmax(self.theta, axis=-1)  # (F, K, M)
+
+    def _log_basis(self, xv):
+        # xv (F, B) in [0, 1]; returns (F, B, M) log Beta(m+1, n-m+1) densities
+        n = self.degree
+        x = xv[..., None]
+        inside = (x >= 0) & (x <= 1)
+        xc = x.clamp(0.0, 1.0)
+        out = (
+            math.log(n + 1) + self.log_c
+            + torch.special.xlogy(self.m, xc) + torch.special.xlogy(n - self.m, 1 - xc)
+        )
+        return torch.where(inside, out, torch.full_like(out, -math.inf))
+
+    def _log_tail(self, xv, total):
+        # log sum_{j > a} C(total, j) t^j (1-t)^(total-j), for a = -1..total-1:
+        # returns (F, B, total+1) indexed by a+1 -> regularised incomplete beta
+        x = xv[..., None].clamp(0.0, 1.0)
+        j = torch.arange(total + 1, dtype=x.dtype, device=x.device)
+        u = _log_binom(torch.tensor(float(total), dtype=x.dtype), j) + torch.special.xlogy(j, x) + torch.special.xlogy(total - j, 1 - x)
+        rev = torch.logcumsumexp(torch.flip(u, dims=[-1]), dim=-1)
+        return torch.flip(rev, dims=[-1])  # entry a' = log sum_{j >= a'}
+
+    def log_unit(self, x, mode=None):
+        xv = self._x(x).T  # (F, B)
+        la = self._log_alpha()  # (F, K, M)
+        lb = self._log_basis(xv)  # (F, B, M)
+        obs = logsumexp(la[:, None] + lb[:, :, None, :], axis=-1)
+        if mode is None:
+            return obs
+        n = self.degree
+        tail = self._log_tail(xv, n + 1)  # CDF of Beta(m+1, n-m+1) = sum_{j>=m+1}
+        lcdf = tail[..., 1:]  # (F, B, M)
+        cdf = logsumexp(la[:, None] + lcdf[:, :, None, :], axis=-1)
+        return _select(mode, obs, torch.zeros_like(obs[:, :1]), cdf)
+
+    def log_gram(self):
+        la = self._log_alpha()  # (F, K, M)
+        y = logsumexp(la[:, None, :, None, :] + self.log_bmat, axis=-1)  # (F,1,K,M) over m'
+        # y[f, 0, j, m] = log sum_m' alpha_jm' B_mm'
+        return logsumexp(la[:, :, None, :] + y, axis=-1)  # (F, K, K)
+
+    def log_pair(self, x, mode=None):
+        lf = self.log_unit(x)
+        obs = lf[:, :, :, None] + lf[:, :, None, :]
+        if mode is None:
+            return obs
+        n = self.degree
+        xv = self._x(x).T
+        tail = self._log_tail(xv, 2 * n + 1)  # (F, B, 2n+2)
+        a = (self.m[:, None] + self.m[None, :]).long()  # (M, M)
+        lcdf = self.log_bmat + tail[..., a + 1]  # (F, B, M, M)
+        la = self._log_alpha()
+        y = logsumexp(la[:, None, :, None, :] + lcdf[:, :, None], axis=-1)  # (F, B, K_j, M)
+        cdf = logsumexp(la[:, None, :, None, :] + y[:, :, None], axis=-1)  # (F, B, K_i, K_j)
+        return _select(mode, obs, self.log_gram()[:, None], cdf)
+
+    def bounds(self):
+        z = torch.zeros(self.n_leaves, dtype=self.theta.dtype, device=self.theta.device)
+        return z, z + 1.0

@@ -1,0 +1,321 @@
+"""Correctness of the Lasso-penalised Gaussian mixture of experts."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import Lasso, LinearRegression
+
+from mixstat.datasets import make_khalili_moe, make_sparse_moe
+from mixstat.moe import GaussianMoERegressor, GaussianMoERegressorCV, moe_path
+from mixstat.moe._kernels import column_moments, column_moments_numpy
+from mixstat.primitives import match_components, normal_log_density, softmax
+
+
+@pytest.fixture(scope="module")
+def khalili():
+    return make_khalili_moe(300, random_state=3, return_params=True)
+
+
+def _lin_data(n=80, p=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    y = 1.0 + X @ np.array([2.0, 0.0, -1.0, 0.5, 0.0][:p]) + 0.5 * rng.standard_normal(n)
+    return X, y
+
+
+# ------------------------------------------------------------ K = 1 ---
+@pytest.mark.parametrize("scale_penalty", [True, False])
+def test_k1_alpha0_is_ols(scale_penalty):
+    X, y = _lin_data()
+    m = GaussianMoERegressor(1, alpha=0.0, scale_penalty=scale_penalty, tol=1e-14,
+                             max_iter=2000, n_init=1).fit(X, y)
+    ols = LinearRegression().fit(X, y)
+    np.testing.assert_allclose(m.coef_[0], ols.coef_, atol=1e-6)
+    np.testing.assert_allclose(m.intercept_[0], ols.intercept_, atol=1e-6)
+    rss = np.mean((y - ols.predict(X)) ** 2)
+    np.testing.assert_allclose(m.noise_variance_[0], rss, rtol=1e-6)
+    np.testing.assert_allclose(m.predict(X), ols.predict(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale_penalty", [True, False])
+@pytest.mark.parametrize("alpha", [0.05, 0.3])
+def test_k1_lasso_matches_sklearn_at_mapped_penalty(scale_penalty, alpha):
+    # K=1: maximising (1/n) log L - alpha |b|_1 / sigma^c over b at the fitted
+    # sigma is sklearn's Lasso with alpha' = alpha * sigma^(2-c)
+    X, y = _lin_data()
+    m = GaussianMoERegressor(1, alpha=alpha, scale_penalty=scale_penalty, tol=1e-14,
+                             max_iter=5000, n_init=1).fit(X, y)
+    s2 = m.noise_variance_[0]
+    mapped = alpha * (np.sqrt(s2) if scale_penalty else s2)
+    ref = Lasso(alpha=mapped, tol=1e-12, max_iter=100000).fit(X, y)
+    np.testing.assert_allclose(m.coef_[0], ref.coef_, atol=1e-6)
+    np.testing.assert_allclose(m.intercept_[0], ref.intercept_, atol=1e-6)
+    assert np.count_nonzero(m.coef_[0]) == np.count_nonzero(ref.coef_)
+
+
+# ---------------------------------------------------- monotone GEM ---
+@settings(max_examples=8)
+@given(seed=st.integers(0, 10_000), K=st.integers(2, 3), scale=st.booleans(),
+       shared=st.booleans(), alpha=st.sampled_from([0.0, 0.02, 0.2]),
+       alpha_gate=st.sampled_from([0.0, 0.05]), ridge=st.sampled_from([0.0, 0.1]))
+def test_objective_never_decreases(seed, K, scale, shared, alpha, alpha_gate, ridge):
+    rng = np.random.default_rng(seed)
+    n, p = 60, 8
+    X = rng.standard_normal((n, p))
+    y = X[:, 0] * rng.choice([-2, 2], n) + rng.standard_normal(n)
+    m = GaussianMoERegressor(K, alpha=alpha, alpha_gate=alpha_gate, ridge_gate=ridge,
+                             scale_penalty=scale, variance="shared" if shared else "per-expert",
+                             n_init=1, max_iter=60, init="random", random_state=seed)
+    with _nowarn():
+        m.fit(X, y)
+    lb = m.lower_bounds_
+    assert np.all(np.isfinite(lb))
+    assert np.all(np.diff(lb) >= -1e-9 * (1 + np.abs(lb[1:]))), np.diff(lb).min()
+    assert np.isclose(lb[-1], m.lower_bound_)
+
+
+class _nowarn:
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *a):
+        return self._cm.__exit__(*a)
+
+
+def test_objective_equals_definition(khalili):
+    X, y, _ = khalili
+    m = GaussianMoERegressor(2, alpha=0.03, alpha_gate=0.02, ridge_gate=0.1, n_init=1,
+                             random_state=0).fit(X, y)
+    ll = m.score_samples(X, y).mean()
+    pen = 0.03 * np.sum(np.abs(m.coef_).sum(1) / np.sqrt(m.noise_variance_))
+    pen += 0.02 * np.abs(m.gate_coef_).sum() + 0.05 * (m.gate_coef_ ** 2).sum()
+    np.testing.assert_allclose(m.lower_bound_, ll - pen, rtol=1e-10)
+    np.testing.assert_allclose(m.log_likelihood_, ll * len(y), rtol=1e-10)
+
+
+# --------------------------------------------------- probabilities ---
+def test_responsibilities_and_gates_sum_to_one(khalili):
+    X, y, _ = khalili
+    m = GaussianMoERegressor(3, n_init=1, random_state=0, max_iter=50).fit(X, y)
+    np.testing.assert_allclose(m.predict_posterior(X, y).sum(1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(m.predict_gates(X).sum(1), 1.0, atol=1e-12)
+
+
+def test_score_samples_is_the_mixture_density(khalili):
+    X, y, _ = khalili
+    m = GaussianMoERegressor(2, n_init=1, random_state=0).fit(X, y)
+    g = softmax(m.gate_intercept_ + X @ m.gate_coef_.T, axis=1)
+    mu = m.intercept_ + X @ m.coef_.T
+    dens = np.sum(g * np.exp(normal_log_density(y[:, None], mu, m.noise_variance_)), axis=1)
+    np.testing.assert_allclose(m.score_samples(X, y), np.log(dens), rtol=1e-10)
+    np.testing.assert_allclose(m.predict(X), np.sum(g * mu, axis=1), rtol=1e-10)
+    n = len(y)
+    np.testing.assert_allclose(m.bic(X, y), -2 * np.log(dens).sum() + m.n_parameters() * np.log(n))
+    np.testing.assert_allclose(m.aic(X, y), -2 * np.log(dens).sum() + 2 * m.n_parameters())
+
+
+def test_sample_follows_the_model(khalili):
+    X, y, _ = khalili
+    m = GaussianMoERegressor(2, n_init=1, random_state=0).fit(X, y)
+    x = np.repeat(X[:1], 20000, axis=0)
+    ys, labels = m.sample(x, random_state=0)
+    g = m.predict_gates(X[:1])[0]
+    np.testing.assert_allclose(np.bincount(labels, minlength=2) / len(labels), g, atol=0.02)
+    np.testing.assert_allclose(ys.mean(), m.predict(X[:1])[0], atol=0.05)
+
+
+# ----------------------------------------------------- invariances ---
+def test_invariant_to_permuting_samples(khalili):
+    X, y, _ = khalili
+    perm = np.random.default_rng(1).permutation(len(y))
+    kw = dict(alpha=0.02, n_init=2, random_state=0, tol=1e-10, max_iter=1000)
+    a = GaussianMoERegressor(2, **kw).fit(X, y)
+    b = GaussianMoERegressor(2, **kw).fit(X[perm], y[perm])
+    for name in ("coef_", "intercept_", "gate_coef_", "gate_intercept_", "noise_variance_"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(a.predict(X)[perm], a.predict(X[perm]), rtol=1e-12)
+
+
+def test_backends_agree(khalili):
+    X, y, _ = khalili
+    kw = dict(alpha=0.02, n_init=1, random_state=0, max_iter=100)
+    a = GaussianMoERegressor(2, backend="numba", **kw).fit(X, y)
+    b = GaussianMoERegressor(2, backend="numpy", **kw).fit(X, y)
+    assert a.backend_ == "numba" and b.backend_ == "numpy"
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-8)
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-9)
+
+
+def test_column_moments_kernel_matches_py_func_and_numpy():
+    rng = np.random.default_rng(0)
+    X = np.asfortranarray(rng.standard_normal((50, 7)))
+    X[:, 3] = 2.5  # constant column -> h = 0
+    w = rng.uniform(size=50)
+    feats = np.array([0, 3, 5], dtype=np.int64)
+    outs = []
+    for f in (column_moments, column_moments.py_func, column_moments_numpy):
+        xbar, h = np.zeros(7), np.zeros(7)
+        f(X, w, feats, xbar, h)
+        outs.append((xbar, h))
+    ref_x = (w @ X) / w.sum()
+    ref_h = w @ (X - ref_x) ** 2
+    for xbar, h in outs:
+        np.testing.assert_allclose(xbar[feats], ref_x[feats], rtol=1e-12)
+        np.testing.assert_allclose(h[[0, 5]], ref_h[[0, 5]], rtol=1e-10)
+        assert h[3] == 0.0 and xbar[1] == 0.0
+
+
+# ------------------------------------------------------ fidelity ---
+def test_recovers_khalili_design(khalili):
+    X, y, P = khalili
+    m = GaussianMoERegressor(2, alpha=0.02, alpha_gate=0.01, random_state=0).fit(X, y)
+    assert m.converged_
+    perm = match_components(P["coef"], m.coef_)
+    B = m.coef_[perm]
+    # the true non-zeros are found (at most one shrunk to zero), no sign error
+    nz = P["coef"] != 0
+    assert np.count_nonzero(B[nz]) >= nz.sum() - 1
+    assert np.all(B[nz] * P["coef"][nz] >= 0)
+    assert np.abs(B - P["coef"]).max() < 1.05
+    assert np.abs(B[~nz]).max() < 0.3
+    # the gate contrast w1 - w2 recovers the true gate's support on x1
+    dw = m.gate_coef_[perm[0]] - m.gate_coef_[perm[1]]
+    assert abs(dw[0]) > 1.0 and np.sign(dw[0]) == 1
+    np.testing.assert_allclose(m.noise_variance_, 1.0, atol=0.5)
+
+
+def test_high_dimensional_no_variance_collapse():
+    X, y, P = make_sparse_moe(120, 300, 2, n_informative=3, random_state=0, return_params=True)
+    m = GaussianMoERegressor(2, alpha=0.15, alpha_gate=0.05, n_init=2, random_state=0,
+                             max_iter=200).fit(X, y)
+    floor = 1e-3 * y.var()
+    assert np.all(m.noise_variance_ > 10 * floor)
+    assert np.count_nonzero(m.coef_) < 60  # sparse, not 300 x 2
+    for name in ("coef_", "intercept_", "gate_coef_", "noise_variance_"):
+        assert np.all(np.isfinite(getattr(m, name)))
+
+
+# ------------------------------------------------------ path / CV ---
+def test_path_starts_at_alpha_max(khalili):
+    X, y, _ = khalili
+    path = moe_path(X, y, n_components=2, n_alphas=6, eps=0.05)
+    assert path.alphas[0] == pytest.approx(path.alpha_max)
+    assert np.all(np.diff(path.alphas) < 0)
+    assert np.count_nonzero(path.coef[0]) == 0
+    assert np.count_nonzero(path.coef[-1]) >= 4
+    assert path.coef.shape == (6, 2, 6) and np.all(np.isfinite(path.lower_bound))
+    # just below alpha_max a slope enters: alpha_max is the smallest zeroing penalty
+    below = moe_path(X, y, n_components=2, alphas=[path.alpha_max * 0.9])
+    above = moe_path(X, y, n_components=2, alphas=[path.alpha_max * 1.05])
+    assert np.count_nonzero(above.coef) == 0
+    assert np.count_nonzero(below.coef) > 0
+
+
+def test_path_models_and_df(khalili):
+    X, y, _ = khalili
+    path = moe_path(X, y, n_components=2, n_alphas=3, return_models=True)
+    for i, m in enumerate(path.models):
+        np.testing.assert_allclose(m.coef_, path.coef[i])
+        assert m.n_parameters() == path.df[i]
+        np.testing.assert_allclose(m.log_likelihood(X, y), path.log_likelihood[i], rtol=1e-8)
+
+
+def test_cv_selects_two_components_by_bic(khalili):
+    X, y, _ = khalili
+    cv = GaussianMoERegressorCV(n_components=(1, 2), n_alphas=6, n_init=1, random_state=0)
+    cv.fit(X, y)
+    assert cv.n_components_ == 2
+    i = np.argmin(cv.criterion_["bic"])
+    assert cv.criterion_["alpha"][i] == cv.alpha_
+    np.testing.assert_allclose(cv.bic(X, y), cv.criterion_["bic"][i], rtol=1e-8)
+
+
+def test_cv_held_out_loglik(khalili):
+    X, y, _ = khalili
+    cv = GaussianMoERegressorCV(n_components=(2,), n_alphas=4, cv=2, n_init=1,
+                                random_state=0).fit(X, y)
+    assert "cv_loglik" in cv.criterion_ and cv.criterion_["cv_loglik"].shape == (4,)
+    assert cv.alpha_ in cv.criterion_["alpha"]
+
+
+# ------------------------------------------------------- bad input ---
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_raise(bad):
+    X, y = _lin_data()
+    Xb = X.copy()
+    Xb[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        GaussianMoERegressor().fit(Xb, y)
+    yb = y.copy()
+    yb[0] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        GaussianMoERegressor().fit(X, yb)
+
+
+def test_wrong_shapes_raise():
+    X, y = _lin_data()
+    with pytest.raises(ValueError, match="y should be a 1d array|1d"):
+        GaussianMoERegressor().fit(X, np.column_stack([y, y]))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        GaussianMoERegressor().fit(X, y[:-1])
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMoERegressor(5).fit(X[:4], y[:4])
+    m = GaussianMoERegressor(n_init=1, max_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        m.predict(X[:, :3])
+
+
+def test_constant_feature_gets_zero_slopes():
+    X, y = _lin_data()
+    X[:, 1] = 3.0
+    with _nowarn():
+        m = GaussianMoERegressor(2, alpha=0.0, alpha_gate=0.0, n_init=1, max_iter=50,
+                                 random_state=0).fit(X, y)
+    assert np.all(m.coef_[:, 1] == 0) and np.all(m.gate_coef_[:, 1] == 0)
+    assert np.all(np.isfinite(m.coef_)) and np.all(np.isfinite(m.noise_variance_))
+
+
+def test_emptying_component_is_handled():
+    # one clean line and 6 experts: some components empty; no NaN anywhere
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    y = X[:, 0] + 0.01 * rng.standard_normal(40)
+    with _nowarn():
+        m = GaussianMoERegressor(6, init="random", n_init=1, max_iter=100,
+                                 random_state=0).fit(X, y)
+    for name in ("coef_", "intercept_", "gate_coef_", "gate_intercept_", "noise_variance_"):
+        assert np.all(np.isfinite(getattr(m, name))), name
+    assert np.all(m.noise_variance_ >= 1e-3 * y.var() * (1 - 1e-12))
+    assert np.isfinite(m.lower_bound_)
+
+
+def test_constant_y_and_zero_weights():
+    X, _ = _lin_data()
+    with _nowarn():
+        m = GaussianMoERegressor(2, n_init=1, max_iter=20).fit(X, np.ones(len(X)))
+    assert np.all(np.isfinite(m.noise_variance_)) and np.allclose(m.predict(X), 1.0)
+    X, y = _lin_data()
+    sw = np.ones(len(y))
+    sw[:40] = 0
+    with _nowarn():
+        a = GaussianMoERegressor(1, alpha=0.1, n_init=1, tol=1e-12, max_iter=500).fit(
+            X, y, sample_weight=sw)
+        b = GaussianMoERegressor(1, alpha=0.1, n_init=1, tol=1e-12, max_iter=500).fit(
+            X[40:], y[40:])
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-8)
+    with pytest.raises(ValueError, match="[Ss]ample.weight"):
+        GaussianMoERegressor().fit(X, y, sample_weight=np.zeros(len(y)))
+
+
+def test_warm_start_continues():
+    X, y, _ = make_khalili_moe(200, random_state=0, return_params=True)
+    m = GaussianMoERegressor(2, alpha=0.02, n_init=1, random_state=0).fit(X, y)
+    lb = m.lower_bound_
+    m.set_params(warm_start=True)
+    m.fit(X, y)
+    assert m.n_iter_ <= 5 and m.lower_bound_ >= lb - 1e-9

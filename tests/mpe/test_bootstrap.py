@@ -1,0 +1,55 @@
+"""Bootstrap intervals (mixstat.primitives._bootstrap and the estimators)."""
+
+import joblib
+import numpy as np
+import pytest
+
+from mixstat.datasets import make_sumpe_synthetic
+from mixstat.mpe import BestBinMPE, KernelMeanMPE
+from mixstat.primitives._bootstrap import (
+    bootstrap_replicates,
+    percentile_interval,
+    stratified_resample_indices,
+)
+
+
+def test_stratified_indices_keep_sizes():
+    strata = np.r_[np.zeros(7, int), np.ones(13, int)]
+    idx = stratified_resample_indices(strata, np.random.default_rng(0))
+    assert (strata[idx] == 0).sum() == 7 and (strata[idx] == 1).sum() == 13
+
+
+def test_bootstrap_of_mean_matches_normal_theory():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    reps = bootstrap_replicates(lambda idx, seed: x[idx].mean(), np.zeros(400), 400,
+                                random_state=0)
+    assert reps.std() == pytest.approx(x.std() / np.sqrt(400), rel=0.15)
+    lo, hi = percentile_interval(reps, 0.9)
+    assert lo < x.mean() < hi
+
+
+def test_bootstrap_reproducible_and_njobs_independent():
+    x = np.arange(50.0)
+    f = lambda idx, seed: x[idx].mean()  # noqa: E731
+    a = bootstrap_replicates(f, np.zeros(50), 20, random_state=3, n_jobs=1)
+    with joblib.parallel_config(backend="threading"):
+        b = bootstrap_replicates(f, np.zeros(50), 20, random_state=3, n_jobs=2)
+    assert np.array_equal(a, b)
+
+
+def test_estimator_interval():
+    d = make_sumpe_synthetic(0.5, n_component=200, n_mixture=200, random_state=0)
+    est = KernelMeanMPE("KM2", n_bootstrap=12, random_state=0).fit(d.X, d.y)
+    lo, hi = est.proportion_interval_
+    assert 0 <= lo <= hi <= 1
+    assert est.bootstrap_proportions_.shape == (12,)
+    assert lo - 0.1 <= est.proportion_ <= hi + 0.1
+    est2 = KernelMeanMPE("KM2", n_bootstrap=12, random_state=0).fit(d.X, d.y)
+    assert est2.proportion_interval_ == est.proportion_interval_
+
+
+def test_bbe_interval_with_classifier():
+    d = make_sumpe_synthetic(0.5, n_component=200, n_mixture=200, random_state=0)
+    est = BestBinMPE(n_bootstrap=5, random_state=0).fit(d.X, d.y)
+    assert len(est.proportion_interval_) == 2

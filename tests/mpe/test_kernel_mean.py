@@ -1,0 +1,104 @@
+"""KM1/KM2: the QP solver, the kernel factor, the estimates."""
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from mixstat.datasets import make_sumpe_synthetic
+from mixstat.mpe import KernelMeanMPE, simplex_nearest_point
+from mixstat.mpe._kernel_mean import (
+    _wolfe_kernel,
+    nystroem_features,
+    pivoted_cholesky_features,
+    rbf_kernel,
+)
+
+
+def _slsqp_distance(Z, b):
+    n = len(Z)
+    res = minimize(lambda u: np.sum((Z.T @ u - b) ** 2), np.full(n, 1 / n),
+                   jac=lambda u: 2 * Z @ (Z.T @ u - b), method="SLSQP",
+                   bounds=[(0, 1)] * n,
+                   constraints=[{"type": "eq", "fun": lambda u: u.sum() - 1}],
+                   options={"ftol": 1e-14, "maxiter": 500})
+    return np.sqrt(res.fun)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wolfe_matches_slsqp(seed):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(40, 5))
+    b = rng.normal(size=5) * 3  # mostly outside the hull
+    d, (S, w), _ = simplex_nearest_point(Z, b)
+    assert d == pytest.approx(_slsqp_distance(Z, b), abs=1e-6)
+    assert np.all(w > 0) and w.sum() == pytest.approx(1.0)
+    assert np.linalg.norm(w @ Z[S] - b) == pytest.approx(d, abs=1e-10)
+
+
+def test_wolfe_inside_hull_is_zero_and_warm_start_agrees():
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(60, 3))
+    b = Z[:10].mean(0)
+    d, state, _ = simplex_nearest_point(Z, b)
+    assert d < 1e-6
+    b2 = b + np.array([5.0, 0, 0])
+    cold, _, _ = simplex_nearest_point(Z, b2)
+    warm, _, _ = simplex_nearest_point(Z, b2, start=state)
+    assert warm == pytest.approx(cold, abs=1e-9)
+
+
+def test_numba_kernel_equals_python():
+    rng = np.random.default_rng(2)
+    Z = rng.normal(size=(30, 4))
+    b = rng.normal(size=4) * 2
+    S0, w0 = np.array([0], dtype=np.int64), np.ones(1)
+    a = _wolfe_kernel(Z, b, S0, w0, 1e-12, 1000)
+    p = _wolfe_kernel.py_func(Z, b, S0, w0, 1e-12, 1000)
+    assert a[0] == pytest.approx(p[0], abs=1e-10)
+
+
+def test_pivoted_cholesky_reconstructs_kernel():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 2))
+    Z, resid = pivoted_cholesky_features(X, 0.7)
+    K = rbf_kernel(X, X, 0.7)
+    assert np.abs(K - Z @ Z.T).max() < 1e-8
+    assert resid < 1e-6
+    Zn = nystroem_features(X, 0.7, 200, np.random.RandomState(0))
+    assert np.abs(K - Zn @ Zn.T).max() < 1e-5
+
+
+@pytest.mark.parametrize("variant", ["KM1", "KM2"])
+def test_km_close_to_population_kappa(variant):
+    d = make_sumpe_synthetic(0.5, n_component=600, n_mixture=600, random_state=0)
+    est = KernelMeanMPE(variant, random_state=0).fit(d.X, d.y)
+    assert abs(est.proportion_ - d.kappa_max) < 0.1
+    assert 0 <= est.km1_ <= 1 and 0 <= est.km2_ <= 1
+    assert est.proportion_ == (est.km1_ if variant == "KM1" else est.km2_)
+
+
+def test_km_not_capped_at_0875():
+    # irreducible mixture with kappa* = 0.95: the reference range lambda <= 8
+    # would cap the estimate at 0.875
+    d = make_sumpe_synthetic(0.95, n_component=500, n_mixture=500,
+                             scenario="irreducible", random_state=0)
+    est = KernelMeanMPE("KM2", random_state=0).fit(d.X, d.y)
+    assert est.proportion_ > 0.9
+    assert est.proportion_ <= 1.0
+
+
+def test_km_identical_samples_small_estimate_zero_when_disjoint():
+    rng = np.random.default_rng(0)
+    Xh = rng.normal(0, 1, (200, 1))
+    Xf = rng.normal(8, 1, (200, 1))  # kappa = 0, fully separated
+    X, y = np.vstack([Xh, Xf]), np.r_[np.ones(200), np.zeros(200)]
+    est = KernelMeanMPE("KM2").fit(X, y)
+    assert est.proportion_ < 0.05
+
+
+def test_nystroem_close_to_exact():
+    d = make_sumpe_synthetic(0.25, n_component=500, n_mixture=500, random_state=3)
+    ex = KernelMeanMPE("KM2", approximation="exact", random_state=0).fit(d.X, d.y)
+    ny = KernelMeanMPE("KM2", approximation="nystroem", n_components=100,
+                       random_state=0).fit(d.X, d.y)
+    assert abs(ex.proportion_ - ny.proportion_) < 0.02
