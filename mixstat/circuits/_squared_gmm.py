@@ -178,7 +178,7 @@ def _nll_torch(theta, X, par):
     g = t.grad.numpy().copy()
     if not np.all(np.isfinite(g)):
         return np.inf, np.zeros_like(theta)
-    return float(loss), g
+    return float(loss.detach()), g
 
 
 # ------------------------------------------------------------ estimator ---
@@ -208,8 +208,10 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
     covariance_type : {'full', 'diag', 'spherical'}, default='full'
     init : {'kmeans', 'random'}, default='kmeans'
         'kmeans': K-means clusters, covariances twice the cluster covariances
-        (squaring halves them), positive weights; 'random': random data points
-        as means, the data covariance, weights :math:`N(0,1)` (signed).
+        (squaring halves them), positive weights; 'random': means drawn around
+        the data mean (:math:`N(\bar x, \hat\Sigma/4)`), covariances the data
+        covariance times :math:`e^{U(-1.5, 1)}`, weights :math:`N(0,1)`
+        (signed), a start from which holes are reachable.
     n_init : int, default=1
         Restarts; the one with the best training likelihood is kept.
     max_iter : int, default=200
@@ -287,9 +289,10 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
             covs = 2.0 * covs  # squaring halves a Gaussian's covariance
             w = np.sqrt(np.maximum(counts, 1) / n)
         else:
-            means = X[rng.choice(n, K, replace=n < K)].copy()
             glob = np.cov(X.T).reshape(d, d) + self.reg_covar * np.eye(d)
-            covs = np.repeat(glob[None], K, axis=0)
+            chol = np.linalg.cholesky(glob)
+            means = X.mean(axis=0) + 0.5 * rng.standard_normal((K, d)) @ chol.T
+            covs = glob[None] * np.exp(rng.uniform(-1.5, 1.0, K))[:, None, None]
             w = rng.standard_normal(K)
         if ctype == "diag":
             cov = np.stack([np.diag(c) for c in covs]) + self.reg_covar

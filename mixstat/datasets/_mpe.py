@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-def population_kappa(log_f, log_h, lo=-12.0, hi=12.0, n_grid=24001):
+def population_kappa(log_f, log_h, lo=-20.0, hi=30.0, n_grid=50001):
     r"""Population :math:`\kappa(F|H) = \operatorname{ess\,inf}_x f(x)/h(x)`
     for 1-D densities given as log-density callables.
 
@@ -47,7 +47,7 @@ def population_kappa(log_f, log_h, lo=-12.0, hi=12.0, n_grid=24001):
     return float(min(np.exp(best), 1.0)), float(res.x if res.fun <= lr[i] else x[i])
 
 
-def subsampled_population_kappa(log_f, log_h, alpha, lo=-12.0, hi=12.0, n_grid=24001):
+def subsampled_population_kappa(log_f, log_h, alpha, lo=-20.0, hi=30.0, n_grid=50001):
     r"""Population quantities of SuMPE for an acceptance :math:`\alpha`.
 
     Returns ``(c, kappa_tilde, c * kappa_tilde)`` with

@@ -119,6 +119,11 @@ class MixERODE(BaseEstimator):
     match : {'greedy', 'hungarian'}, default='greedy'
     kmeans_max_iter : int, default=20
     kmeans_tol : float, default=1e-4
+    kmeans_init : {'uniform', 'k-means++'}, default='uniform'
+        K-means start when there are no previous centres: the reference's
+        :math:`U(\pm 10^{-3})`, or k-means++ seeding (our option: the update
+        then does not wait for the contexts to straddle the tiny initial
+        centres).
     lstsq_noise : float, default=1e-4
     lr : tuple of float, default=(1e-3, 1e-3)
         Adam learning rates (contexts, model). The model rate is multiplied by
@@ -173,6 +178,7 @@ class MixERODE(BaseEstimator):
         "match": [StrOptions({"greedy", "hungarian"})],
         "kmeans_max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "kmeans_tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "kmeans_init": [StrOptions({"uniform", "k-means++"})],
         "lstsq_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "lr": [tuple, list],
         "substeps": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -186,7 +192,8 @@ class MixERODE(BaseEstimator):
     def __init__(self, n_experts=4, context_dim=2, expert="coda", hidden=64, depth=3,
                  split_context=True, gate="kmeans_lstsq", n_outer=100, n_inner=(12, 12),
                  proximal=(10.0, 10.0), gate_every=5, distance="l1-mean", match="greedy",
-                 kmeans_max_iter=20, kmeans_tol=1e-4, lstsq_noise=1e-4, lr=(1e-3, 1e-3),
+                 kmeans_max_iter=20, kmeans_tol=1e-4, kmeans_init="uniform", lstsq_noise=1e-4,
+                 lr=(1e-3, 1e-3),
                  substeps=1, adapt_steps=500, adapt_lr=1e-2, random_state=None, n_threads=1,
                  verbose=0):
         self.n_experts = n_experts
@@ -204,6 +211,7 @@ class MixERODE(BaseEstimator):
         self.match = match
         self.kmeans_max_iter = kmeans_max_iter
         self.kmeans_tol = kmeans_tol
+        self.kmeans_init = kmeans_init
         self.lstsq_noise = lstsq_noise
         self.lr = lr
         self.substeps = substeps
@@ -232,7 +240,7 @@ class MixERODE(BaseEstimator):
         losses = layer.expert_losses(X, t, env_idx, substeps=self.substeps)
         layer.gate_update(losses, distance=self.distance, match=self.match,
                           noise=self.lstsq_noise, max_iter=self.kmeans_max_iter,
-                          tol=self.kmeans_tol, random_state=rng)
+                          tol=self.kmeans_tol, random_state=rng, init=self.kmeans_init)
 
     # --------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)

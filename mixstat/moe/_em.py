@@ -67,6 +67,7 @@ class EMConfig:
     tol: float
     use_numba: bool
     init_sweeps: int = 50
+    init_rounds: int = 5
     gate_cd_sweeps: int = 5
 
 
@@ -249,8 +250,11 @@ def state_from_resp(X, y, sw, resp, cfg, n_eff):
     props = Wk / Wk.sum()
     state.gate_intercept = np.log(np.maximum(props, 1e-12))
     state.gate_intercept -= state.gate_intercept.mean()
-    state, _ = m_step(X, y, sw, resp, state, cfg, n_eff, n_sweeps=cfg.init_sweeps,
-                      gate_steps=3)
+    # alternate (slopes, variances) a few times at fixed responsibilities: the
+    # first threshold uses the slope-free variance, which is far too large
+    for r in range(cfg.init_rounds):
+        state, _ = m_step(X, y, sw, resp, state, cfg, n_eff, n_sweeps=cfg.init_sweeps,
+                          update_gates=r == cfg.init_rounds - 1, gate_steps=3)
     return state
 
 

@@ -55,6 +55,8 @@ def _init_resp(X, y, sw, cfg, init, rng, restart):
         km = KMeans(K, n_init=1, random_state=int(rng.integers(2**31 - 1)))
         labels = km.fit(Z, sample_weight=sw).labels_
         return _soften(labels, K)
+    if init == "screen":
+        return _screen_resp(X, y, sw, cfg, rng, restart)
     # 'residuals': split the residuals of a global Lasso (works when p >> n)
     n_eff = float(sw.sum())
     ybar = float(sw @ y) / n_eff
@@ -74,6 +76,30 @@ def _init_resp(X, y, sw, cfg, init, rng, restart):
     labels = np.empty(n, dtype=np.int64)
     labels[order] = np.searchsorted(cuts, np.arange(n), side="right")
     return _soften(labels, K)
+
+
+def _screen_resp(X, y, sw, cfg, rng, restart):
+    """'screen': the features a global Lasso selects, then a mixture of experts
+    on those few columns (cheap: low-dimensional) from a k-means (first restart)
+    or random (others) start; its responsibilities start the full fit."""
+    from dataclasses import replace
+
+    n, p = X.shape
+    lam_max = float(enet_lambda_max(X, y, sw))
+    fit = weighted_enet_cd(X, y, sw, lam1=0.05 * lam_max, max_iter=200, tol=1e-4,
+                           use_numba=cfg.use_numba)
+    cap = max(2, min(n // 4, 50))
+    support = np.flatnonzero(fit.coef)
+    if support.size > cap:
+        support = support[np.argsort(-np.abs(fit.coef[support]), kind="stable")[:cap]]
+    if support.size == 0:
+        return _init_resp(X, y, sw, cfg, "random", rng, restart)
+    Xs = np.asfortranarray(X[:, np.sort(support)])
+    low = replace(cfg, max_iter=min(cfg.max_iter, 200), tol=max(cfg.tol, 1e-6))
+    resp0 = _init_resp(Xs, y, sw, low, "kmeans" if restart == 0 else "random", rng, restart)
+    n_eff = float(sw.sum())
+    res = run_em(Xs, y, sw, state_from_resp(Xs, y, sw, resp0, low, n_eff), low)
+    return np.exp(res["log_resp"])
 
 
 def _single_fit(seed_restart, X, y, sw, cfg, init):
@@ -221,7 +247,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         "variance": [StrOptions({"per-expert", "shared"})],
         "min_variance": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"residuals", "kmeans", "random"})],
+        "init": [StrOptions({"residuals", "screen", "kmeans", "random"})],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],

@@ -48,16 +48,22 @@ def _tail_counts(s_h, s_f):
     return t, k_h, k_f
 
 
-def roc_proportion(s_h, s_f, delta=0.1):
+def roc_proportion(s_h, s_f, delta=0.1, union_bound=True):
     r"""Binomial-inversion ROC estimate (Blanchard, Lee & Scott 2010; Scott 2015).
 
     .. math:: \hat\kappa = \min_t \frac{\bar F_\delta(t)}{\underline H_\delta(t)}
 
     where :math:`\bar F_\delta(t)` is the Clopper-Pearson upper bound (level
     :math:`1-\delta`) on :math:`P_F(s \ge t)` and :math:`\underline H_\delta(t)`
-    the lower bound on :math:`P_H(s \ge t)`, from held-out scores.
+    the lower bound on :math:`P_H(s \ge t)`, from held-out scores. With
+    ``union_bound`` each of the :math:`N` thresholds gets :math:`\delta/N`
+    (so the bounds hold jointly, as the rate analysis of Scott 2015 needs);
+    otherwise each gets :math:`\delta` (the reference code's choice, unstable
+    in the extreme tail).
     """
     t, k_h, k_f = _tail_counts(s_h, s_f)
+    if union_bound:
+        delta = delta / len(t)
     m, n = len(s_h), len(s_f)
     ok = k_h > 0
     up_f = np.where(k_f < n, beta.ppf(1 - delta, k_f + 1, np.maximum(n - k_f, 1)), 1.0)
@@ -79,12 +85,16 @@ class ROCMPE(_ScoreMPE):
     .. math:: \hat\kappa = \min_t \frac{\mathrm{UCB}_\delta[\hat P_F(s\ge t)]}
               {\mathrm{LCB}_\delta[\hat P_H(s\ge t)]},
 
-    with exact binomial (Clopper-Pearson) bounds at level :math:`\delta` per
-    threshold, as in the reference code (no union bound over thresholds).
+    with exact binomial (Clopper-Pearson) bounds, jointly valid over the
+    :math:`N` thresholds (level :math:`\delta/N` each, ``union_bound=True``)
+    or at level :math:`\delta` per threshold as in the reference code
+    (``union_bound=False``; the minimum over thresholds then falls below
+    :math:`\kappa(F|H)` by chance in the extreme tail).
 
     Parameters
     ----------
     delta : float, default=0.1
+    union_bound : bool, default=True
     """ + _CLF_DOC + BOOTSTRAP_DOC + """
 
     Attributes
@@ -94,11 +104,13 @@ class ROCMPE(_ScoreMPE):
     """
 
     _parameter_constraints = {**_ScoreMPE._parameter_constraints,
-                              "delta": [Interval(Real, 0, 1, closed="neither")]}
+                              "delta": [Interval(Real, 0, 1, closed="neither")],
+                              "union_bound": ["boolean"]}
 
-    def __init__(self, delta=0.1, *, classifier=None, n_folds=5, n_bootstrap=0,
-                 confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+    def __init__(self, delta=0.1, *, union_bound=True, classifier=None, n_folds=5,
+                 n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.delta = delta
+        self.union_bound = union_bound
         self.classifier = classifier
         self.n_folds = n_folds
         self.n_bootstrap = n_bootstrap
@@ -109,7 +121,7 @@ class ROCMPE(_ScoreMPE):
 
     def _estimate(self, X_h, X_f, rng):
         s_h, s_f = self._scores(X_h, X_f, rng)
-        k, self.threshold_ = roc_proportion(s_h, s_f, self.delta)
+        k, self.threshold_ = roc_proportion(s_h, s_f, self.delta, self.union_bound)
         return k
 
 
@@ -261,7 +273,8 @@ def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
 
     Density ratio :math:`r(s) = f_H(s)/f_F(s)` of the scores by 1-D Gaussian
     KDEs, evaluated at the mixture scores and made non-decreasing in
-    :math:`s` (cumulative maximum); then either the EM fixed point started at
+    :math:`s` (cumulative maximum) and rescaled so that its mean over the
+    mixture is 1 (:math:`E_F[h/f] = 1`); then either the EM fixed point started at
     :math:`\kappa = 1`,
 
     .. math:: 1-\kappa \leftarrow \frac1n\sum_{x\in F}
@@ -277,6 +290,7 @@ def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
     r_sorted = np.maximum.accumulate(r[order])
     r = np.empty_like(r)
     r[order] = r_sorted
+    r /= r.mean()  # E_F[h/f] = 1: KDE smoothing biases the ratio's scale
     if prior == "quantile":
         return float(np.clip(1.0 / np.quantile(r, quantile), 0.0, 1.0)), 0
     kappa = 1.0
@@ -301,8 +315,10 @@ class DEDPULMPE(_ScoreMPE):
     the mixture, 0.1 for the component, as in the reference code), made
     monotone in :math:`s`; the proportion is the EM fixed point
     (``prior='em'``) or :math:`1/q_{0.95}(r)` (``prior='quantile'``).
-    Deviation: the reference smooths the ratio before the monotone step;
-    here only the cumulative maximum is applied.
+    Deviations: the reference smooths the ratio before the monotone step;
+    here only the cumulative maximum is applied, and the ratio is rescaled to
+    mean one over the mixture (without it the EM map contracts to 0 whenever
+    the KDE underestimates the ratio).
 
     Parameters
     ----------

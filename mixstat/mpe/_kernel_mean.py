@@ -137,8 +137,57 @@ def _wolfe_kernel(Z, b, S0, w0, tol, max_iter):
     for t in range(k):
         x += w[t] * Z[S[t]]
     n_iter = 0
+    need_minor = k > 1  # a warm start: re-optimise its weights for this b
+    just_minor = False
     for it in range(max_iter):
         n_iter = it + 1
+        if need_minor:
+            while True:  # minor cycle: affine minimiser of the active set
+                A = np.empty((k, r))
+                for t in range(k):
+                    A[t] = Z[S[t]] - b
+                M = np.zeros((k + 1, k + 1))
+                M[:k, :k] = A @ A.T
+                M[:k, k] = 1.0
+                M[k, :k] = 1.0
+                rhs = np.zeros(k + 1)
+                rhs[k] = 1.0
+                try:
+                    sol = np.linalg.solve(M, rhs)
+                except Exception:  # noqa: BLE001 - affinely dependent set
+                    sol = np.linalg.lstsq(M, rhs)[0]
+                v = sol[:k]
+                allpos = True
+                for t in range(k):
+                    if v[t] <= 1e-14:
+                        allpos = False
+                if allpos:
+                    for t in range(k):
+                        w[t] = v[t]
+                    break
+                theta = np.inf
+                for t in range(k):
+                    if v[t] <= 1e-14:
+                        q = w[t] / (w[t] - v[t])
+                        if q < theta:
+                            theta = q
+                kk = 0
+                tot = 0.0
+                for t in range(k):
+                    wt = w[t] + theta * (v[t] - w[t])
+                    if wt > 1e-14:
+                        S[kk] = S[t]
+                        w[kk] = wt
+                        tot += wt
+                        kk += 1
+                k = kk
+                for t in range(k):
+                    w[t] /= tot
+            x = -b.copy()
+            for t in range(k):
+                x += w[t] * Z[S[t]]
+            need_minor = False
+            just_minor = True
         g = Z @ x
         j = 0
         best = np.inf
@@ -157,52 +206,18 @@ def _wolfe_kernel(Z, b, S0, w0, tol, max_iter):
         for t in range(k):
             if S[t] == j:
                 present = True
-        if present or k == cap:
+        if present:
+            if just_minor:
+                break  # numerically stuck: x is the affine minimiser already
+            need_minor = True
+            continue
+        if k == cap:
             break
         S[k] = j
         w[k] = 0.0
         k += 1
-        while True:
-            A = np.empty((k, r))
-            for t in range(k):
-                A[t] = Z[S[t]] - b
-            M = np.zeros((k + 1, k + 1))
-            M[:k, :k] = A @ A.T
-            M[:k, k] = 1.0
-            M[k, :k] = 1.0
-            rhs = np.zeros(k + 1)
-            rhs[k] = 1.0
-            sol = np.linalg.lstsq(M, rhs)[0]
-            v = sol[:k]
-            allpos = True
-            for t in range(k):
-                if v[t] <= 1e-14:
-                    allpos = False
-            if allpos:
-                for t in range(k):
-                    w[t] = v[t]
-                break
-            theta = np.inf
-            for t in range(k):
-                if v[t] <= 1e-14:
-                    q = w[t] / (w[t] - v[t])
-                    if q < theta:
-                        theta = q
-            kk = 0
-            tot = 0.0
-            for t in range(k):
-                wt = w[t] + theta * (v[t] - w[t])
-                if wt > 1e-14:
-                    S[kk] = S[t]
-                    w[kk] = wt
-                    tot += wt
-                    kk += 1
-            k = kk
-            for t in range(k):
-                w[t] /= tot
-        x = -b.copy()
-        for t in range(k):
-            x += w[t] * Z[S[t]]
+        need_minor = True
+        just_minor = False
     xx = 0.0
     for t in range(r):
         xx += x[t] * x[t]

@@ -359,19 +359,20 @@ class MixERLayer(nn.Module):
 
     @torch.no_grad()
     def gate_update(self, expert_losses, distance="l1-mean", match="greedy", noise=1e-4,
-                    max_iter=20, tol=1e-4, random_state=None):
+                    max_iter=20, tol=1e-4, random_state=None, init="uniform"):
         """MixER's closed-form gate update on the current contexts.
 
         Replaces ``gate_weight`` when K-means converged without an empty
         cluster; otherwise leaves the gate and forgets the K-means centres
-        (the next call restarts from :math:`U(\\pm 10^{-3})`).
+        (the next call restarts from ``init``: :math:`U(\\pm 10^{-3})` for
+        'uniform', the reference; 'k-means++' is our robustness option).
 
         Returns
         -------
         KMeansGateResult
         """
         ctx = self.contexts.detach()
-        init = self._centers
+        init = self._centers if self._centers is not None else init
         res = kmeans_lstsq_gate(ctx, expert_losses, distance=distance, match=match,
                                 noise=noise, max_iter=max_iter, tol=tol, init=init,
                                 random_state=random_state)

@@ -192,8 +192,7 @@ def warm_kmeans(Z, n_clusters, *, init=None, distance="l1-mean", max_iter=20, to
         done = bool(xp.all(xp.abs(C_new - C) <= tol + 1e-5 * xp.abs(C)))
         C = C_new
         if done:
-            # final assignment to the converged centres (a fixed point up to tol)
-            labels = xp.argmin(_pairwise(Z, C, distance, xp), axis=1)
+            # labels of the last assignment step (as the reference: never empty)
             return KMeansResult(labels, C, True, it, False)
     return KMeansResult(labels, C, False, max_iter, False)
 

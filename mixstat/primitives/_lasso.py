@@ -266,21 +266,48 @@ def _gap_numpy(X, xbar, yc, w, r, coef, h, lam1, lam2, features=None):
     return float(np.sum(g[ok] ** 2 / denom[ok]))
 
 
-def _weighted_stats(X, y, w, fit_intercept, chunk=256):
+@lazy_njit
+def _col_stats_kernel(X, w, sw, fit_intercept, xbar, h, raw):  # pragma: no cover - jitted
+    """Per column: weighted mean, centred and raw second moments (two passes
+    over the column, no temporary)."""
+    n, p = X.shape
+    for j in range(p):
+        s = 0.0
+        s2 = 0.0
+        for i in range(n):
+            s += w[i] * X[i, j]
+            s2 += w[i] * X[i, j] * X[i, j]
+        m = s / sw if fit_intercept else 0.0
+        c = 0.0
+        for i in range(n):
+            d = X[i, j] - m
+            c += w[i] * d * d
+        xbar[j] = m
+        h[j] = c
+        raw[j] = s2
+
+
+def _weighted_stats(X, y, w, fit_intercept, chunk=256, use_numba=None):
     """Weighted means and centred second moments ``h_j = sum_i w_i (x_ij - xbar_j)^2``.
 
-    ``h`` is computed by the two-pass formula on blocks of columns (no full copy
-    of ``X``); a column that is constant to working precision gets ``h_j = 0``,
-    so that its coefficient stays exactly zero.
+    ``h`` is computed by the two-pass formula (Numba kernel, or NumPy on
+    blocks of columns: no full copy of ``X``); a column that is constant to
+    working precision gets ``h_j = 0``, so that its coefficient stays exactly
+    zero.
     """
     sw = float(w.sum())
     p = X.shape[1]
-    if fit_intercept:
-        xbar = (w @ X) / sw
-        ybar = float(w @ y) / sw
-    else:
-        xbar = np.zeros(p)
-        ybar = 0.0
+    ybar = float(w @ y) / sw if fit_intercept else 0.0
+    if use_numba is None:
+        use_numba = numba_available()
+    if use_numba:
+        xbar = np.empty(p)
+        h = np.empty(p)
+        raw = np.empty(p)
+        _col_stats_kernel(X, w, sw, bool(fit_intercept), xbar, h, raw)
+        h[h <= 1e-12 * raw] = 0.0
+        return xbar, ybar, h
+    xbar = (w @ X) / sw if fit_intercept else np.zeros(p)
     h = np.empty(p)
     raw = np.empty(p)
     for j0 in range(0, p, chunk):
@@ -354,14 +381,14 @@ def weighted_enet_cd(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
         # no weight at all (e.g. an emptied mixture component): nothing to fit;
         # the warm start is returned unchanged, with a zero intercept
         return EnetResult(back(coef), 0.0, 0.0, 0)
-    xbar, ybar, h = _weighted_stats(X, y, w, fit_intercept)
+    if use_numba is None or (use_numba and not has_module("numba")):
+        use_numba = numba_available()
+    xbar, ybar, h = _weighted_stats(X, y, w, fit_intercept, use_numba=use_numba)
     yc = y - ybar
-    r = yc - X @ coef + float(xbar @ coef)
+    r = yc - X @ coef + float(xbar @ coef) if coef.any() else yc.copy()
     feats = np.arange(p, dtype=np.int64) if features is None else np.asarray(features, dtype=np.int64)
     if feats.size and (feats.min() < 0 or feats.max() >= p):
         raise ValueError(f"features must index the {p} columns of X")
-    if use_numba is None or (use_numba and not has_module("numba")):
-        use_numba = numba_available()
     solver = _enet_cd_kernel if use_numba else _enet_cd_numpy
     n_iter, gap = solver(X, yc, w, xbar, h, coef, r, float(lam1), float(lam2), feats,
                          int(max_iter), float(tol), bool(active_set))

@@ -43,6 +43,10 @@ def signed_log_matmul(a, log_b, sign_b=None):
     sign : array of shape (..., m, n)
         Signs (-1, 0, +1); carry no gradient.
     """
+    from array_api_compat import is_torch_array
+
+    if is_torch_array(log_b):
+        return _signed_log_matmul_torch(a, log_b, sign_b)
     xp = array_namespace(a, log_b)
     amax = xp.max(log_b, axis=-2, keepdims=True)
     amax = xp.where(xp.isfinite(amax), amax, xp.zeros_like(amax))
@@ -55,7 +59,23 @@ def signed_log_matmul(a, log_b, sign_b=None):
     # clamp before the log so that an exact zero gives a finite gradient (0)
     safe = xp.where(zero, xp.ones_like(mag), mag)
     log_abs = xp.where(zero, xp.full_like(mag, -float("inf")), xp.log(safe) + amax)
-    sign = xp.sign(s)
-    if hasattr(sign, "detach"):
-        sign = sign.detach()
-    return log_abs, sign
+    return log_abs, xp.sign(s)
+
+
+def _signed_log_matmul_torch(a, log_b, sign_b):
+    """The same in fewer torch kernels (this runs in every circuit layer).
+
+    The shift is detached: the result does not depend on it (its derivative
+    is exactly 0), so no gradient needs to flow through the max.
+    """
+    import torch
+
+    amax = torch.nan_to_num(log_b.detach().amax(dim=-2, keepdim=True), nan=0.0, posinf=0.0, neginf=0.0)
+    scaled = torch.exp(log_b - amax)
+    if sign_b is not None:
+        scaled = scaled * sign_b
+    s = a @ scaled
+    mag = s.abs()
+    tiny = torch.finfo(mag.dtype).tiny
+    log_abs = torch.log(mag.clamp_min(tiny)).masked_fill(mag == 0, -float("inf")) + amax
+    return log_abs, torch.sign(s.detach())

@@ -1,5 +1,7 @@
-"""Helpers shared by every family (floor 0): parallel loops and progress."""
+"""Helpers shared by every family (floor 0): parallel loops, progress and
+summary tables."""
 
 from ._parallel import parallel_map
+from ._summary import ModelSummary, format_value
 
-__all__ = ["parallel_map"]
+__all__ = ["ModelSummary", "format_value", "parallel_map"]

@@ -34,8 +34,8 @@ def test_score_estimators_recover_anchor_proportion(kappa):
     s_h, s_f = _anchor_scores(kappa, 20000, rng)
     assert abs(bbe_proportion(s_h, s_f)[0] - kappa) < 0.03
     k_roc = roc_proportion(s_h, s_f)[0]
-    # a minimum over all thresholds of per-threshold confidence ratios
-    assert abs(k_roc - kappa) < 0.05
+    assert kappa <= k_roc < kappa + 0.05  # jointly valid bounds: above kappa
+    assert abs(roc_proportion(s_h, s_f, union_bound=False)[0] - kappa) < 0.05
     assert abs(dedpul_proportion(s_h, s_f, "em")[0] - kappa) < 0.05
 
 
@@ -76,7 +76,10 @@ def test_classifier_estimators_near_kappa_max(est):
     d = make_sumpe_synthetic(0.5, n_component=800, n_mixture=800, random_state=0)
     est.set_params(random_state=0).fit(d.X, d.y)
     assert 0 <= est.proportion_ <= 1
-    assert abs(est.proportion_ - d.kappa_max) < 0.15
+    if isinstance(est, ROCMPE):  # jointly valid upper-type bound: conservative
+        assert d.kappa_max - 0.05 < est.proportion_ < d.kappa_max + 0.2
+    else:
+        assert abs(est.proportion_ - d.kappa_max) < 0.15
 
 
 def test_tice_unit_interval_and_separated_case():

@@ -78,13 +78,16 @@ def test_km_close_to_population_kappa(variant):
 
 
 def test_km_not_capped_at_0875():
-    # irreducible mixture with kappa* = 0.95: the reference range lambda <= 8
-    # would cap the estimate at 0.875
-    d = make_sumpe_synthetic(0.95, n_component=500, n_mixture=500,
-                             scenario="irreducible", random_state=0)
-    est = KernelMeanMPE("KM2", random_state=0).fit(d.X, d.y)
-    assert est.proportion_ > 0.9
-    assert est.proportion_ <= 1.0
+    # kappa* = 0.95, G = N(6, 1): the reference range lambda <= 8 caps the
+    # estimate at 0.875; ours goes above
+    rng = np.random.default_rng(0)
+    Xf = np.r_[rng.normal(0, 1, 475), rng.normal(6, 1, 25)][:, None]
+    Xh = rng.normal(0, 1, (500, 1))
+    X, y = np.vstack([Xh, Xf]), np.r_[np.ones(500), np.zeros(500)]
+    est = KernelMeanMPE("KM1").fit(X, y)
+    capped = KernelMeanMPE("KM1", lambda_max=8.0).fit(X, y)
+    assert capped.proportion_ <= 0.875
+    assert 0.875 < est.proportion_ <= 1.0
 
 
 def test_km_identical_samples_small_estimate_zero_when_disjoint():

@@ -311,3 +311,26 @@ def test_zero_weights_and_shapes():
         weighted_enet_cd(X, y[:-1])
     with pytest.raises(ValueError, match="features"):
         weighted_enet_cd(X, y, coef=np.zeros(3))
+
+
+@needs_numba
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_column_stats_kernel_equals_py_func_and_numpy(fit_intercept):
+    from mixstat.primitives._lasso import _col_stats_kernel
+
+    X, y, w = make_problem(16, n=30, p=9, constant=4)
+    outs = []
+    for fn in (_col_stats_kernel.jitted, _col_stats_kernel.py_func):
+        bufs = [np.empty(9), np.empty(9), np.empty(9)]
+        fn(X, w, float(w.sum()), fit_intercept, *bufs)
+        outs.append(bufs)
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-14)
+    xbar, ybar, h = _weighted_stats(X, y, w, fit_intercept, use_numba=True)
+    xbar2, ybar2, h2 = _weighted_stats(X, y, w, fit_intercept, use_numba=False)
+    np.testing.assert_allclose(xbar, xbar2, atol=1e-14)
+    np.testing.assert_allclose(h, h2, rtol=1e-12)
+    assert ybar == ybar2
+    if fit_intercept:
+        assert h[4] == 0.0 and h2[4] == 0.0
+        np.testing.assert_allclose(h, np.sum(w[:, None] * (X - xbar) ** 2, axis=0), rtol=1e-12)

@@ -175,6 +175,15 @@ class TensorizedCircuit(nn.Module):
         order = torch.as_tensor(self.root_replica_order)
         return torch.argsort(order)
 
+    @staticmethod
+    def _gather_signs(bank_l, bank_s, flat, F, a):
+        """Signs of the children (None when all are positive)."""
+        if all(t is None for t in bank_s):
+            return None
+        parts = [torch.ones_like(lv) if sv is None else sv for lv, sv in zip(bank_l, bank_s, strict=True)]
+        S = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return S.index_select(0, flat).view(F, a, *S.shape[1:])
+
     # ----------------------------------------------------- the circuit c --
     def log_circuit(self, leaf_log):
         """Evaluate :math:`(\\log|c_r(x)|, \\mathrm{sign}\\,c_r(x))` per replica.
@@ -188,29 +197,39 @@ class TensorizedCircuit(nn.Module):
         -------
         log_abs, sign : tensors (R, B)
         """
+        signed = self.weights_kind == "signed"
         bank_l = [leaf_log]
-        bank_s = [torch.ones_like(leaf_log)]
+        bank_s = [None]  # None: all positive (inputs are densities)
         outs_l, outs_s = [], []
         B = leaf_log.shape[1]
         K = self.n_units
         for gi, g in enumerate(self.groups):
-            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
-            S = torch.cat(bank_s) if len(bank_s) > 1 else bank_s[0]
             cp = getattr(self, f"_child_pos{gi}")
-            cl, cs = L[cp], S[cp]  # (F, a, B, K)
+            F, a = cp.shape
+            flat = cp.reshape(-1)
+            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
+            cl = L.index_select(0, flat).view(F, a, B, K)
+            cs = self._gather_signs(bank_l, bank_s, flat, F, a) if signed else None
+            signed_in = cs is not None
             if self.layer == "cp":
-                pl, ps = cl.sum(dim=1), cs.prod(dim=1)  # (F, B, K)
+                pl = cl.sum(dim=1)  # (F, B, K)
+                ps = cs.prod(dim=1) if signed_in else None
             else:
-                pl = (cl[:, 0, :, :, None] + cl[:, 1, :, None, :]).reshape(-1, B, K * K)
-                ps = (cs[:, 0, :, :, None] * cs[:, 1, :, None, :]).reshape(-1, B, K * K)
-            ol, os_ = signed_log_matmul(self._w(gi), pl.transpose(1, 2), ps.transpose(1, 2))
+                pl = (cl[:, 0, :, :, None] + cl[:, 1, :, None, :]).reshape(F, B, K * K)
+                ps = (cs[:, 0, :, :, None] * cs[:, 1, :, None, :]).reshape(F, B, K * K) if signed_in else None
+            ol, os_ = signed_log_matmul(self._w(gi), pl.transpose(1, 2), None if ps is None else ps.transpose(1, 2))
             ol, os_ = ol.transpose(1, 2), os_.transpose(1, 2)  # (F, B, K_out)
             if g.is_root:
                 outs_l.append(ol[..., 0])
                 outs_s.append(os_[..., 0])
             else:
                 bank_l.append(ol)
-                bank_s.append(os_)
+                bank_s.append(os_ if signed else None)
+        if len(outs_l) == 1:
+            if self.n_replicas == 1:
+                return outs_l[0], outs_s[0]
+            perm = self._root_perm()
+            return outs_l[0][perm], outs_s[0][perm]
         perm = self._root_perm()
         return torch.cat(outs_l)[perm], torch.cat(outs_s)[perm]
 
@@ -228,30 +247,38 @@ class TensorizedCircuit(nn.Module):
         log_abs : tensor (R, B)
             Log of the (non-negative) squared-circuit value per replica.
         """
+        signed = self.weights_kind == "signed"
         bank_l = [leaf_log]
-        bank_s = [torch.ones_like(leaf_log)]
+        bank_s = [None]
         outs = []
         B = leaf_log.shape[1]
         K = self.n_units
         for gi, g in enumerate(self.groups):
-            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
-            S = torch.cat(bank_s) if len(bank_s) > 1 else bank_s[0]
             cp = getattr(self, f"_child_pos{gi}")
-            cl, cs = L[cp], S[cp]  # (F, a, B, K, K)
+            F, a = cp.shape
+            flat = cp.reshape(-1)
+            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
+            cl = L.index_select(0, flat).view(F, a, *L.shape[1:])  # (F, a, B, K, K)
+            cs = self._gather_signs(bank_l, bank_s, flat, F, a) if signed else None
+            signed_in = cs is not None
             if self.layer == "cp":
-                pl, ps = cl.sum(dim=1), cs.prod(dim=1)
+                pl = cl.sum(dim=1)
+                ps = cs.prod(dim=1) if signed_in else None
             else:  # pairs of (i, j) index pairs: kron(A_left, A_right)
-                pl = (cl[:, 0, :, :, None, :, None] + cl[:, 1, :, None, :, None, :]).reshape(-1, B, K * K, K * K)
-                ps = (cs[:, 0, :, :, None, :, None] * cs[:, 1, :, None, :, None, :]).reshape(-1, B, K * K, K * K)
+                pl = (cl[:, 0, :, :, None, :, None] + cl[:, 1, :, None, :, None, :]).reshape(F, B, K * K, K * K)
+                ps = (cs[:, 0, :, :, None, :, None] * cs[:, 1, :, None, :, None, :]).reshape(F, B, K * K, K * K) if signed_in else None
             w = self._w(gi)[:, None]  # (F, 1, K_out, K_in)
             tl, ts = signed_log_matmul(w, pl, ps)  # W A : (F, B, K_out, K_in)
-            ol, os_ = signed_log_matmul(w, tl.transpose(-1, -2), ts.transpose(-1, -2))  # W (W A)^T
+            ts = ts.transpose(-1, -2) if (signed_in or signed) else None
+            ol, os_ = signed_log_matmul(w, tl.transpose(-1, -2), ts)  # W (W A)^T
             if g.is_root:
                 # the root value is a square: sign must be +1 up to round-off
                 outs.append(ol[..., 0, 0])
             else:
                 bank_l.append(ol)
-                bank_s.append(os_)
+                bank_s.append(os_ if signed else None)
+        if len(outs) == 1 and self.n_replicas == 1:
+            return outs[0]
         return torch.cat(outs)[self._root_perm()]
 
     # -------------------------------------------------------- partition --
@@ -267,6 +294,8 @@ class TensorizedCircuit(nn.Module):
         log_z = self.log_partition()
         lc, _ = self.log_circuit(self.input.log_unit(x))  # (R, B)
         per = (2.0 * lc if self.squared else lc) - log_z[:, None]
+        if self.n_replicas == 1:
+            return per[0]
         return logsumexp(self._log_pi()[:, None] + per, axis=0)
 
     log_density = forward

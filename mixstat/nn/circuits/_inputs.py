@@ -48,7 +48,7 @@ class _Input(nn.Module):
         self.n_units = int(n_units)
 
     def _x(self, x):
-        return x[:, self.variables]  # (B, F)
+        return x.index_select(1, self.variables)  # (B, F)
 
 
 class GaussianInput(_Input):
