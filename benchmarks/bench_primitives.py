@@ -170,7 +170,8 @@ def main(argv=None):
 
     emit("# Primitives: weighted Lasso and log-sum-exp")
     emit()
-    cmd = "python benchmarks/bench_primitives.py" + (" --quick" if args.quick else "")
+    cmd = " ".join([".venv/bin/python benchmarks/bench_primitives.py",
+                    *(argv if argv is not None else sys.argv[1:])])
     emit(f"Command: `{cmd}`")
     emit()
     emit(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -6,7 +6,8 @@ noise by a linear assignment on the batch (minimum total distance), which
 shortens the transport paths the network must learn. Here: flow matching on
 the 2-D checkerboard with independent noise, with the linear-assignment
 pairing, and with the k-nearest variant (k = 4). We count the training steps
-until 8-step Euler samples reach an energy distance of 0.03 to the data.
+until 8-step Euler samples reach an energy distance of 0.015 to the data
+(energy distances from 2000 samples; differences below about 0.003 are noise).
 """
 
 import time
@@ -34,7 +35,7 @@ data = checkerboard(2000, torch.Generator().manual_seed(1))
 eval_noise = torch.randn(2000, 2, generator=torch.Generator().manual_seed(2))
 
 
-def run(pairing, steps=600, batch=256, every=25, seed=0):
+def run(pairing, steps=500, batch=256, every=25, seed=0):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     body = torch.nn.Sequential(torch.nn.Linear(3, 128), torch.nn.SiLU(), torch.nn.Linear(128, 128),
@@ -69,14 +70,14 @@ curves = {}
 for pairing in ("independent", "immiscible (LSA)", "k-nearest (k=4)"):
     t0 = time.perf_counter()
     c = curves[pairing] = run(pairing)
-    hit = c[c[:, 1] < 0.03, 0]
+    hit = c[c[:, 1] < 0.015, 0]
     reached = f"{int(hit[0])}" if hit.size else "not reached"
-    print(f"{pairing:18s} steps to energy distance < 0.03: {reached:>11s}; final {c[-1, 1]:.4f} "
+    print(f"{pairing:18s} steps to energy distance < 0.015: {reached:>11s}; final {c[-1, 1]:.4f} "
           f"({time.perf_counter() - t0:.1f} s)")
 
 for pairing, c in curves.items():
     plt.plot(c[:, 0], c[:, 1], label=pairing)
-plt.axhline(0.03, color="k", lw=0.5)
+plt.axhline(0.015, color="k", lw=0.5)
 plt.yscale("log")
 plt.xlabel("training step")
 plt.ylabel("energy distance (8 Euler steps)")

@@ -18,8 +18,9 @@ def routing_purity(routing, labels):
     """Purity of a routing against reference labels.
 
     :math:`\\frac1E \\sum_k \\max_f |\\{e : k_e = k, \\ell_e = f\\}|`: the share of
-    environments whose expert is the majority expert... of its own expert's
-    environments (1 when each expert receives a single family).
+    environments that belong to the majority family of the expert they are
+    routed to (1 when every expert receives a single family; 1/F for F
+    equal families all sent to one expert).
 
     Parameters
     ----------

@@ -14,6 +14,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils import ClassifierTags
 
 from .._validation import (
     Interval,
@@ -39,8 +40,8 @@ def split_samples(X, y):
         y = y.astype(int)
     if y.dtype.kind not in "iuf":
         raise ValueError(
-            "y must be binary: 1 for the component sample (H), 0 for the mixture "
-            f"sample (F); got dtype {y.dtype}."
+            "Unknown label type: y must be binary, 1 for the component sample (H) "
+            f"and 0 for the mixture sample (F); got dtype {y.dtype}."
         )
     vals = np.unique(y)
     if not np.isin(vals, [0, 1]).all():
@@ -141,7 +142,8 @@ class BaseMPE(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
-        tags.non_deterministic = False
+        # y is a binary sample indicator: the checks then generate binary targets
+        tags.classifier_tags = ClassifierTags(multi_class=False)
         return tags
 
     def _estimate(self, X_component, X_mixture, rng):  # pragma: no cover

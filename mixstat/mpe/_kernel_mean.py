@@ -15,6 +15,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.spatial.distance import cdist
+from threadpoolctl import threadpool_limits
 
 from .._backend import lazy_njit
 from .._validation import Interval, StrOptions
@@ -92,10 +93,10 @@ def pivoted_cholesky_features(X, width, tol=1e-10, max_rank=None):
     return L[:, :k], float(d.sum())
 
 
-def nystroem_features(X, width, n_components, rng):
-    """Nystroem factor on ``n_components`` uniformly drawn landmarks:
+def nystroem_features(X, width, n_landmarks, rng):
+    """Nystroem factor on ``n_landmarks`` uniformly drawn landmarks:
     ``Z = K_{n,r} U S^{-1/2}`` with ``K_{r,r} = U S U^T``."""
-    r = min(int(n_components), len(X))
+    r = min(int(n_landmarks), len(X))
     idx = rng.choice(len(X), r, replace=False)
     Knr = rbf_kernel(X, X[idx], width)
     s, U = np.linalg.eigh(Knr[idx])
@@ -324,7 +325,7 @@ class KernelMeanMPE(BaseMPE):
 
     Each distance is a QP, solved exactly by Wolfe's minimum-norm-point
     active-set method on a factor :math:`K\approx ZZ^\top` (pivoted Cholesky
-    to ``1e-10``: exact; Nystroem on ``n_components`` landmarks for large
+    to ``1e-10``: exact; Nystroem on ``n_landmarks`` landmarks for large
     samples), warm-started across :math:`\lambda`.
 
     Unlike the reference code (search range :math:`\lambda\le 8`, hence
@@ -343,7 +344,7 @@ class KernelMeanMPE(BaseMPE):
     lambda_max : float, default=1000
     approximation : {'auto', 'exact', 'nystroem'}, default='auto'
         'auto' is 'exact' up to 5000 points in all, else 'nystroem'.
-    n_components : int, default=500
+    n_landmarks : int, default=500
         Nystroem landmarks.
     """ + BOOTSTRAP_DOC + """
 
@@ -372,12 +373,12 @@ class KernelMeanMPE(BaseMPE):
         "epsilon": [Interval(Real, 0, 1, closed="neither")],
         "lambda_max": [Interval(Real, 1, None, closed="neither")],
         "approximation": [StrOptions({"auto", "exact", "nystroem"})],
-        "n_components": [Interval(Integral, 2, None, closed="left")],
+        "n_landmarks": [Interval(Integral, 2, None, closed="left")],
     }
 
     def __init__(self, variant="KM2", *, kernel_width=None,
                  width_factors=(0.1, 10**-0.5, 1.0, 10**0.5, 10.0), epsilon=0.04,
-                 lambda_max=1000.0, approximation="auto", n_components=500,
+                 lambda_max=1000.0, approximation="auto", n_landmarks=500,
                  n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
                  random_state=None):
         self.variant = variant
@@ -386,7 +387,7 @@ class KernelMeanMPE(BaseMPE):
         self.epsilon = epsilon
         self.lambda_max = lambda_max
         self.approximation = approximation
-        self.n_components = n_components
+        self.n_landmarks = n_landmarks
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -401,7 +402,7 @@ class KernelMeanMPE(BaseMPE):
         if approx == "exact":
             Z, self.residual_trace_ = pivoted_cholesky_features(X, width)
         else:
-            Z = nystroem_features(X, width, self.n_components, rng)
+            Z = nystroem_features(X, width, self.n_landmarks, rng)
             self.residual_trace_ = float(len(X) - np.einsum("ij,ij->", Z, Z))
         return Z
 
@@ -419,6 +420,11 @@ class KernelMeanMPE(BaseMPE):
             raise ValueError("The kernel means of the two samples coincide: "
                              "the proportion is not identifiable from them.")
         eps = float(self.epsilon)
+        # the QPs are many small BLAS calls: threads only add synchronisation
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._bisections(dist, gap, eps, m, n, width, Z)
+
+    def _bisections(self, dist, gap, eps, m, n, width, Z):
         init_slope = (dist(1.0 + eps) - dist(1.0)) / eps
         nu2 = 0.8 * init_slope + 0.2 * gap
         nu1 = 1.0 / np.sqrt(min(m, n))

@@ -176,7 +176,7 @@ def _run(out_dir, quick, torch):
         rows.append({"model": f"nn.MoELayer {name}", "data": "digits (30% test)", "fit_time_s": t,
                      "metric": f"acc={acc:.3f} {_balance(load)}"})
 
-    steps = 100 if quick else 600
+    steps = 100 if quick else 500
     g = torch.Generator().manual_seed(7)
     data = checkerboard(2000, g)
     fm, t_fm, _ = train_flow(1, steps)
@@ -204,7 +204,7 @@ def _run(out_dir, quick, torch):
         plt.close(fig)
 
     # immiscible: steps to reach a target energy distance (FM K=1, 8 Euler steps)
-    isteps = 60 if quick else 300
+    isteps = 60 if quick else 250
     every = 20 if quick else 50
 
     def ev(model):

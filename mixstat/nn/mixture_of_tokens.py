@@ -118,6 +118,28 @@ class MixtureOfTokens(nn.Module):
         self.discrete = bool(discrete)
         return self
 
+    def to_moe_layer(self, k=1, capacity_factor=None):
+        """Token-choice :class:`mixstat.nn.MoELayer` initialised from this layer.
+
+        The paper's transition tuning: the controller becomes the router
+        (:math:`W_r = W_c^\top`) and the experts are copied, so that the sparse
+        layer can be fine-tuned for unbatched inference. The two layers do not
+        compute the same function (the softmax runs over experts instead of
+        over the group).
+        """
+        from .moe import MoELayer
+
+        p = self.controller
+        layer = MoELayer(
+            self.d_model, self.expert_size, self.n_experts, k=k, capacity_factor=capacity_factor,
+            activation=self.activation, device=p.device, dtype=p.dtype,
+        )
+        with torch.no_grad():
+            layer.router.weight.copy_(self.controller.T / torch.exp(self.log_temperature))
+            for name in ("w1", "b1", "w2", "b2"):
+                getattr(layer, name).copy_(getattr(self, name))
+        return layer
+
     def merge_weights(self, x):
         r"""Merge weights :math:`w` of shape (n_groups, G, T, E) for ``x`` (B, T, d)."""
         xg = self._group(x)

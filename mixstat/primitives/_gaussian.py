@@ -28,11 +28,31 @@ def normal_log_density(y, mean, var):
     return -0.5 * (_LOG_2PI + xp.log(var) + (y - mean) ** 2 / var)
 
 
+def _batched(fn, a, xp):
+    """``fn`` (a ``numpy.linalg`` function name) on a stack of matrices.
+
+    Dask's linear algebra takes 2-D input only (and array-api-compat 1.16's
+    Dask ``cholesky`` returns the upper factor): the covariance parameters
+    are small, so for Dask they are computed and factorised with NumPy, then
+    wrapped back as a Dask array.
+    """
+    if not _is_dask(a):
+        return getattr(xp.linalg, fn)(a)
+    import dask.array as da
+    import numpy as np
+
+    return da.from_array(getattr(np.linalg, fn)(np.asarray(a.compute())))
+
+
+def _is_dask(a):
+    return type(a).__module__.startswith("dask")
+
+
 def _cholesky(a, xp):
     """Lower Cholesky factor, with a ValueError naming the problem when a
     covariance matrix is not positive definite."""
     try:
-        return xp.linalg.cholesky(a)
+        return _batched("cholesky", a, xp)
     except Exception as exc:  # numpy LinAlgError, torch _LinAlgError, ...
         if "LinAlgError" in type(exc).__name__ or "positive" in str(exc).lower():
             raise ValueError(
@@ -85,7 +105,7 @@ def gaussian_log_density(X, means, covariances, covariance_type="full"):
         logdet = d * xp.log(covariances)
     elif covariance_type == "full":
         chol = _cholesky(covariances, xp)  # (K, d, d), lower
-        prec_chol = xp.linalg.inv(chol)  # L^{-1}
+        prec_chol = _batched("inv", chol, xp)  # L^{-1}
         # z = L^{-1} (x - mu), as (K, n, d) by one batched product: O(n K d) memory
         z = xp.matmul(xp.permute_dims(diff, (1, 0, 2)), xp.matrix_transpose(prec_chol))
         maha = xp.permute_dims(xp.sum(z**2, axis=2), (1, 0))
@@ -133,7 +153,7 @@ def gaussian_product_log_integral(means_a, cov_a, means_b, cov_b, covariance_typ
     elif covariance_type == "full":
         s = cov_a[:, None, :, :] + cov_b[None, :, :, :]  # (Ka, Kb, d, d)
         chol = _cholesky(s, xp)
-        prec_chol = xp.linalg.inv(chol)
+        prec_chol = _batched("inv", chol, xp)
         z = xp.matmul(prec_chol, diff[:, :, :, None])[..., 0]  # (Ka, Kb, d)
         maha = xp.sum(z**2, axis=2)
         diag = xp.stack([chol[..., j, j] for j in range(d)], axis=-1)

@@ -268,8 +268,11 @@ def _gap_numpy(X, xbar, yc, w, r, coef, h, lam1, lam2, features=None):
 
 @lazy_njit
 def _col_stats_kernel(X, w, sw, fit_intercept, xbar, h, raw):  # pragma: no cover - jitted
-    """Per column: weighted mean, centred and raw second moments (two passes
-    over the column, no temporary)."""
+    """Per column: weighted mean, centred and raw second moments, no temporary.
+
+    One pass (``h = s2 - s^2 / sw``) when that loses at most ~4 digits to
+    cancellation; a second, centred pass over the column otherwise.
+    """
     n, p = X.shape
     for j in range(p):
         s = 0.0
@@ -277,11 +280,18 @@ def _col_stats_kernel(X, w, sw, fit_intercept, xbar, h, raw):  # pragma: no cove
         for i in range(n):
             s += w[i] * X[i, j]
             s2 += w[i] * X[i, j] * X[i, j]
-        m = s / sw if fit_intercept else 0.0
-        c = 0.0
-        for i in range(n):
-            d = X[i, j] - m
-            c += w[i] * d * d
+        if not fit_intercept:
+            xbar[j] = 0.0
+            h[j] = s2
+            raw[j] = s2
+            continue
+        m = s / sw
+        c = s2 - s * m
+        if c <= 1e-4 * s2:
+            c = 0.0
+            for i in range(n):
+                d = X[i, j] - m
+                c += w[i] * d * d
         xbar[j] = m
         h[j] = c
         raw[j] = s2

@@ -63,19 +63,72 @@ def signed_log_matmul(a, log_b, sign_b=None):
 
 
 def _signed_log_matmul_torch(a, log_b, sign_b):
-    """The same in fewer torch kernels (this runs in every circuit layer).
+    """The same as one autograd node (this runs in every circuit layer, and
+    the generic graph has a dozen small backward kernels).
 
-    The shift is detached: the result does not depend on it (its derivative
-    is exactly 0), so no gradient needs to flow through the max.
+    Forward: :math:`m = \max_k L_{kj}` (detached: the result does not depend
+    on the shift), :math:`E = s_B e^{L - m}`, :math:`S = A E`,
+    out :math:`= \log|S| + m`. Backward, with :math:`G` the output gradient:
+    :math:`R = G / S` (0 where :math:`S = 0`), :math:`\partial A = R E^\top`,
+    :math:`\partial L = (A^\top R) \odot E`.
     """
     import torch
 
-    amax = torch.nan_to_num(log_b.detach().amax(dim=-2, keepdim=True), nan=0.0, posinf=0.0, neginf=0.0)
-    scaled = torch.exp(log_b - amax)
-    if sign_b is not None:
-        scaled = scaled * sign_b
-    s = a @ scaled
-    mag = s.abs()
-    tiny = torch.finfo(mag.dtype).tiny
-    log_abs = torch.log(mag.clamp_min(tiny)).masked_fill(mag == 0, -float("inf")) + amax
-    return log_abs, torch.sign(s.detach())
+    return _SignedLogMatmul.apply(a, log_b, sign_b)
+
+
+def _make_function():
+    import torch
+
+    class SignedLogMatmul(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, log_b, sign_b):
+            amax = torch.nan_to_num(log_b.amax(dim=-2, keepdim=True), nan=0.0, posinf=0.0, neginf=0.0)
+            e = torch.exp(log_b - amax)
+            if sign_b is not None:
+                e = e * sign_b
+            s = a @ e
+            mag = s.abs()
+            zero = mag == 0
+            tiny = torch.finfo(mag.dtype).tiny
+            out = torch.log(mag.clamp_min(tiny)).masked_fill_(zero, -float("inf")) + amax
+            ctx.save_for_backward(a, e, s)
+            return out, torch.sign(s)
+
+        @staticmethod
+        def backward(ctx, g, _g_sign):
+            a, e, s = ctx.saved_tensors
+            r = torch.where(s == 0, torch.zeros_like(s), g / s)
+            ga = gl = None
+            if ctx.needs_input_grad[0]:
+                ga = r @ e.transpose(-1, -2)
+                # reduce broadcast batch dimensions of a
+                while ga.dim() > a.dim():
+                    ga = ga.sum(0)
+                for i, (n_a, n_g) in enumerate(zip(a.shape, ga.shape, strict=True)):
+                    if n_a == 1 and n_g != 1:
+                        ga = ga.sum(i, keepdim=True)
+            if ctx.needs_input_grad[1]:
+                gl = (a.transpose(-1, -2) @ r) * e
+            return ga, gl, None
+
+    return SignedLogMatmul
+
+
+class _Lazy:
+    fn = None
+
+
+def __getattr__(name):  # pragma: no cover - module attribute hook
+    raise AttributeError(name)
+
+
+class _SignedLogMatmulProxy:
+    @staticmethod
+    def apply(a, log_b, sign_b):
+        if _Lazy.fn is None:
+            _Lazy.fn = _make_function()
+        return _Lazy.fn.apply(a, log_b, sign_b)
+
+
+_SignedLogMatmul = _SignedLogMatmulProxy

@@ -102,3 +102,18 @@ def test_bad_input(data):
 def test_unknown_env_in_predict(fitted, data):
     with pytest.raises(ValueError, match="Unknown environment"):
         fitted.predict(data.trajectories[:1, 0], data.t, 999)
+
+
+def test_routing_invariant_to_permuting_environments(fitted, data):
+    # shuffle the trajectories and rename the environments so that their row
+    # order in contexts_ is reversed: every environment keeps its expert
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(data.envs))
+    names = np.array([f"env{9 - e}" for e in data.envs])
+    m = MixERODE(**{**SMALL, "kmeans_init": "uniform"}).fit(
+        data.trajectories[perm], data.t, names[perm])
+    ref = dict(zip(fitted.envs_, fitted.routing_, strict=True))
+    got = dict(zip(m.envs_, m.routing_, strict=True))
+    assert all(got[f"env{9 - e}"] == ref[e] for e in ref)
+    new_order = [f"env{9 - e}" for e in fitted.envs_]
+    np.testing.assert_allclose(m._contexts_of(new_order), fitted.contexts_, atol=1e-5)

@@ -216,7 +216,7 @@ def test_gmflow_head_trains(dtype):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
     gm = head(net(torch.randn(7, 3, dtype=dtype)))
     assert gm.means.shape == (7, 4, 2) and gm.means.dtype == dtype
@@ -276,3 +276,32 @@ def test_score_of_mixture_loss_is_minimised_by_the_mixture_denoiser():
     assert float(score_of_mixture_loss(only_p, x_real, x_fake, sigma, alpha, generator=gen)) > base
     with pytest.raises(ValueError, match="alpha"):
         score_of_mixture_loss(only_p, x_real, x_fake, sigma, 1.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sampler", ["sde", "ode"])
+def test_samplers_and_guidance_run_in_both_dtypes(dtype, sampler):
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(3, 2, generator=g).to(dtype)
+
+    def model(x_t, s, shift=0.0):
+        B = x_t.shape[0]
+        return GaussianMixture(x_t[:, None, :] - means - shift, torch.full((B, 3), -math.log(3), dtype=dtype),
+                               torch.full((B, 1), -1.0, dtype=dtype))
+
+    x = torch.randn(50, 2, generator=g).to(dtype)
+    out = gmflow_sample(model, x, 4, sampler=sampler, n_substeps=3, generator=g,
+                        guidance=(lambda x_t, s: model(x_t, s, 0.5), 0.3))
+    assert out.dtype == dtype and out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="sampler"):
+        gmflow_sample(model, x, 4, sampler="heun")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_score_of_mixture_loss_dtypes(dtype):
+    den = torch.nn.Linear(1, 1, dtype=dtype)
+    x = torch.randn(8, 1, dtype=dtype)
+    loss = score_of_mixture_loss(lambda x_t, s, a: den(x_t), x, x + 1, torch.rand(8, dtype=dtype) + 0.1,
+                                 torch.rand(8, dtype=dtype))
+    loss.backward()
+    assert loss.dtype == dtype and den.weight.grad is not None

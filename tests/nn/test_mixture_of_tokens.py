@@ -72,3 +72,20 @@ def test_learnable_temperature_gets_gradient_and_errors():
         MixtureOfTokens(4, 9, 2)
     with pytest.raises(ValueError, match="temperature"):
         MixtureOfTokens(4, 8, 2, temperature=0)
+
+
+def test_transition_to_token_choice_copies_experts():
+    torch.manual_seed(4)
+    mot = MixtureOfTokens(4, 8, 2, group_size=1, dtype=D64)
+    moe = mot.to_moe_layer(k=2)
+    x = torch.randn(6, 4, dtype=D64)
+    # with k = n_experts every expert is used; the softmax gates sum to one, so
+    # the MoE output is a gate-weighted average of the same experts MoT (G=1) sums
+    y = moe(x)
+    r = moe.router_output
+    per_expert = [torch.relu(x @ mot.w1[e] + mot.b1[e]) @ mot.w2[e] + mot.b2[e] for e in range(2)]
+    ref = torch.zeros_like(x)
+    for t, e, w in zip(r.token_index.tolist(), r.expert_index.tolist(), r.weight.tolist(), strict=True):
+        ref[t] += w * per_expert[e][t]
+    torch.testing.assert_close(y, ref)
+    torch.testing.assert_close(r.logits, x @ mot.controller)

@@ -178,9 +178,9 @@ def test_balance_and_z_loss_formulas():
     idx = torch.topk(probs, 2, dim=1).indices
     f = np.bincount(idx.numpy().ravel(), minlength=n_experts) / idx.numel()
     ref = n_experts * float((torch.tensor(f) * probs.detach().mean(0)).sum())
-    assert float(load_balancing_loss(probs, idx, n_experts)) == pytest.approx(ref)
+    assert load_balancing_loss(probs, idx, n_experts).item() == pytest.approx(ref)
     z = router_z_loss(logits)
-    assert float(z) == pytest.approx(float((torch.logsumexp(logits, 1) ** 2).mean()))
+    assert z.item() == pytest.approx((torch.logsumexp(logits, 1) ** 2).mean().item())
     z.backward()
     assert torch.isfinite(logits.grad).all()
     # all tokens on one expert: balance loss = E * P_0 > 1 when P_0 > 1/E
@@ -212,8 +212,8 @@ def test_moe_trains_on_cpu(dtype):
         loss = ((layer(x) - target) ** 2).mean() + layer.aux_loss
         loss.backward()
         opt.step()
-        first = float(loss) if first is None else first
-    assert float(loss) < 0.5 * first
+        first = loss.item() if first is None else first
+    assert loss.item() < 0.5 * first
 
 
 def test_bad_input_errors():

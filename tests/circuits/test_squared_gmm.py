@@ -1,0 +1,180 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate
+from sklearn.mixture import GaussianMixture
+
+from mixstat.circuits import SquaredGaussianMixture
+from mixstat.circuits._squared_gmm import _nll_and_grad, _nll_torch, _Param
+from mixstat.datasets import make_rings
+
+
+def _set(model, w, means, cov, ctype, d):
+    """A 'fitted' model with given parameters (for exact checks)."""
+    from mixstat.circuits._squared_gmm import _log_z
+
+    model.weights_ = np.asarray(w, float)
+    model.means_ = np.asarray(means, float)
+    model.covariances_ = np.asarray(cov, float)
+    model.covariance_type = ctype
+    model.n_features_in_ = d
+    model.log_normalizer_, _ = _log_z(model.weights_, model.means_, model.covariances_, ctype)
+    return model
+
+
+def _random_model(seed, K=3, d=2, ctype="full"):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=K)
+    means = rng.normal(size=(K, d))
+    if ctype == "full":
+        A = rng.normal(size=(K, d, d)) * 0.4
+        cov = A @ np.transpose(A, (0, 2, 1)) + 0.3 * np.eye(d)
+    elif ctype == "diag":
+        cov = rng.uniform(0.2, 1.5, size=(K, d))
+    else:
+        cov = rng.uniform(0.2, 1.5, size=K)
+    return _set(SquaredGaussianMixture(K, covariance_type=ctype), w, means, cov, ctype, d)
+
+
+@pytest.mark.parametrize("ctype", ["full", "diag", "spherical"])
+def test_normalised_2d_quadrature(ctype):
+    m = _random_model(0, ctype=ctype)
+    g = np.linspace(-9, 9, 601)
+    XX, YY = np.meshgrid(g, g)
+    p = np.exp(m.score_samples(np.c_[XX.ravel(), YY.ravel()])).reshape(XX.shape)
+    tot = integrate.simpson(integrate.simpson(p, x=g), x=g)
+    assert abs(tot - 1) < 1e-6
+
+
+def test_normalised_1d_quadrature():
+    m = _set(SquaredGaussianMixture(3), [1.0, -0.7, 0.4], [[0.0], [0.3], [2.0]], [[[1.0]], [[0.3]], [[0.5]]], "full", 1)
+    val, _ = integrate.quad(lambda x: np.exp(m.score_samples(np.array([[x]])))[0], -np.inf, np.inf, epsabs=1e-12)
+    assert abs(val - 1) < 1e-6
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 10_000), scale=st.floats(-3, 3).filter(lambda s: abs(s) > 1e-2))
+def test_invariant_to_weight_scaling_and_sign(seed, scale):
+    m = _random_model(seed)
+    X = np.random.default_rng(seed).normal(size=(20, 2))
+    ref = m.score_samples(X)
+    m2 = _set(SquaredGaussianMixture(3), scale * m.weights_, m.means_, m.covariances_, "full", 2)
+    np.testing.assert_allclose(m2.score_samples(X), ref, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 10_000))
+def test_signed_log_space_equals_direct(seed):
+    m = _random_model(seed, ctype="diag")
+    X = np.random.default_rng(seed).normal(size=(30, 2))
+    from scipy.stats import multivariate_normal
+
+    c = sum(w * multivariate_normal(mu, np.diag(v)).pdf(X) for w, mu, v in zip(m.weights_, m.means_, m.covariances_, strict=True))
+    G = np.array([[multivariate_normal(mi, np.diag(vi + vj)).pdf(mj) for mj, vj in zip(m.means_, m.covariances_, strict=True)]
+                  for mi, vi in zip(m.means_, m.covariances_, strict=True)])
+    Z = m.weights_ @ G @ m.weights_
+    np.testing.assert_allclose(np.exp(m.score_samples(X)), c**2 / Z, rtol=1e-9)
+
+
+def test_k1_is_a_gaussian():
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([1, -1], [[1.0, 0.5], [0.5, 2.0]], size=500)
+    m = SquaredGaussianMixture(1, random_state=0).fit(X)
+    g = GaussianMixture(1).fit(X)
+    # c^2 / Z for one Gaussian is N(mu, Sigma/2): the MLE is the Gaussian MLE
+    np.testing.assert_allclose(m.means_[0], X.mean(0), atol=1e-4)
+    np.testing.assert_allclose(m.covariances_[0] / 2, np.cov(X.T, bias=True), atol=1e-3)
+    np.testing.assert_allclose(m.score(X), g.score(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("ctype", ["full", "diag", "spherical"])
+def test_closed_form_gradient_matches_autograd_and_fd(ctype):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 3))
+    par = _Param(3, 3, ctype, 1e-6)
+    th = rng.normal(size=sum(par.sizes)) * 0.5
+    f, g = _nll_and_grad(th, X, par)
+    f2, g2 = _nll_torch(th, X, par)
+    assert abs(f - f2) < 1e-10
+    np.testing.assert_allclose(g, g2, atol=1e-9)
+
+
+@pytest.mark.parametrize("ctype", ["full", "diag"])
+def test_marginal_equals_numerical_integration(ctype):
+    m = _random_model(3, K=3, d=2, ctype=ctype)
+    marg = m.marginal([0])
+    g = np.linspace(-10, 10, 2001)
+    for x0 in (-0.7, 0.4, 1.3):
+        p = np.exp(m.score_samples(np.c_[np.full_like(g, x0), g]))
+        num = integrate.simpson(p, x=g)
+        assert abs(np.exp(marg.score_samples([[x0]]))[0] - num) < 1e-8
+
+
+def test_marginal_3d_full_normalised():
+    m = _random_model(5, K=2, d=3, ctype="full")
+    marg = m.marginal([0, 2])
+    g = np.linspace(-9, 9, 301)
+    XX, YY = np.meshgrid(g, g)
+    p = np.exp(marg.score_samples(np.c_[XX.ravel(), YY.ravel()])).reshape(XX.shape)
+    assert abs(integrate.simpson(integrate.simpson(p, x=g), x=g) - 1) < 1e-6
+
+
+def test_sampling_moments_match_density():
+    m = _random_model(7, K=3, d=2, ctype="full")
+    S = m.sample(20000, random_state=0)
+    g = np.linspace(-10, 10, 801)
+    p0 = np.exp(m.marginal([0]).score_samples(g[:, None]))
+    mean0 = integrate.simpson(p0 * g, x=g)
+    sd0 = np.sqrt(integrate.simpson(p0 * (g - mean0) ** 2, x=g))
+    assert abs(S[:, 0].mean() - mean0) < 4 * sd0 / np.sqrt(len(S))
+    # a Kolmogorov-Smirnov check against the exact marginal CDF
+    cdf = integrate.cumulative_simpson(p0, x=g, initial=0)
+    emp = np.searchsorted(np.sort(S[:, 0]), g) / len(S)
+    assert np.max(np.abs(emp - cdf)) < 1.63 / np.sqrt(len(S))  # 1% level
+
+
+def test_beats_gmm_on_a_ring():
+    X = make_rings(3000, radii=(2.0,), noise=0.3, random_state=0)
+    Xt = make_rings(3000, radii=(2.0,), noise=0.3, random_state=1)
+    sq = SquaredGaussianMixture(3, init="random", n_init=3, random_state=0).fit(X)
+    gm = GaussianMixture(3, n_init=3, random_state=0).fit(X)
+    assert sq.score(Xt) > gm.score(Xt) + 0.02
+    assert np.any(sq.weights_ < 0)  # subtraction is what helps
+
+
+def test_fit_attributes_and_criteria():
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    m = SquaredGaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    assert m.weights_.shape == (2,) and np.isclose(np.abs(m.weights_).sum(), 1)
+    assert m.covariances_.shape == (2, 2)
+    assert np.isfinite(m.lower_bound_) and m.n_iter_ > 0
+    assert np.isclose(m.lower_bound_, m.score(X), atol=1e-8)
+    assert m.bic(X) > m.aic(X)
+
+
+def test_torch_backend_same_fit():
+    X = np.random.default_rng(0).normal(size=(150, 2))
+    a = SquaredGaussianMixture(2, random_state=0, backend="numpy").fit(X)
+    b = SquaredGaussianMixture(2, random_state=0, backend="torch").fit(X)
+    assert b.backend_ == "torch"
+    assert abs(a.score(X) - b.score(X)) < 1e-4
+
+
+def test_bad_input():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        SquaredGaussianMixture(2).fit(np.r_[X, [[np.nan, 0]]])
+    with pytest.raises(ValueError, match="n_components"):
+        SquaredGaussianMixture(0).fit(X)
+    with pytest.raises(ValueError, match="n_samples"):
+        SquaredGaussianMixture(60).fit(X)
+    m = SquaredGaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        m.score_samples(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        m.score_samples(np.array([[np.inf, 0.0]]))
+    with pytest.raises(ValueError, match="features"):
+        m.marginal([5])
+    with pytest.raises(ValueError, match="columns"):
+        m.marginal([0]).score_samples(np.zeros((2, 2)))
