@@ -24,7 +24,8 @@ DEMOS = [
 ]
 
 
-def _print_table(rows, file=sys.stdout):
+def _print_table(rows, file=None):
+    file = file or sys.stdout
     headers = ["model", "data", "fit time (s)", "headline metric"]
     body = [[r["model"], r["data"], f"{r['fit_time_s']:.3f}", r["metric"]] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(headers)]

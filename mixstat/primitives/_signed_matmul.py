@@ -72,8 +72,6 @@ def _signed_log_matmul_torch(a, log_b, sign_b):
     :math:`R = G / S` (0 where :math:`S = 0`), :math:`\partial A = R E^\top`,
     :math:`\partial L = (A^\top R) \odot E`.
     """
-    import torch
-
     return _SignedLogMatmul.apply(a, log_b, sign_b)
 
 
@@ -117,10 +115,6 @@ def _make_function():
 
 class _Lazy:
     fn = None
-
-
-def __getattr__(name):  # pragma: no cover - module attribute hook
-    raise AttributeError(name)
 
 
 class _SignedLogMatmulProxy:

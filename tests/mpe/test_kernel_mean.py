@@ -102,6 +102,6 @@ def test_km_identical_samples_small_estimate_zero_when_disjoint():
 def test_nystroem_close_to_exact():
     d = make_sumpe_synthetic(0.25, n_component=500, n_mixture=500, random_state=3)
     ex = KernelMeanMPE("KM2", approximation="exact", random_state=0).fit(d.X, d.y)
-    ny = KernelMeanMPE("KM2", approximation="nystroem", n_components=100,
+    ny = KernelMeanMPE("KM2", approximation="nystroem", n_landmarks=100,
                        random_state=0).fit(d.X, d.y)
     assert abs(ex.proportion_ - ny.proportion_) < 0.02

@@ -246,3 +246,19 @@ def test_bad_input_errors():
         token_choice_routing(torch.zeros(3), 1)
     with pytest.raises(ValueError, match="capacity"):
         expert_choice_routing(torch.zeros(3, 2), 4)
+
+
+def test_router_jitter_only_in_training():
+    torch.manual_seed(8)
+    router = TopKRouter(6, 4, k=2, jitter_eps=0.2, dtype=torch.float64)
+    x = torch.randn(10, 6, dtype=torch.float64)
+    router.eval()
+    torch.testing.assert_close(router(x).logits, x @ router.weight.T)
+    router.train()
+    jittered = router(x).logits
+    assert not torch.allclose(jittered, x @ router.weight.T)
+    # input factors in [0.8, 1.2]: |jittered - clean| <= 0.2 |x| |W|^T
+    bound = 0.2 * (x.abs() @ router.weight.abs().T)
+    assert torch.all((jittered - x @ router.weight.T).abs() <= bound + 1e-12)
+    with pytest.raises(ValueError, match="jitter_eps"):
+        TopKRouter(6, 4, jitter_eps=1.5)

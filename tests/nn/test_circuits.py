@@ -1,0 +1,276 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+from mixstat.nn.circuits import (  # noqa: E402
+    TensorizedCircuit,
+    linear_tree,
+    quad_tree,
+    random_binary_tree,
+    train_density,
+)
+from mixstat.primitives import signed_logsumexp  # noqa: E402
+from mixstat.primitives._signed_matmul import signed_log_matmul  # noqa: E402
+
+F64 = torch.float64
+
+
+def _model(D=2, K=3, weights="signed", squared=True, layer="cp", R=1, inputs="gaussian", seed=0, rg="bt", **kw):
+    make = {"bt": random_binary_tree, "lt": linear_tree}[rg]
+    gen = torch.Generator().manual_seed(seed)
+    m = TensorizedCircuit([make(D, seed + r) for r in range(R)], n_units=K, weights=weights, squared=squared,
+                          layer=layer, inputs=inputs, generator=gen, **kw)
+    if weights == "signed":  # make sure there are negative weights
+        with torch.no_grad():
+            for w in m.sum_weights:
+                w.uniform_(-1, 1, generator=gen)
+    return m
+
+
+def _grid2(lo, hi, n):
+    g = torch.linspace(lo, hi, n, dtype=F64)
+    return g, torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+
+
+def _simpson_w(g):
+    n = len(g)
+    w = torch.ones(n, dtype=F64)
+    w[1:-1:2], w[2:-1:2] = 4, 2
+    return w * (g[1] - g[0]) / 3
+
+
+# ------------------------------------------------------------- primitive --
+@settings(max_examples=15)
+@given(seed=st.integers(0, 10_000), shift=st.floats(-500, 500))
+def test_signed_log_matmul_equals_signed_logsumexp_and_direct(seed, shift):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(4, 5))
+    lb = rng.normal(size=(5, 3)) + shift
+    sb = np.sign(rng.normal(size=(5, 3)))
+    la, sa = signed_log_matmul(torch.as_tensor(a), torch.as_tensor(lb), torch.as_tensor(sb))
+    terms = np.log(np.abs(a))[:, :, None] + lb[None]
+    ref, rs = signed_logsumexp(terms, np.sign(a)[:, :, None] * sb[None], axis=1)
+    np.testing.assert_allclose(la.numpy(), ref, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(sa.numpy(), rs)
+    if abs(shift) < 50:  # direct evaluation does not overflow here
+        direct = a @ (sb * np.exp(lb))
+        np.testing.assert_allclose(np.exp(la.numpy()) * sa.numpy(), direct, rtol=1e-10)
+
+
+def test_signed_log_matmul_gradcheck_and_zero_column():
+    a = torch.randn(3, 4, dtype=F64, requires_grad=True)
+    lb = torch.randn(2, 4, 5, dtype=F64, requires_grad=True)
+    sb = torch.sign(torch.randn(2, 4, 5, dtype=F64))
+    assert torch.autograd.gradcheck(lambda a, lb: signed_log_matmul(a, lb, sb)[0], (a, lb))
+    lb2 = lb.detach().clone()
+    lb2[:, :, 0] = -math.inf  # an all-zero column: -inf out, finite gradients
+    lb2.requires_grad_(True)
+    out, _ = signed_log_matmul(a, lb2)
+    assert torch.isinf(out[..., 0]).all()
+    out[..., 1:].sum().backward()
+    assert torch.isfinite(lb2.grad).all() and torch.isfinite(a.grad).all()
+
+
+# --------------------------------------------------------- normalisation --
+@pytest.mark.parametrize(
+    "weights,squared,layer,R",
+    [("signed", True, "cp", 1), ("signed", True, "tucker", 1), ("positive", True, "cp", 2),
+     ("positive", False, "cp", 1), ("signed", True, "cp", 3)],
+)
+def test_normalised_2d_quadrature(weights, squared, layer, R):
+    m = _model(2, 3, weights, squared, layer, R)
+    with torch.no_grad():
+        for p in (m.input.log_scale,):
+            p.clamp_(-0.5, 0.7)  # keep the units wide enough for the grid
+        g, X = _grid2(-14, 14, 1401)
+        p = torch.exp(m(X)).reshape(len(g), len(g))
+        w = _simpson_w(g)
+        tot = float(w @ p @ w)
+    assert abs(tot - 1) < 1e-6
+
+
+def test_normalised_1d_quadrature_bernstein():
+    m = _model(1, 4, inputs="bernstein", degree=6)
+    from scipy import integrate
+
+    f = lambda x: float(torch.exp(m(torch.tensor([[x]], dtype=F64))))  # noqa: E731
+    with torch.no_grad():
+        val, _ = integrate.quad(f, 0, 1, epsabs=1e-12)
+    assert abs(val - 1) < 1e-6
+
+
+@pytest.mark.parametrize("weights,squared,rg", [("signed", True, "bt"), ("positive", False, "lt"), ("positive", True, "lt")])
+def test_normalised_by_enumeration_categorical(weights, squared, rg):
+    ncat = [3, 2, 4, 2]
+    m = _model(4, 3, weights, squared, rg=rg, inputs="categorical", n_categories=ncat)
+    X = torch.tensor(list(itertools.product(*[range(c) for c in ncat])), dtype=F64)
+    with torch.no_grad():
+        assert abs(float(torch.exp(m(X)).sum()) - 1) < 1e-12
+        # marginals by enumeration too
+        obs = torch.tensor([True, False, True, False])
+        lm = m.log_marginal(X, obs)
+        full = torch.exp(m(X)).reshape(3, 2, 4, 2).sum(dim=(1, 3))
+        np.testing.assert_allclose(torch.exp(lm).reshape(3, 2, 4, 2)[:, 0, :, 0].numpy(), full.numpy(), rtol=1e-10)
+
+
+def test_quad_tree_normalised():
+    rg = quad_tree(2, 3)
+    ncat = [2] * 6
+    m = TensorizedCircuit([rg], n_units=2, inputs="categorical", n_categories=ncat,
+                          generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for w in m.sum_weights:
+            w.uniform_(-1, 1)
+        X = torch.tensor(list(itertools.product(*[range(2)] * 6)), dtype=F64)
+        assert abs(float(torch.exp(m(X)).sum()) - 1) < 1e-12
+
+
+# ------------------------------------------------------------- identities --
+@settings(max_examples=8)
+@given(seed=st.integers(0, 1000), scale=st.floats(0.1, 10))
+def test_invariant_to_sign_flip_and_scale_of_a_layer(seed, scale):
+    m = _model(4, 3, seed=seed)
+    X = torch.randn(7, 4, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        ref = m(X).clone()
+        m.sum_weights[-1].mul_(-scale)  # root layer w -> -scale * w
+        np.testing.assert_allclose(m(X).numpy(), ref.numpy(), rtol=1e-10, atol=1e-10)
+        m.sum_weights[0].mul_(-1.0)  # an inner layer: c -> -c
+        np.testing.assert_allclose(m(X).numpy(), ref.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def _direct_c(m, X):
+    """c(x) by explicit loops in linear space (small circuits only), D=2, CP."""
+    f = torch.exp(m.input.log_unit(X))  # (2, B, K)
+    W = m.sum_weights[0]
+    return (W[0] @ (f[0] * f[1]).T)[0]
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 1000))
+def test_signed_log_space_equals_direct(seed):
+    m = _model(2, 4, seed=seed)
+    X = torch.randn(20, 2, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        lc, sc = m.log_circuit(m.input.log_unit(X))
+        c = _direct_c(m, X)
+        np.testing.assert_allclose((sc[0] * torch.exp(lc[0])).numpy(), c.numpy(), rtol=1e-10)
+        # Z = w^T G w with the Kronecker-free W A W^T equals the explicit Kronecker form
+        G = torch.exp(m.input.log_gram())  # (2, K, K)
+        W = m.sum_weights[0][0, 0]
+        Z = W @ (G[0] * G[1]) @ W
+        assert abs(float(torch.exp(m.log_partition()[0])) / float(Z) - 1) < 1e-10
+        WW = torch.kron(W[None], W[None])[0]
+        Zk = WW @ (G[0] * G[1]).reshape(-1)
+        assert abs(float(Z) / float(Zk) - 1) < 1e-12
+
+
+def test_k1_is_a_gaussian():
+    m = _model(2, 1, weights="signed")
+    X = torch.randn(10, 2, dtype=F64)
+    with torch.no_grad():
+        mu, sd = m.input.mean[:, 0], torch.sqrt(m.input.var()[:, 0])
+        var_sq = sd**2 / 2  # c^2 for one Gaussian unit per variable is N(mu, sigma^2/2)
+        v = m.input.variables
+        ref = (-0.5 * (math.log(2 * math.pi) + torch.log(var_sq) + (X[:, v] - mu) ** 2 / var_sq)).sum(1)
+        np.testing.assert_allclose(m(X).numpy(), ref.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("weights,squared", [("signed", True), ("positive", False)])
+def test_marginal_equals_numerical_integration(weights, squared):
+    m = _model(3, 3, weights, squared)
+    with torch.no_grad():
+        m.input.log_scale.clamp_(-0.5, 0.7)
+        g = torch.linspace(-14, 14, 1401, dtype=F64)
+        w = _simpson_w(g)
+        for x0 in (-0.6, 0.9):
+            X = torch.stack([torch.full_like(g, x0), g, torch.full_like(g, 0.3)], 1)
+            num = float(w @ torch.exp(m(X)))
+            lm = m.log_marginal(torch.tensor([[x0, 0.0, 0.3]], dtype=F64), torch.tensor([True, False, True]))
+            assert abs(float(torch.exp(lm)) - num) < 1e-7
+
+
+def test_sampling_continuous_matches_marginal_cdf():
+    m = _model(2, 3)
+    S = m.sample(1500, generator=torch.Generator().manual_seed(0), n_bisect=40)
+    with torch.no_grad():
+        g = torch.linspace(-10, 10, 2001, dtype=F64)
+        X = torch.stack([g, torch.zeros_like(g)], 1)
+        p = torch.exp(m.log_marginal(X, torch.tensor([True, False]))).numpy()
+    from scipy import integrate
+
+    cdf = integrate.cumulative_simpson(p, x=g.numpy(), initial=0)
+    emp = np.searchsorted(np.sort(S[:, 0].numpy()), g.numpy()) / len(S)
+    assert np.max(np.abs(emp - cdf)) < 1.63 / np.sqrt(len(S)) + 1e-3
+
+
+def test_sampling_discrete_exact_frequencies():
+    ncat = [3, 2]
+    m = _model(2, 2, inputs="categorical", n_categories=ncat)
+    S = m.sample(6000, generator=torch.Generator().manual_seed(1))
+    X = torch.tensor(list(itertools.product(range(3), range(2))), dtype=F64)
+    with torch.no_grad():
+        p = torch.exp(m(X)).numpy()
+    counts = np.array([np.sum((S[:, 0].numpy() == a) & (S[:, 1].numpy() == b)) for a, b in X.numpy()])
+    chi2 = np.sum((counts - 6000 * p) ** 2 / (6000 * p))
+    assert chi2 < 20.5  # chi2(5) 0.1% quantile
+
+
+# ------------------------------------------------------------ robustness --
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_no_nan_deep_tree_large_k_float32(dtype):
+    D, K = 64, 32
+    m = TensorizedCircuit([random_binary_tree(D, 0)], n_units=K, dtype=dtype,
+                          generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for w in m.sum_weights:
+            w.normal_(0, 1)  # N(0,1) init: Z overflows linear space at this depth
+    X = 3 * torch.randn(16, D, dtype=dtype)
+    lp = m(X)
+    assert torch.isfinite(lp).all()
+    assert float(m.log_partition()[0]) > 80  # exp of it overflows float32
+    (-lp.mean()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+def test_divergence_stops_and_keeps_best():
+    m = _model(2, 3)
+    X = torch.randn(300, 2, dtype=F64)
+    res = train_density(m, X, X[:50], max_epochs=3, learning_rate=1e-2, early_stopping=False)
+    best = res.best_valid
+    with torch.no_grad():
+        m.input.mean[0, 0] = float("nan")  # poison: next epoch diverges
+    res2 = train_density(m, X, X[:50], max_epochs=5, learning_rate=1e-2, early_stopping=False)
+    assert res2.diverged and "diverged" in res2.message
+    assert np.isfinite(best)
+
+
+def test_training_improves_and_orders_models():
+    from mixstat.datasets import make_circuit_dataset
+
+    X = torch.as_tensor(make_circuit_dataset("banana", 1200, random_state=0), dtype=F64)
+    out = {}
+    for name, (w, sq) in {"+-^2": ("signed", True), "+": ("positive", False)}.items():
+        m = TensorizedCircuit([random_binary_tree(2, 0)], n_units=6, weights=w, squared=sq,
+                              generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            before = float(m(X).mean())
+        res = train_density(m, X[:1000], X[1000:], max_epochs=15, learning_rate=2e-2, early_stopping=False)
+        out[name] = res.best_valid
+        assert res.best_valid > before + 0.3
+    assert all(np.isfinite(v) for v in out.values())
+
+
+def test_bad_construction():
+    with pytest.raises(ValueError, match="squared"):
+        TensorizedCircuit([random_binary_tree(2, 0)], weights="signed", squared=False)
+    with pytest.raises(ValueError, match="Tucker"):
+        TensorizedCircuit([quad_tree(2, 2)], layer="tucker")
+    with pytest.raises(ValueError, match="n_categories"):
+        TensorizedCircuit([random_binary_tree(2, 0)], inputs="categorical")
