@@ -63,7 +63,7 @@ def signed_log_matmul(a, log_b, sign_b=None):
 
 
 def _signed_log_matmul_torch(a, log_b, sign_b):
-    """The same as one autograd node (this runs in every circuit layer, and
+    r"""The same as one autograd node (this runs in every circuit layer, and
     the generic graph has a dozen small backward kernels).
 
     Forward: :math:`m = \max_k L_{kj}` (detached: the result does not depend

@@ -116,6 +116,8 @@ class TensorizedCircuit(nn.Module):
                 leaf_vars.append(rg.scopes[i][0])
         buckets = {}
         for r, rg in enumerate(region_graphs):
+            if not rg.children[rg.root]:  # one variable: a single sum layer on the inputs
+                buckets.setdefault((1, 1, True), []).append((r, rg.root))
             for i, ch in enumerate(rg.children):
                 if ch:
                     if layer == "tucker" and len(ch) != 2:
@@ -128,7 +130,7 @@ class TensorizedCircuit(nn.Module):
         for key in sorted(buckets):
             h, arity, is_root = key
             nodes = buckets[key]
-            child_pos = [[pos[(r, c)] for c in region_graphs[r].children[i]] for r, i in nodes]
+            child_pos = [[pos[(r, c)] for c in (region_graphs[r].children[i] or (i,))] for r, i in nodes]
             g = _Group(nodes, torch.as_tensor(child_pos, dtype=torch.long), arity, is_root)
             self.groups.append(g)
             if is_root:
@@ -156,7 +158,7 @@ class TensorizedCircuit(nn.Module):
         self.sum_weights = nn.ParameterList()
         for g in self.groups:
             k_out = 1 if g.is_root else K
-            k_in = K if layer == "cp" else K**g.arity
+            k_in = K if (layer == "cp" or g.arity == 1) else K**g.arity
             u = torch.rand(len(g.nodes), k_out, k_in, generator=generator, dtype=dtype)
             u = u.clamp(min=1e-3)
             self.sum_weights.append(nn.Parameter(u if weights == "signed" else torch.log(u)))
@@ -211,7 +213,7 @@ class TensorizedCircuit(nn.Module):
             cl = L.index_select(0, flat).view(F, a, B, K)
             cs = self._gather_signs(bank_l, bank_s, flat, F, a) if signed else None
             signed_in = cs is not None
-            if self.layer == "cp":
+            if self.layer == "cp" or a == 1:
                 pl = cl.sum(dim=1)  # (F, B, K)
                 ps = cs.prod(dim=1) if signed_in else None
             else:
@@ -261,7 +263,7 @@ class TensorizedCircuit(nn.Module):
             cl = L.index_select(0, flat).view(F, a, *L.shape[1:])  # (F, a, B, K, K)
             cs = self._gather_signs(bank_l, bank_s, flat, F, a) if signed else None
             signed_in = cs is not None
-            if self.layer == "cp":
+            if self.layer == "cp" or a == 1:
                 pl = cl.sum(dim=1)
                 ps = cs.prod(dim=1) if signed_in else None
             else:  # pairs of (i, j) index pairs: kron(A_left, A_right)
