@@ -77,7 +77,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "circuits_cirkit.md"))
     args = ap.parse_args()
-    settings = [("rings", 16, 60), ("rings8", 16, 30)]
+    settings = [("rings", 16, 30), ("rings8", 16, 20)]
     if args.quick:
         settings = [("rings", 8, 2), ("rings8", 8, 2)]
     seed = 0

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from mixstat.datasets import make_khalili_moe, make_sparse_moe
-from mixstat.moe import GaussianMoERegressor, GaussianMoERegressorCV, moe_path
+from mixstat.moe import GaussianMoERegressor, GaussianMoERegressorCV
 from mixstat.primitives import match_components
 
 HERE = os.path.dirname(os.path.abspath(__file__))

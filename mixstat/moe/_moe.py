@@ -27,7 +27,13 @@ from ._em import EMConfig, MoEState, e_step, expert_means, gate_log_probs, run_e
 
 __all__ = ["GaussianMoERegressor"]
 
-_CPU_BACKENDS = ("numpy", "numba")
+_BACKENDS = ("numpy", "numba", "torch", "cupy")
+
+
+def _to_host(a):
+    from .._backend import to_numpy
+
+    return None if a is None else to_numpy(a)
 
 
 # --------------------------------------------------------- initialisation ---
@@ -102,14 +108,21 @@ def _screen_resp(X, y, sw, cfg, rng, restart):
     return np.exp(res["log_resp"])
 
 
-def _single_fit(seed_restart, X, y, sw, cfg, init):
-    """One restart: initialise, then EM. Module level so joblib can pickle it."""
+def _single_fit(seed_restart, X, y, sw, cfg, init, device_backend=None):
+    """One restart: initialise, then EM. Module level so joblib can pickle it.
+
+    With ``device_backend`` (torch / CuPy) the initialisation runs on the host
+    and the EM loop on the device (:func:`mixstat.moe._em_xp.run_em_xp`)."""
     seed, restart = seed_restart
     rng = np.random.default_rng(seed)
     n_eff = float(sw.sum())
     try:
         resp = _init_resp(X, y, sw, cfg, init, rng, restart)
         state = state_from_resp(X, y, sw, resp, cfg, n_eff)
+        if device_backend is not None:
+            from ._em_xp import run_em_xp
+
+            return run_em_xp(X, y, sw, state, cfg, device_backend)
         return run_em(X, y, sw, state, cfg)
     except (FloatingPointError, np.linalg.LinAlgError) as exc:
         return {"error": str(exc), "objective": -np.inf}
@@ -187,9 +200,12 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     warm_start : bool, default=False
         Start from the previous fit (one run, no restarts).
     random_state : int, RandomState instance or None, default=None
-    backend : {'auto', 'numpy', 'numba'} or None, default=None
+    backend : {'auto', 'numpy', 'numba', 'torch', 'cupy'} or None, default=None
         Resolved by :func:`mixstat._backend.resolve_backend`; 'numba' runs the
-        Lasso sweeps in the Numba kernel.
+        Lasso sweeps in the Numba kernel; 'torch' / 'cupy' run the E-step on
+        the device through the array-API primitives and the expert M-step
+        with :func:`~mixstat.primitives.weighted_enet_fista` (the gate step
+        stays on the host); fitted attributes are NumPy arrays in every case.
     verbose : int, default=0
         Progress bar over the restarts when > 0.
     n_jobs : int or None, default=None
@@ -280,7 +296,10 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------- fit ---
     def _validate_fit_data(self, X, y, sample_weight):
-        backend = resolve_backend(self.backend, X, y, allowed=_CPU_BACKENDS)
+        backend = resolve_backend(self.backend, X, y, allowed=_BACKENDS)
+        if backend.name in ("torch", "cupy"):
+            X, y = _to_host(X), _to_host(y)
+            sample_weight = _to_host(sample_weight)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True,
                              ensure_min_samples=2)
         check_n_components(X.shape[0], self.n_components)
@@ -290,6 +309,8 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         return X, y, sw, backend
 
     def _make_config(self, X, y, sw, backend, n_components=None):
+        from .._backend import numba_available
+
         n_eff = float(sw.sum())
         ybar = float(sw @ y) / n_eff
         var_y = float(sw @ (y - ybar) ** 2) / n_eff
@@ -301,7 +322,9 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             scale_penalty=bool(self.scale_penalty),
             shared_variance=self.variance == "shared",
             var_floor=float(self.min_variance) * var_y, max_iter=int(self.max_iter),
-            tol=float(self.tol), use_numba=backend.name == "numba")
+            tol=float(self.tol),
+            use_numba=backend.name == "numba"
+            or (backend.name in ("torch", "cupy") and numba_available()))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -322,14 +345,22 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         warm = (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (cfg.n_components, X.shape[1]))
+        device = backend if backend.name in ("torch", "cupy") else None
         if warm:
-            results = [run_em(X, y, sw, self._state(), cfg)]
+            if device is not None:
+                from ._em_xp import run_em_xp
+
+                results = [run_em_xp(X, y, sw, self._state(), cfg, device)]
+            else:
+                results = [run_em(X, y, sw, self._state(), cfg)]
         else:
             seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
-            job = functools.partial(_single_fit, X=X, y=y, sw=sw, cfg=cfg, init=self.init)
+            job = functools.partial(_single_fit, X=X, y=y, sw=sw, cfg=cfg, init=self.init,
+                                    device_backend=device)
+            # the device path keeps its restarts in this process (one device)
             results = parallel_map(job, [(int(s), r) for r, s in enumerate(seeds)],
-                                   n_jobs=self.n_jobs, verbose=self.verbose,
-                                   desc="GaussianMoERegressor restarts")
+                                   n_jobs=1 if device is not None else self.n_jobs,
+                                   verbose=self.verbose, desc="GaussianMoERegressor restarts")
         self._set_result(X, y, results, backend)
         return self
 

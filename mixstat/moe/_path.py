@@ -12,7 +12,6 @@ from sklearn.model_selection import check_cv
 from .._backend import resolve_backend
 from .._validation import (
     Interval,
-    StrOptions,
     _fit_context,
     check_n_components,
     check_random_state,
@@ -73,7 +72,7 @@ def _alpha_max(X, y, sw, state, cfg):
 
 
 def _fit_path(X, y, sw, est, alphas=None, n_alphas=30, eps=1e-2, seed=0,
-              return_models=False):
+              return_models=False, cold_starts=0):
     """Warm-started path on validated arrays (X Fortran float64)."""
     backend = resolve_backend(est.backend, X, y, allowed=("numpy", "numba"))
     cfg = est._make_config(X, y, sw, backend)
@@ -102,6 +101,13 @@ def _fit_path(X, y, sw, est, alphas=None, n_alphas=30, eps=1e-2, seed=0,
     for a in alphas:
         cfg_a = cfg.__class__(**{**cfg.__dict__, "alpha": float(a)})
         res = run_em(X, y, sw, state, cfg_a)
+        for restart in range(cold_starts):
+            # fresh starts beside the warm one: the warm chain from the
+            # intercept-only fit can sit in a poor basin (e.g. a scale mixture)
+            resp = _init_resp(X, y, sw, cfg_a, est.init, rng, restart)
+            cold = run_em(X, y, sw, state_from_resp(X, y, sw, resp, cfg_a, n_eff), cfg_a)
+            if cold["objective"] > res["objective"]:
+                res = cold
         state = res["state"]
         perm = _canonical_order(X, y, state, res["log_resp"])
         st = state.permute(perm)
@@ -144,7 +150,7 @@ def _check_xy(X, y):
 
 
 def moe_path(X, y, *, alphas=None, n_alphas=30, eps=1e-2, sample_weight=None,
-             return_models=False, random_state=0, **params):
+             return_models=False, cold_starts=0, random_state=0, **params):
     r"""Warm-started regularisation path of :class:`GaussianMoERegressor`.
 
     The path starts at ``alpha_max``, the smallest expert penalty at which
@@ -167,6 +173,9 @@ def moe_path(X, y, *, alphas=None, n_alphas=30, eps=1e-2, sample_weight=None,
     sample_weight : array-like of shape (n_samples,), optional
     return_models : bool, default=False
         Also return a fitted :class:`GaussianMoERegressor` per penalty.
+    cold_starts : int, default=0
+        Fresh initialisations tried at every penalty beside the warm start
+        (the best penalised objective continues the path).
     random_state : int, default=0
         Seed of the initialisation of the intercept-only fit.
     **params
@@ -186,7 +195,7 @@ def moe_path(X, y, *, alphas=None, n_alphas=30, eps=1e-2, sample_weight=None,
     X, y, sw = _validate(X, y, sample_weight, est.n_components)
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     return _fit_path(X, y, sw, est, alphas=alphas, n_alphas=n_alphas, eps=eps, seed=seed,
-                     return_models=return_models)
+                     return_models=return_models, cold_starts=cold_starts)
 
 
 def _grid_job(job, X, y, sw, est_params, alphas_by_key, n_alphas, eps, folds):
@@ -195,14 +204,15 @@ def _grid_job(job, X, y, sw, est_params, alphas_by_key, n_alphas, eps, folds):
     est = GaussianMoERegressor(**{**est_params, "n_components": K, "alpha_gate": ag})
     alphas = alphas_by_key.get((K, ag)) if alphas_by_key is not None else None
     if fold is None:
-        path = _fit_path(X, y, sw, est, alphas=alphas, n_alphas=n_alphas, eps=eps, seed=seed)
+        path = _fit_path(X, y, sw, est, alphas=alphas, n_alphas=n_alphas, eps=eps, seed=seed,
+                         cold_starts=est.n_init - 1)
         n_eff = float(sw.sum())
         bic = -2.0 * path.log_likelihood + path.df * np.log(n_eff)
         return {"key": (K, ag), "path": path, "bic": bic}
     train, test = folds[fold]
     Xtr = np.asfortranarray(X[train])
     path = _fit_path(Xtr, y[train], sw[train], est, alphas=alphas, n_alphas=n_alphas,
-                     eps=eps, seed=seed)
+                     eps=eps, seed=seed, cold_starts=est.n_init - 1)
     Xte, yte, ste = X[test], y[test], sw[test]
     scores = []
     for i in range(path.alphas.size):
@@ -241,7 +251,11 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         Candidate gate penalties.
     cv : int, cross-validation generator or None, default=None
         None selects by BIC.
-    ridge_gate, scale_penalty, variance, min_variance, n_init, init,
+    n_init : int, default=3
+        Restarts of the intercept-only fit that starts each path, and
+        ``n_init - 1`` fresh starts tried beside the warm start at every
+        penalty (the best penalised objective is kept).
+    ridge_gate, scale_penalty, variance, min_variance, init,
     max_iter, tol, random_state, backend, verbose, n_jobs
         As in :class:`GaussianMoERegressor`.
 
@@ -389,7 +403,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
             a_grid = np.sort(grid[(K, ag)])[::-1]
             est = GaussianMoERegressor(**{**params, "n_components": K, "alpha_gate": ag})
             path = _fit_path(X, y, sw, est, alphas=a_grid[a_grid >= a], seed=seeds[(K, ag)],
-                             return_models=True)
+                             return_models=True, cold_starts=est.n_init - 1)
             model = path.models[-1]
         self.alpha_ = float(a)
         self.alpha_gate_ = float(ag)

@@ -201,7 +201,12 @@ def _wolfe_kernel(Z, b, S0, w0, tol, max_iter):
         for t in range(r):
             bx += b[t] * x[t]
             xx += x[t] * x[t]
-        if xx - (best - bx) <= tol * scale:
+        # duality gap on the distance: min_j x.(z_j - b) / |x| <= d* <= |x|
+        nx = np.sqrt(xx)
+        low = (best - bx) / nx if nx > 0 else 0.0
+        if low < 0.0:
+            low = 0.0
+        if xx - (best - bx) <= 1e-14 * scale or nx - low <= tol:
             break
         present = False
         for t in range(k):
@@ -225,7 +230,7 @@ def _wolfe_kernel(Z, b, S0, w0, tol, max_iter):
     return xx, S[:k].copy(), w[:k].copy(), n_iter
 
 
-def simplex_nearest_point(Z, b, start=None, tol=1e-12, max_iter=10_000):
+def simplex_nearest_point(Z, b, start=None, tol=1e-9, max_iter=10_000):
     r"""Distance from ``b`` to the convex hull of the rows of ``Z``.
 
     Solves :math:`\min_{u \in \Delta} \|Z^\top u - b\|^2` with Wolfe's
@@ -240,8 +245,9 @@ def simplex_nearest_point(Z, b, start=None, tol=1e-12, max_iter=10_000):
     start : (indices, weights) or None
         A warm start (any convex combination of rows).
     tol : float
-        Stop when the Wolfe gap ``|x|^2 - min_j x.(z_j - b)`` is below
-        ``tol * max_j |z_j - b|^2``.
+        Absolute accuracy of the distance: stop when the duality gap
+        ``|x| - max(0, min_j x.(z_j - b) / |x|)`` (an upper bound of
+        ``|x| - d*``) is below ``tol``.
 
     Returns
     -------

@@ -319,3 +319,33 @@ def test_warm_start_continues():
     m.set_params(warm_start=True)
     m.fit(X, y)
     assert m.n_iter_ <= 5 and m.lower_bound_ >= lb - 1e-9
+
+
+# ------------------------------------------------- device (torch) path ---
+def test_torch_backend_matches_cd_path():
+    torch = pytest.importorskip("torch")
+    X, y = make_khalili_moe(200, random_state=1)
+    kw = dict(alpha=0.02, alpha_gate=0.01, n_init=1, random_state=0, tol=1e-12, max_iter=2000)
+    with _nowarn():
+        a = GaussianMoERegressor(2, backend="numba", **kw).fit(X, y)
+        b = GaussianMoERegressor(2, backend="torch", **kw).fit(X, y)
+        c = GaussianMoERegressor(2, **kw).fit(torch.as_tensor(X), torch.as_tensor(y))
+    assert b.backend_ == "torch" and c.backend_ == "torch"
+    assert isinstance(b.coef_, np.ndarray)
+    # same objective, same fixed point: FISTA (device) and CD (Numba) M-steps
+    np.testing.assert_allclose(b.lower_bound_, a.lower_bound_, rtol=1e-9)
+    np.testing.assert_allclose(b.coef_, a.coef_, atol=1e-5)
+    np.testing.assert_allclose(b.gate_coef_, a.gate_coef_, atol=1e-5)
+    np.testing.assert_allclose(c.coef_, b.coef_, atol=1e-12)
+    assert np.all(np.diff(b.lower_bounds_) >= -1e-9)
+
+
+def test_cupy_without_gpu_is_a_clear_error():
+    from mixstat._backend import cupy_device_available, has_module
+
+    if cupy_device_available():
+        pytest.skip("a CUDA device is present")
+    X, y = _lin_data()
+    err = ValueError if has_module("cupy") else ImportError
+    with pytest.raises(err, match="cupy|CuPy"):
+        GaussianMoERegressor(backend="cupy").fit(X, y)

@@ -1,0 +1,100 @@
+import itertools
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from mixstat.circuits import SquaredCircuitDensity  # noqa: E402
+from mixstat.datasets import make_circuit_dataset  # noqa: E402
+
+
+def _fit(X, **kw):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    params = dict(n_units=4, max_epochs=8, batch_size=128, learning_rate=2e-2, random_state=0)
+    params.update(kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return SquaredCircuitDensity(**params).fit(X)
+
+
+def test_density_in_original_units_integrates_to_one():
+    X = make_circuit_dataset("banana", 800, random_state=0, standardize=False) * [3.0, 0.5] + [10, -2]
+    m = _fit(X)
+    gx = np.linspace(X[:, 0].min() - 10, X[:, 0].max() + 10, 401)
+    gy = np.linspace(X[:, 1].min() - 3, X[:, 1].max() + 3, 401)
+    XX, YY = np.meshgrid(gx, gy)
+    p = np.exp(m.score_samples(np.c_[XX.ravel(), YY.ravel()])).reshape(XX.shape)
+    from scipy import integrate
+
+    tot = integrate.simpson(integrate.simpson(p, x=gx), x=gy)
+    assert abs(tot - 1) < 1e-4
+    marg = m.marginal([1])
+    py = np.exp(marg.score_samples(gy[:, None]))
+    np.testing.assert_allclose(py, integrate.simpson(p, x=gx, axis=1), rtol=1e-4, atol=1e-7)
+
+
+def test_categorical_enumeration_and_sampling():
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(0, 3, 400), rng.integers(0, 2, 400), rng.integers(0, 4, 400)]
+    X[:, 1] = (X[:, 0] + X[:, 1]) % 2
+    m = _fit(X, inputs="categorical", region_graph="linear-tree")
+    grid = np.array(list(itertools.product(range(3), range(2), range(4))))
+    assert abs(np.exp(m.score_samples(grid)).sum() - 1) < 1e-10
+    S = m.sample(50, random_state=0)
+    assert S.dtype.kind == "i" and S.shape == (50, 3)
+    assert np.all(S.max(0) < m.n_categories_)
+
+
+def test_sample_shape_and_moments():
+    X = make_circuit_dataset("moons", 600, random_state=0, standardize=False)
+    m = _fit(X, n_units=3, max_epochs=3)
+    S = m.sample(200, random_state=0)
+    assert S.shape == (200, 2)
+    assert np.all(np.abs(S.mean(0) - X.mean(0)) < 0.5)
+
+
+@pytest.mark.parametrize("kw", [dict(weights="positive", squared=False), dict(weights="positive"),
+                                dict(layer="tucker"), dict(n_replicas=2), dict(region_graph="linear-tree"),
+                                dict(inputs="bernstein", degree=5), dict(dtype="float32")])
+def test_variants_fit_and_are_finite(kw):
+    X = make_circuit_dataset("rings8", 400, random_state=0)[:, :4]
+    m = _fit(X, max_epochs=2, **kw)
+    assert np.isfinite(m.score_samples(X)).all()
+    assert len(m.valid_curve_) == m.n_iter_
+
+
+def test_divergence_warns_and_keeps_best():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = make_circuit_dataset("funnel", 400, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged|non-finite"):
+        m = SquaredCircuitDensity(n_units=4, max_epochs=30, learning_rate=1e6, random_state=0).fit(X)
+    assert m.diverged_
+    assert np.isfinite(m.score_samples(X)).all()
+
+
+def test_bad_input():
+    X = make_circuit_dataset("moons", 200, random_state=0)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        SquaredCircuitDensity(max_epochs=1).fit(np.r_[X, [[np.nan, 1.0]]])
+    with pytest.raises(ValueError, match="n_units"):
+        SquaredCircuitDensity(n_units=0).fit(X)
+    with pytest.raises(ValueError, match="squared"):
+        SquaredCircuitDensity(weights="signed", squared=False).fit(X)
+    m = _fit(X, max_epochs=1)
+    with pytest.raises(ValueError, match="features"):
+        m.score_samples(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        m.score_samples(np.array([[np.inf, 0.0]]))
+    C = np.random.default_rng(0).integers(0, 3, size=(100, 2))
+    mc = _fit(C, inputs="categorical", max_epochs=1)
+    with pytest.raises(ValueError, match="domain"):
+        mc.score_samples(np.array([[0, 5]]))
+    with pytest.raises(ValueError, match="non-negative integers"):
+        _fit(np.c_[C[:, 0], C[:, 1] + 0.5], inputs="categorical")
+    with pytest.raises(ValueError, match="features must be"):
+        m.marginal([2])

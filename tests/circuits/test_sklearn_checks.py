@@ -1,0 +1,27 @@
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mixstat.circuits import SquaredCircuitDensity, SquaredGaussianMixture
+
+pytest.importorskip("torch")
+
+def _expected(est):
+    # no check is expected to fail (neither estimator takes sample_weight)
+    return {}
+
+
+@parametrize_with_checks(
+    [
+        SquaredGaussianMixture(n_components=2, max_iter=20, random_state=0),
+        SquaredCircuitDensity(n_units=2, max_epochs=2, batch_size=64, random_state=0),
+    ],
+    expected_failed_checks=_expected,
+)
+def test_sklearn_compatible(estimator, check):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
