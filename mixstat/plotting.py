@@ -336,7 +336,8 @@ def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
         ``log_normalizer_``, ``covariance_type``, ``score_samples`` and
         ``marginal``.
     X : array-like of shape (n_samples, n_features), optional
-        Data to draw; sets the plotting range (else means +- 4 sd).
+        Data to draw; its range (padded by 10 %) sets the plotting range
+        (else the components' means +- 4 standard deviations).
     features : int or sequence of one or two int, optional
         Default: the only feature of a 1-D model, else ``(0, 1)``.
     n_points : int, default=300
@@ -380,11 +381,12 @@ def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
         raise ValueError(f"n_points must be >= 2, got {n_points}")
 
     def span(f):
+        if X is not None:  # the data's range, padded
+            lo, hi = float(X[:, f].min()), float(X[:, f].max())
+            pad = 0.1 * (hi - lo) if hi > lo else 1.0
+            return lo - pad, hi + pad
         sd = np.sqrt(cov[:, f, f])
-        lo, hi = float(np.min(mu[:, f] - 4 * sd)), float(np.max(mu[:, f] + 4 * sd))
-        if X is not None:
-            lo, hi = min(lo, float(X[:, f].min())), max(hi, float(X[:, f].max()))
-        return lo, hi
+        return float(np.min(mu[:, f] - 4 * sd)), float(np.max(mu[:, f] + 4 * sd))
 
     def density(points):
         if len(feats) == d:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 
@@ -223,6 +222,8 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
     random_state : int, RandomState or None
     backend : {None, 'auto', 'numpy', 'numba', 'torch'}, default=None
         'torch' uses autograd for the gradient; anything else the closed form.
+    learning_rate : float, default=0.01
+        Step size of the Adam steps taken by :meth:`partial_fit`.
 
     Attributes
     ----------
@@ -243,6 +244,7 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
         "reg_covar": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "backend": [StrOptions({"auto", "numpy", "numba", "torch"}), None],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -257,6 +259,7 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
         reg_covar=1e-6,
         random_state=None,
         backend=None,
+        learning_rate=0.01,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -267,6 +270,7 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
         self.reg_covar = reg_covar
         self.random_state = random_state
         self.backend = backend
+        self.learning_rate = learning_rate
 
     # ---------------------------------------------------------------- init
     def _initial(self, X, par, rng):
@@ -349,12 +353,8 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
                 "the squared mixture's likelihood is not finite at any start: "
                 "check the data scale or increase reg_covar"
             )
-        w, means, cov, _ = par.unpack(theta)
-        w = w / np.sum(np.abs(w))
-        self.weights_ = w
-        self.means_ = means
-        self.covariances_ = cov
-        self.log_normalizer_, _ = _log_z(w, means, cov, self.covariance_type)
+        self._set_params(theta, par)
+        self._theta, self._adam = None, None
         self.n_iter_ = int(nit)
         self.converged_ = bool(ok)
         self.lower_bound_ = -float(nll)
@@ -365,6 +365,71 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
+
+    def _set_params(self, theta, par):
+        w, means, cov, _ = par.unpack(theta)
+        w = w / np.sum(np.abs(w))
+        self.weights_ = w
+        self.means_ = means
+        self.covariances_ = cov
+        self.log_normalizer_, _ = _log_z(w, means, cov, self.covariance_type)
+
+    def partial_fit(self, X, y=None):
+        """One stochastic step on a mini-batch (for data that do not fit in memory).
+
+        EM's sufficient statistics do not exist for signed weights, so this is
+        stochastic maximum likelihood: one Adam step (``learning_rate``) on the
+        batch's mean negative log-likelihood with the closed-form gradient. The
+        first call initialises from the batch (``init``). Stream the batches
+        for several epochs; :meth:`fit` is the full-batch L-BFGS alternative.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        first = getattr(self, "_theta", None) is None or not hasattr(self, "weights_")
+        if first:
+            self._validate_params()
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            X = np.asarray(X, dtype=np.float64)
+            check_finite(X)
+            check_n_components(X.shape[0], self.n_components)
+            self._rng = check_random_state(self.random_state)
+            self._par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar)
+            if hasattr(self, "weights_") and self.weights_.shape[0] == self.n_components:
+                self._theta = self._par.pack(self.weights_, self.means_, self._full_or_native())
+            else:
+                self._theta = self._initial(X, self._par, self._rng)
+            self._adam = [np.zeros_like(self._theta), np.zeros_like(self._theta), 0]
+            self.backend_ = "numpy"
+            self.n_iter_ = 0
+            self.converged_ = False
+        else:
+            X = self._check_X(X)
+        nll, g = _nll_and_grad(self._theta, X, self._par)
+        if not np.isfinite(nll):
+            warnings.warn("partial_fit: non-finite likelihood on this batch; step skipped.",
+                          ConvergenceWarning, stacklevel=2)
+        else:
+            m, v, t = self._adam
+            t += 1
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g**2
+            step = self.learning_rate * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+            self._theta = self._theta - step
+            self._adam = [m, v, t]
+            self.lower_bound_ = -float(nll)
+        self.n_iter_ += 1
+        self._set_params(self._theta, self._par)
+        return self
+
+    def _full_or_native(self):
+        return self.covariances_
 
     # ------------------------------------------------------------- queries
     def _check_X(self, X):

@@ -81,7 +81,7 @@ def make_sparse_moe(n_samples=500, n_features=2000, n_components=3, n_informativ
     """A sparse high-dimensional Gaussian MoE.
 
     Each expert has between ``n_informative[0]`` and ``n_informative[1]``
-    non-zero slopes (disjoint supports, magnitudes ``signal * U(0.75, 1.25)``
+    non-zero slopes (disjoint supports when there are enough features, magnitudes ``signal * U(0.75, 1.25)``
     with random signs) and an intercept spread over ``[-signal, signal]``; the
     gates use ``n_gate_informative`` features each. ``x`` is standard normal
     with AR(1) correlation ``correlation``.
@@ -105,16 +105,24 @@ def make_sparse_moe(n_samples=500, n_features=2000, n_components=3, n_informativ
     perm = rng.permutation(p)
     coef = np.zeros((K, p))
     start = 0
+    disjoint = K * (hi + n_gate_informative) <= p
     for k in range(K):
         s = int(rng.randint(lo, hi + 1))
-        support = perm[start:start + s]
-        start += s
+        if disjoint:
+            support = perm[start:start + s]
+            start += s
+        else:  # too few features for disjoint supports: independent draws
+            support = rng.choice(p, size=min(s, p), replace=False)
+            s = support.size
         coef[k, support] = signal * rng.uniform(0.75, 1.25, size=s) * rng.choice([-1, 1], size=s)
     intercept = np.linspace(-signal, signal, K) if K > 1 else np.zeros(1)
     gate_coef = np.zeros((K, p))
     for k in range(K):
-        feats = perm[start:start + n_gate_informative]
-        start += n_gate_informative
+        if disjoint:
+            feats = perm[start:start + n_gate_informative]
+            start += n_gate_informative
+        else:
+            feats = rng.choice(p, size=min(n_gate_informative, p), replace=False)
         gate_coef[k, feats] = gate_strength
     gate_intercept = np.zeros(K)
     var = np.full(K, float(noise) ** 2)

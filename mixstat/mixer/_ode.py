@@ -88,9 +88,10 @@ class MixERODE(BaseEstimator):
     :class:`mixstat.nn.MixERLayer`). Training is the reference's proximal
     alternating minimisation: each outer step snapshots
     :math:`(\theta_{old}, \xi_{old})`, then runs ``n_inner[0]`` Adam steps on the
-    contexts for :math:`L + \frac{\beta_\xi}{2}\|\xi - \xi_{old}\|^2` and
+    contexts for :math:`L + \frac{\beta_\xi}{2}\|\xi - \xi_{old}\|^2/n_\xi` and
     ``n_inner[1]`` steps on the expert weights for
-    :math:`L + \frac{\beta_\theta}{2}\|\theta - \theta_{old}\|^2`, where
+    :math:`L + \frac{\beta_\theta}{2}\|\theta - \theta_{old}\|^2/n_\theta`
+    (squared norms divided by the number of entries, as in the reference code), where
     :math:`L` is the mean over environments of the per-environment trajectory
     MSE (RK4 from the first state). With ``gate='kmeans_lstsq'`` the gate is
     replaced after every ``gate_every``-th inner step of both loops by the
@@ -304,6 +305,7 @@ class MixERODE(BaseEstimator):
             layer = MixERLayer(self.n_experts, E, X.shape[2], self.context_dim, self.hidden,
                                self.depth, self.expert, self.split_context, self.gate)
             model_params = [p for n, p in layer.named_parameters() if n != "contexts"]
+            n_theta = sum(p.numel() for p in model_params)
             opt_ctx = torch.optim.Adam([layer.contexts], lr=lrs[0])
             opt_model = torch.optim.Adam(model_params, lr=lrs[1])
             history = {"loss": [], "routing": [], "n_gate_updates": [], "time": []}
@@ -329,11 +331,12 @@ class MixERODE(BaseEstimator):
                         pred = layer(Xw[:, 0], tw, ei, substeps=self.substeps)
                         loss = self._loss(torch, pred, Xw, ei, E)
                         loss_val = float(loss.detach())
+                        # the reference's normalised squared norm: mean over entries
                         if which == 0:
-                            prox = ((layer.contexts - ctx_old) ** 2).sum()
+                            prox = ((layer.contexts - ctx_old) ** 2).mean()
                         else:
-                            prox = sum(((p - q) ** 2).sum()
-                                       for p, q in zip(model_params, theta_old, strict=True))
+                            prox = sum(((p - q) ** 2).sum() for p, q in
+                                       zip(model_params, theta_old, strict=True)) / n_theta
                         (loss + 0.5 * betas[which] * prox).backward()
                         opt.step()
                         if lstsq and step % self.gate_every == 0:

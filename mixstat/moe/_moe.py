@@ -186,7 +186,9 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         Floor on every :math:`\sigma_k^2`, as a fraction of the variance of
         ``y`` (the bounded parameter space of the oracle inequality).
     n_init : int, default=3
-        Number of restarts; the one with the best penalised objective is kept.
+        Number of restarts; the one with the best penalised objective is kept,
+        among those whose noise variances stay above the floor when there are
+        any (a variance on the floor is a degenerate spike component).
     init : {'residuals', 'kmeans', 'random'}, default='residuals'
         'residuals' splits the sorted residuals of a global Lasso into
         :math:`K` groups (equal groups for the first restart, random
@@ -342,6 +344,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         """
         X, y, sw, backend = self._validate_fit_data(X, y, sample_weight)
         cfg = self._make_config(X, y, sw, backend)
+        self._var_floor = cfg.var_floor
         rng = check_random_state(self.random_state)
         warm = (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (cfg.n_components, X.shape[1]))
@@ -370,7 +373,20 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             raise ValueError(
                 "every EM run failed numerically (" + results[0]["error"] + "); "
                 "increase min_variance or alpha, or standardise X and y")
-        best = max(ok, key=lambda r: r["objective"])
+        floor = getattr(self, "_var_floor", 0.0)
+
+        def collapsed(r):
+            return bool(np.any(r["state"].var <= floor * (1 + 1e-9)))
+
+        # restarts whose noise variance sits on the floor (a spike component,
+        # the degeneracy of p >= n_k) lose against any that does not
+        best = max(ok, key=lambda r: (not collapsed(r), r["objective"]))
+        if collapsed(best):
+            warnings.warn(
+                "a noise variance of GaussianMoERegressor reached the floor "
+                f"min_variance * var(y) = {floor:.3g} in every restart: the fit is "
+                "degenerate (a component interpolates its points); increase alpha, "
+                "min_variance or n_init.", UserWarning, stacklevel=3)
         state = best["state"]
         perm = _canonical_order(X, y, state, best["log_resp"])
         state = state.permute(perm)

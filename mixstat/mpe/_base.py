@@ -68,17 +68,20 @@ def stack(X_component, X_mixture):
     return X, y
 
 
-def default_classifier():
-    """Quadratic logistic regression (standardise, degree-2 features, L2):
-    exact for the log density ratio of two Gaussians, cheap, deterministic."""
+def default_classifier(n_features=1):
+    """Default classifier: logistic regression on standardised features,
+    with degree-2 features when ``n_features <= 10`` (exact for the log
+    density ratio of two Gaussians), linear above (cheap in high dimension)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-    return make_pipeline(
-        StandardScaler(), PolynomialFeatures(2), StandardScaler(),
-        LogisticRegression(C=1.0, max_iter=1000),
-    )
+    if n_features <= 10:
+        return make_pipeline(
+            StandardScaler(), PolynomialFeatures(2), StandardScaler(),
+            LogisticRegression(C=1.0, max_iter=1000),
+        )
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000))
 
 
 def positive_proba(clf, X):
@@ -98,7 +101,7 @@ def cross_fit_scores(classifier, X_component, X_mixture, n_folds=5, random_state
     Returns ``(s_component, s_mixture)``.
     """
     X, y = stack(X_component, X_mixture)
-    clf0 = default_classifier() if classifier is None else classifier
+    clf0 = default_classifier(X.shape[1]) if classifier is None else classifier
     n_folds = int(min(n_folds, np.bincount(y).min()))
     if n_folds < 2:
         raise ValueError("cross-fitting needs at least 2 points in each sample")

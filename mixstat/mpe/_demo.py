@@ -37,7 +37,7 @@ def run(out_dir=None, quick=False):
 
     if not quick:
         g = load_mpe_digits(0.25, random_state=0)
-        prop = default_classifier().fit(g.X_propensity, g.y_propensity)
+        prop = default_classifier(g.X.shape[1]).fit(g.X_propensity, g.y_propensity)
         for name, est in [("BBE (plain)", BestBinMPE(random_state=0)),
                           ("SuMPE-BBE", SubsamplingMPE(BestBinMPE(), prop, random_state=0))]:
             t = time.perf_counter()

@@ -139,6 +139,7 @@ def _wolfe_kernel(Z, b, S0, w0, tol, max_iter):
         x += w[t] * Z[S[t]]
     n_iter = 0
     need_minor = k > 1  # a warm start: re-optimise its weights for this b
+    prev_xx = np.inf
     just_minor = False
     for it in range(max_iter):
         n_iter = it + 1
@@ -208,6 +209,9 @@ def _wolfe_kernel(Z, b, S0, w0, tol, max_iter):
             low = 0.0
         if xx - (best - bx) <= 1e-14 * scale or nx - low <= tol:
             break
+        if xx >= prev_xx * (1.0 - 1e-13):
+            break  # no progress: numerical cycling among degenerate active sets
+        prev_xx = xx
         present = False
         for t in range(k):
             if S[t] == j:

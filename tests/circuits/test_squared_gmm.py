@@ -178,3 +178,21 @@ def test_bad_input():
         m.marginal([5])
     with pytest.raises(ValueError, match="columns"):
         m.marginal([0]).score_samples(np.zeros((2, 2)))
+
+
+def test_partial_fit_streams_towards_the_batch_fit():
+    X = make_rings(4000, radii=(2.0,), noise=0.3, random_state=0)
+    Xt = make_rings(2000, radii=(2.0,), noise=0.3, random_state=1)
+    m = SquaredGaussianMixture(3, init="random", random_state=0, learning_rate=0.1)
+    rng = np.random.default_rng(0)
+    m.partial_fit(X[:200])
+    start = m.score(Xt)
+    for _ in range(5):
+        for b in np.array_split(rng.permutation(len(X)), 20):
+            m.partial_fit(X[b])
+    batch = SquaredGaussianMixture(3, init="random", random_state=0).fit(X)
+    assert m.score(Xt) > start + 0.3
+    assert m.score(Xt) > batch.score(Xt) - 0.1
+    assert abs(np.abs(m.weights_).sum() - 1) < 1e-12
+    with pytest.raises(ValueError, match="features"):
+        m.partial_fit(np.zeros((5, 3)))

@@ -53,3 +53,14 @@ def test_bbe_interval_with_classifier():
     d = make_sumpe_synthetic(0.5, n_component=200, n_mixture=200, random_state=0)
     est = BestBinMPE(n_bootstrap=5, random_state=0).fit(d.X, d.y)
     assert len(est.proportion_interval_) == 2
+
+
+def test_sumpe_bootstrap_array_and_callable_acceptance_agree():
+    from mixstat.mpe import SubsamplingMPE
+
+    d = make_sumpe_synthetic(0.5, n_component=150, n_mixture=150, random_state=0)
+    f = lambda X: np.where(X[:, 0] < 2, d.posterior(X[:, 0]), 1.0)  # noqa: E731
+    a = f(d.X[d.y == 0])
+    e1 = SubsamplingMPE(KernelMeanMPE(), a, n_bootstrap=3, random_state=0).fit(d.X, d.y)
+    e2 = SubsamplingMPE(KernelMeanMPE(), f, n_bootstrap=3, random_state=0).fit(d.X, d.y)
+    assert e1.proportion_interval_ == e2.proportion_interval_

@@ -55,15 +55,17 @@ class GaussianInput(_Input):
     r"""Univariate Gaussian units :math:`N(x_v; \mu_{lk}, \sigma_{lk}^2)`.
 
     :math:`\sigma = e^{s} + \sigma_{\min}`, initialised :math:`\mu\sim N(0,1)`,
-    :math:`s \sim N(0, 0.5^2)` (data are expected standardised). No upper cap on
-    :math:`\sigma` (squaring narrows a Gaussian by :math:`\sqrt2`).
+    :math:`e^{s} = \mathrm{sigmoid}(N(0,1))` (in (0, 1), as cirkit's default;
+    data are expected standardised). No upper cap on :math:`\sigma` during
+    training (squaring narrows a Gaussian by :math:`\sqrt2`).
     """
 
     def __init__(self, variables, n_units, generator=None, min_scale=1e-3, dtype=torch.float64):
         super().__init__(variables, n_units)
         F, K = self.n_leaves, self.n_units
         self.mean = nn.Parameter(torch.randn(F, K, generator=generator, dtype=dtype))
-        self.log_scale = nn.Parameter(0.5 * torch.randn(F, K, generator=generator, dtype=dtype))
+        s0 = torch.sigmoid(torch.randn(F, K, generator=generator, dtype=dtype))  # in (0, 1), median 0.5
+        self.log_scale = nn.Parameter(torch.log(s0))
         self.min_scale = float(min_scale)
 
     def var(self):
