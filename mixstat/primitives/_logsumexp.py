@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from array_api_compat import array_namespace
 
 __all__ = [
@@ -50,12 +51,31 @@ def logsumexp(a, axis=-1, keepdims=False):
     -------
     array
     """
+    if type(a) is np.ndarray:
+        return _logsumexp_numpy(a, axis, keepdims)
     xp = array_namespace(a)
     amax = _finite_max(a, axis, xp)
     s = xp.sum(xp.exp(a - amax), axis=axis, keepdims=True)
     out = _safe_log(s, xp) + amax
     if not keepdims:
         out = xp.squeeze(out, axis=axis)
+    return out
+
+
+def _logsumexp_numpy(a, axis, keepdims):
+    """The same computation in plain NumPy: no namespace dispatch, one
+    temporary (the hot path of every CPU E-step)."""
+    amax = np.max(a, axis=axis, keepdims=True)
+    if not np.isfinite(amax).all():
+        amax = np.where(np.isfinite(amax), amax, 0.0)
+    tmp = np.subtract(a, amax)
+    np.exp(tmp, out=tmp)
+    s = np.sum(tmp, axis=axis, keepdims=True)
+    with np.errstate(divide="ignore"):
+        out = np.log(s)
+    out += amax
+    if not keepdims:
+        out = np.squeeze(out, axis=axis)
     return out
 
 
@@ -163,9 +183,13 @@ def responsibilities(log_prob, log_weights=None):
     log_norm : array of shape (n_samples,)
         :math:`\log \sum_l \pi_{il} f_l(x_i)`, the per-sample log-likelihood.
     """
-    xp = array_namespace(log_prob)
     weighted = log_prob if log_weights is None else log_prob + log_weights
     log_norm = logsumexp(weighted, axis=1)
+    if type(weighted) is np.ndarray:
+        ok = np.isfinite(log_norm)
+        if ok.all():
+            return weighted - log_norm[:, None], log_norm
+    xp = array_namespace(log_prob)
     ok = xp.isfinite(log_norm)[:, None]
     # subtract a finite stand-in on dead rows (no -inf - -inf = NaN, no warning)
     safe_norm = xp.where(ok, log_norm[:, None], xp.zeros_like(log_norm[:, None]))

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._backend import to_numpy
+from .._backend import lazy_njit, numba_available, to_numpy
 from ._lasso import _namespace_back, weighted_enet_cd
 from ._logsumexp import log_softmax
 
@@ -69,7 +69,7 @@ def _recentre(coef, intercept, gamma, rho):
 def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.0,
                                  rho=0.0, sample_weight=None, max_iter=1,
                                  tol=1e-6, cd_max_iter=50, cd_tol=1e-4,
-                                 use_numba=None):
+                                 use_numba=None, features=None):
     r"""Proximal-Newton steps for the penalised softmax gate with soft targets.
 
     Parameters
@@ -91,6 +91,13 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
         Stop when the relative decrease of the objective is below ``tol``.
     cd_max_iter, cd_tol : int, float
         Budget of the inner coordinate descent for each class.
+    use_numba : bool, optional
+        Run the whole step in one Numba kernel (default: when Numba is
+        installed and allowed); otherwise NumPy with
+        :func:`~mixstat.primitives.weighted_enet_cd` for each class.
+    features : int ndarray, optional
+        Columns whose slopes may move (the others keep their value): the
+        active set of a generalised EM.
 
     Returns
     -------
@@ -117,6 +124,16 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
          else np.array(to_numpy(intercept), dtype=np.float64, copy=True).reshape(K))
     if K == 1:
         return MultinomialResult(back(np.zeros((1, p))), back(np.zeros(1)), 0.0, 0)
+    feats = (np.arange(p, dtype=np.int64) if features is None
+             else np.asarray(features, dtype=np.int64).reshape(-1))
+    if use_numba is None:
+        use_numba = numba_available()
+    if use_numba:
+        f, it = _prox_newton_kernel(np.asfortranarray(X) if not X.flags.f_contiguous and not X.flags.c_contiguous else X,
+                                    T, s, W, b, float(gamma), float(rho), feats,
+                                    int(max_iter), float(tol), int(cd_max_iter), float(cd_tol))
+        return MultinomialResult(back(W), back(b), float(f), int(it))
+    all_features = features is None
 
     def objective(W_, b_):
         return multinomial_objective(X, T, W_, b_, gamma, rho, s)
@@ -140,7 +157,8 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
             # shift the working response by -b_k: the CD solves for the slopes
             res = weighted_enet_cd(X, z, v, lam1=gamma, lam2=rho, coef=W[k],
                                    fit_intercept=True, max_iter=cd_max_iter,
-                                   tol=cd_tol, use_numba=use_numba)
+                                   tol=cd_tol, use_numba=False,
+                                   features=None if all_features else feats)
             W_new[k] = res.coef
             b_new[k] = res.intercept
         dW, db = W_new - W, b_new - b
@@ -166,3 +184,218 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
         if decrease <= tol * max(abs(f_old), 1.0):
             break
     return MultinomialResult(back(W), back(b), f_old, it)
+
+
+# --------------------------------------------------------------- kernel ---
+@lazy_njit
+def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
+                        cd_max_iter, cd_tol):  # pragma: no cover - jitted
+    """The proximal-Newton step of :func:`penalized_multinomial_update` in one
+    kernel: per-class weighted CD with residual updates on ``features``,
+    Armijo backtracking on the joint step, recentring. ``W`` and ``b`` are
+    updated in place; returns ``(objective, n_iter)``."""
+    def _nll_from_eta(eta, T, s):
+        n_, K_ = eta.shape
+        f = 0.0
+        for i in range(n_):
+            m = eta[i, 0]
+            for k in range(1, K_):
+                if eta[i, k] > m:
+                    m = eta[i, k]
+            acc = 0.0
+            for k in range(K_):
+                acc += np.exp(eta[i, k] - m)
+            lse = m + np.log(acc)
+            row = 0.0
+            for k in range(K_):
+                if T[i, k] != 0.0:
+                    row += T[i, k] * (eta[i, k] - lse)
+            f -= s[i] * row
+        return f
+
+    def _penalty(W, gamma, rho):
+        a = 0.0
+        q = 0.0
+        for k in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                a += abs(W[k, j])
+                q += W[k, j] * W[k, j]
+        return gamma * a + 0.5 * rho * q
+
+    n, p = X.shape
+    K = T.shape[1]
+    nf = features.shape[0]
+    eta = np.empty((n, K))
+    for i in range(n):
+        for k in range(K):
+            eta[i, k] = b[k]
+    for k in range(K):
+        for j in range(p):
+            wkj = W[k, j]
+            if wkj != 0.0:
+                for i in range(n):
+                    eta[i, k] += X[i, j] * wkj
+    f_old = _nll_from_eta(eta, T, s) + _penalty(W, gamma, rho)
+    P = np.empty((n, K))
+    Wn = W.copy()
+    bn = b.copy()
+    deta = np.empty((n, K))
+    eta_try = np.empty((n, K))
+    W_try = W.copy()
+    v = np.empty(n)
+    z = np.empty(n)
+    r = np.empty(n)
+    xbar = np.empty(nf)
+    h = np.empty(nf)
+    it = 0
+    for it in range(1, max_iter + 1):
+        for i in range(n):
+            m = eta[i, 0]
+            for k in range(1, K):
+                if eta[i, k] > m:
+                    m = eta[i, k]
+            acc = 0.0
+            for k in range(K):
+                P[i, k] = np.exp(eta[i, k] - m)
+                acc += P[i, k]
+            for k in range(K):
+                P[i, k] /= acc
+        pred = 0.0
+        for k in range(K):
+            # working response on the free columns: z = b_k + X_F W_kF - (P - T) / curv
+            sw = 0.0
+            zbar = 0.0
+            for i in range(n):
+                curv = P[i, k] * (1.0 - P[i, k])
+                if curv < 1e-5:
+                    curv = 1e-5
+                v[i] = s[i] * curv
+                q = b[k]
+                for jj in range(nf):
+                    q += X[i, features[jj]] * W[k, features[jj]]
+                z[i] = q - (P[i, k] - T[i, k]) / curv
+                sw += v[i]
+                zbar += v[i] * z[i]
+            for jj in range(nf):
+                Wn[k, features[jj]] = W[k, features[jj]]
+            if sw <= 0.0:
+                bn[k] = b[k]
+                continue
+            zbar /= sw
+            for jj in range(nf):
+                j = features[jj]
+                a = 0.0
+                for i in range(n):
+                    a += v[i] * X[i, j]
+                xbar[jj] = a / sw
+                a = 0.0
+                for i in range(n):
+                    d = X[i, j] - xbar[jj]
+                    a += v[i] * d * d
+                h[jj] = a
+            for i in range(n):
+                r[i] = z[i] - zbar
+            for jj in range(nf):
+                j = features[jj]
+                wkj = Wn[k, j]
+                if wkj != 0.0:
+                    for i in range(n):
+                        r[i] -= (X[i, j] - xbar[jj]) * wkj
+            for sweep in range(cd_max_iter):
+                dmax = 0.0
+                cmax = 0.0
+                for jj in range(nf):
+                    j = features[jj]
+                    old = Wn[k, j]
+                    if h[jj] <= 1e-12 * sw:
+                        new = 0.0
+                    else:
+                        g = 0.0
+                        for i in range(n):
+                            g += v[i] * (X[i, j] - xbar[jj]) * r[i]
+                        zz = g + h[jj] * old
+                        if zz > gamma:
+                            new = (zz - gamma) / (h[jj] + rho)
+                        elif zz < -gamma:
+                            new = (zz + gamma) / (h[jj] + rho)
+                        else:
+                            new = 0.0
+                    if new != old:
+                        dd = new - old
+                        for i in range(n):
+                            r[i] -= (X[i, j] - xbar[jj]) * dd
+                        Wn[k, j] = new
+                        if abs(dd) > dmax:
+                            dmax = abs(dd)
+                    if abs(new) > cmax:
+                        cmax = abs(new)
+                if cmax == 0.0 or dmax <= cd_tol * cmax:
+                    break
+            a = zbar
+            for jj in range(nf):
+                a -= xbar[jj] * Wn[k, features[jj]]
+            bn[k] = a
+        # direction in eta and the predicted decrease (gradient . step + penalty change)
+        for i in range(n):
+            for k in range(K):
+                dv = bn[k] - b[k]
+                for jj in range(nf):
+                    j = features[jj]
+                    dv += X[i, j] * (Wn[k, j] - W[k, j])
+                deta[i, k] = dv
+                pred += s[i] * (P[i, k] - T[i, k]) * dv
+        pen_old = _penalty(W, gamma, rho)
+        pred += _penalty(Wn, gamma, rho) - pen_old
+        if pred > 0.0:
+            pred = 0.0
+        t = 1.0
+        accepted = False
+        f_try = f_old
+        for ls in range(30):
+            for i in range(n):
+                for k in range(K):
+                    eta_try[i, k] = eta[i, k] + t * deta[i, k]
+            for k in range(K):
+                for j in range(p):
+                    W_try[k, j] = W[k, j] + t * (Wn[k, j] - W[k, j])
+            f_try = _nll_from_eta(eta_try, T, s) + _penalty(W_try, gamma, rho)
+            if np.isfinite(f_try) and f_try <= f_old + 1e-4 * t * pred:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        for k in range(K):
+            b[k] = b[k] + t * (bn[k] - b[k])
+            for j in range(p):
+                W[k, j] = W_try[k, j]
+        for i in range(n):
+            for k in range(K):
+                eta[i, k] = eta_try[i, k]
+        # recentre: a per-feature shift of every W_k (and of every b_k) leaves
+        # the likelihood unchanged; remove the one that lowers the penalty
+        mb = 0.0
+        for k in range(K):
+            mb += b[k]
+        mb /= K
+        for k in range(K):
+            b[k] -= mb
+        if gamma == 0.0 or rho == 0.0:
+            for jj in range(nf):
+                j = features[jj]
+                if gamma == 0.0:
+                    c = 0.0
+                    for k in range(K):
+                        c += W[k, j]
+                    c /= K
+                else:
+                    c = np.median(W[:, j])
+                for k in range(K):
+                    W[k, j] -= c
+            # eta changes by a row constant only: the probabilities do not move
+        f_new = _nll_from_eta(eta, T, s) + _penalty(W, gamma, rho)
+        decrease = f_old - f_new
+        f_old = f_new
+        if decrease <= tol * max(abs(f_old), 1.0):
+            break
+    return f_old, it
