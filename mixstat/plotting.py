@@ -66,8 +66,9 @@ def _feature_label(feature_names, j):
 
 
 # ---------------------------------------------------------------- MoE path ---
-def plot_regularization_path(path, *, which="coef", feature_names=None, alpha=None,
-                             components=None, ax=None):
+def plot_regularization_path(
+    path, *, which="coef", feature_names=None, alpha=None, components=None, ax=None
+):
     r"""Coefficients of every expert (or gate) along a regularisation path.
 
     One line per (component, feature) pair that is non-zero somewhere on the
@@ -110,12 +111,14 @@ def plot_regularization_path(path, *, which="coef", feature_names=None, alpha=No
         )
     _, K, p = coef.shape
     if feature_names is not None and len(feature_names) != p:
-        raise ValueError(f"feature_names has {len(feature_names)} names for {p} features")
+        raise ValueError(
+            f"feature_names has {len(feature_names)} names for {p} features"
+        )
     comps = range(K) if components is None else [int(k) for k in components]
     for k in comps:
         if not 0 <= k < K:
             raise ValueError(f"component {k} out of range for {K} components")
-    plt, ax = _axes(ax)
+    _, ax = _axes(ax)
     colors = _colors(p)
     styles = ["-", "--", ":", "-."]
     shown = set()
@@ -125,12 +128,24 @@ def plot_regularization_path(path, *, which="coef", feature_names=None, alpha=No
                 continue
             label = _feature_label(feature_names, j) if j not in shown else None
             shown.add(j)
-            ax.plot(alphas, coef[:, k, j], color=colors[j], ls=styles[k % len(styles)],
-                    label=label, gid=f"{which}-{k}-{j}")
+            ax.plot(
+                alphas,
+                coef[:, k, j],
+                color=colors[j],
+                ls=styles[k % len(styles)],
+                label=label,
+                gid=f"{which}-{k}-{j}",
+            )
     ax.axhline(0.0, color="0.6", lw=0.8, gid="zero")
     if alpha is not None:
-        ax.axvline(float(alpha), color="k", ls="--", lw=1.0, gid="selected",
-                   label=f"alpha = {float(alpha):.3g}")
+        ax.axvline(
+            float(alpha),
+            color="k",
+            ls="--",
+            lw=1.0,
+            gid="selected",
+            label=f"alpha = {float(alpha):.3g}",
+        )
     if alphas.size and np.all(alphas > 0):
         ax.set_xscale("log")
     lo, hi = float(alphas.min()), float(alphas.max())
@@ -146,11 +161,12 @@ def plot_regularization_path(path, *, which="coef", feature_names=None, alpha=No
 
 
 def plot_selection(estimator, *, ax=None):
-    """Model-selection criterion of a fitted :class:`~mixstat.moe.GaussianMoERegressorCV`.
+    """Model-selection criterion over the grid of a fitted ``GaussianMoERegressorCV``.
 
-    One line per ``(n_components, alpha_gate)`` over the expert penalty
-    ``alpha`` (BIC, lower is better, or the mean held-out log-likelihood
-    when ``cv`` was given, higher is better), with the selected triple marked.
+    For :class:`~mixstat.moe.GaussianMoERegressorCV`: one line per
+    ``(n_components, alpha_gate)`` over the expert penalty ``alpha`` (BIC,
+    lower is better, or the mean held-out log-likelihood when ``cv`` was
+    given, higher is better), with the selected triple marked.
 
     Parameters
     ----------
@@ -165,7 +181,9 @@ def plot_selection(estimator, *, ax=None):
     ax : matplotlib Axes
     """
     if not hasattr(estimator, "get_params") or not hasattr(type(estimator), "fit"):
-        raise TypeError(f"expected a fitted GaussianMoERegressorCV, got {type(estimator).__name__}")
+        raise TypeError(
+            f"expected a fitted GaussianMoERegressorCV, got {type(estimator).__name__}"
+        )
     check_is_fitted(estimator, "criterion_")
     crit = estimator.criterion_
     key = "bic" if "bic" in crit else "cv_loglik"
@@ -175,27 +193,48 @@ def plot_selection(estimator, *, ax=None):
     ags = np.asarray(crit["alpha_gate"])
     alphas = np.asarray(crit["alpha"], dtype=float)
     vals = np.asarray(crit[key], dtype=float)
-    plt, ax = _axes(ax)
+    _, ax = _axes(ax)
     pairs = sorted({(int(k), float(g)) for k, g in zip(Ks, ags, strict=True)})
     colors = _colors(len(pairs))
     for (K, ag), c in zip(pairs, colors, strict=True):
         m = (Ks == K) & (ags == ag)
         order = np.argsort(alphas[m])[::-1]
-        label = f"K={K}" if len({g for _, g in pairs}) == 1 else f"K={K}, alpha_gate={ag:g}"
-        ax.plot(alphas[m][order], vals[m][order], ".-", color=c, label=label,
-                gid=f"criterion-{K}-{ag:g}")
-    sel = (Ks == estimator.n_components_) & (ags == estimator.alpha_gate_) & \
-        np.isclose(alphas, estimator.alpha_)
+        label = (
+            f"K={K}" if len({g for _, g in pairs}) == 1 else f"K={K}, alpha_gate={ag:g}"
+        )
+        ax.plot(
+            alphas[m][order],
+            vals[m][order],
+            ".-",
+            color=c,
+            label=label,
+            gid=f"criterion-{K}-{ag:g}",
+        )
+    sel = (
+        (Ks == estimator.n_components_)
+        & (ags == estimator.alpha_gate_)
+        & np.isclose(alphas, estimator.alpha_)
+    )
     if np.any(sel):
-        ax.plot(alphas[sel][:1], vals[sel][:1], "k*", ms=14, gid="selected",
-                label=f"selected: K={estimator.n_components_}, alpha={estimator.alpha_:.3g}")
+        ax.plot(
+            alphas[sel][:1],
+            vals[sel][:1],
+            "k*",
+            ms=14,
+            gid="selected",
+            label=f"selected: K={estimator.n_components_}, "
+            f"alpha={estimator.alpha_:.3g}",
+        )
     if np.all(alphas > 0):
         ax.set_xscale("log")
     if alphas.max() > alphas.min():
         ax.set_xlim(alphas.max() * 1.2, alphas.min() / 1.2)
     ax.set_xlabel("alpha (penalty, decreasing)")
-    ax.set_ylabel("BIC (lower is better)" if key == "bic"
-                  else "held-out log-likelihood (higher is better)")
+    ax.set_ylabel(
+        "BIC (lower is better)"
+        if key == "bic"
+        else "held-out log-likelihood (higher is better)"
+    )
     ax.legend(fontsize="small")
     return ax
 
@@ -213,8 +252,17 @@ def _gate_probabilities(estimator, X):
     )
 
 
-def plot_gates(estimator, X, features=(0,), *, grid_resolution=100, fixed=None,
-               feature_names=None, scatter=True, ax=None):
+def plot_gates(
+    estimator,
+    X,
+    features=(0,),
+    *,
+    grid_resolution=100,
+    fixed=None,
+    feature_names=None,
+    scatter=True,
+    ax=None,
+):
     r"""Gate probabilities :math:`g_k(x)` over one or two features.
 
     The other features are held at ``fixed`` (default: their mean over
@@ -255,18 +303,22 @@ def plot_gates(estimator, X, features=(0,), *, grid_resolution=100, fixed=None,
         raise ValueError("X contains NaN or infinity")
     feats = [int(f) for f in np.atleast_1d(features)]
     if len(feats) not in (1, 2) or len(set(feats)) != len(feats):
-        raise ValueError(f"features must be one or two distinct indices, got {features!r}")
+        raise ValueError(
+            f"features must be one or two distinct indices, got {features!r}"
+        )
     p = X.shape[1]
     for f in feats:
         if not 0 <= f < p:
             raise ValueError(f"feature {f} out of range for X with {p} features")
-    base = X.mean(axis=0) if fixed is None else np.asarray(fixed, dtype=float).reshape(-1)
+    base = (
+        X.mean(axis=0) if fixed is None else np.asarray(fixed, dtype=float).reshape(-1)
+    )
     if base.shape != (p,):
         raise ValueError(f"fixed must have {p} values, got {base.shape}")
     n = int(grid_resolution)
     if n < 2:
         raise ValueError(f"grid_resolution must be >= 2, got {grid_resolution}")
-    plt, ax = _axes(ax)
+    _, ax = _axes(ax)
     ranges = [(X[:, f].min(), X[:, f].max()) for f in feats]
     ranges = [(lo, hi) if hi > lo else (lo - 0.5, hi + 0.5) for lo, hi in ranges]
     if len(feats) == 1:
@@ -296,24 +348,42 @@ def plot_gates(estimator, X, features=(0,), *, grid_resolution=100, fixed=None,
     colors = _colors(K)
     rgb = np.array([to_rgb(c) for c in colors])  # (K, 3)
     img = np.clip(G @ rgb, 0.0, 1.0).reshape(n, n, 3)
-    ax.imshow(img, origin="lower", aspect="auto", interpolation="nearest",
-              extent=(*ranges[0], *ranges[1]))
+    ax.imshow(
+        img,
+        origin="lower",
+        aspect="auto",
+        interpolation="nearest",
+        extent=(*ranges[0], *ranges[1]),
+    )
     if scatter:
         ax.scatter(X[:, f1], X[:, f2], s=6, c="k", alpha=0.5, linewidths=0)
     ax.set_xlim(*ranges[0])
     ax.set_ylim(*ranges[1])
     ax.set_xlabel(_feature_label(feature_names, f1))
     ax.set_ylabel(_feature_label(feature_names, f2))
-    ax.legend(handles=[Patch(color=colors[k], label=f"gate {k}") for k in range(K)],
-              fontsize="small", loc="best")
+    ax.legend(
+        handles=[Patch(color=colors[k], label=f"gate {k}") for k in range(K)],
+        fontsize="small",
+        loc="best",
+    )
     ax.set_title("gate probabilities (colours mixed by $g_k(x)$)", fontsize="medium")
     return ax
 
 
 # ------------------------------------------------------- squared mixtures ---
-def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
-                         show_components=True, bins=40, ax=None):
-    r"""Signed components and density of a :class:`~mixstat.circuits.SquaredGaussianMixture`.
+def plot_squared_mixture(
+    estimator,
+    X=None,
+    *,
+    features=None,
+    n_points=300,
+    show_components=True,
+    bins=40,
+    ax=None,
+):
+    r"""Signed components and density of a fitted ``SquaredGaussianMixture``.
+
+    See :class:`~mixstat.circuits.SquaredGaussianMixture` for the model.
 
     **One feature** (``n_features == 1``, or ``features`` one index): the
     density :math:`p(x) = c(x)^2 / Z` (thick line) and, when the model is
@@ -354,8 +424,10 @@ def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
         ellipses ``'component-k'``.
     """
     check_is_fitted(estimator, ["weights_", "means_", "covariances_"])
-    if not all(hasattr(estimator, a) for a in ("log_normalizer_", "covariance_type",
-                                               "score_samples")):
+    if not all(
+        hasattr(estimator, a)
+        for a in ("log_normalizer_", "covariance_type", "score_samples")
+    ):
         raise TypeError(
             f"plot_squared_mixture needs a fitted SquaredGaussianMixture, got "
             f"{type(estimator).__name__}"
@@ -368,10 +440,15 @@ def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
         feats = [0] if d == 1 else [0, 1]
     else:
         feats = [int(f) for f in np.atleast_1d(features)]
-    if len(feats) not in (1, 2) or len(set(feats)) != len(feats) or \
-            any(not 0 <= f < d for f in feats):
-        raise ValueError(f"features must be one or two distinct indices in [0, {d}), "
-                         f"got {features!r}")
+    if (
+        len(feats) not in (1, 2)
+        or len(set(feats)) != len(feats)
+        or any(not 0 <= f < d for f in feats)
+    ):
+        raise ValueError(
+            f"features must be one or two distinct indices in [0, {d}), "
+            f"got {features!r}"
+        )
     if X is not None:
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != d:
@@ -395,7 +472,7 @@ def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
             return np.exp(estimator.score_samples(full))
         return np.exp(estimator.marginal(feats).score_samples(points))
 
-    plt, ax = _axes(ax)
+    _, ax = _axes(ax)
     colors = _colors(K)
     if len(feats) == 1:
         (f,) = feats
@@ -409,14 +486,33 @@ def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
             logf = gaussian_log_density(grid[:, None], mu, cov, "full")  # (n, K)
             comps = w[None, :] * np.exp(logf - 0.5 * float(estimator.log_normalizer_))
             for k in range(K):
-                ax.plot(grid, comps[:, k], color=colors[k], lw=1.2,
-                        ls="-" if w[k] >= 0 else "--", gid=f"component-{k}",
-                        label=f"component {k} ($w_{{{k}}}$ = {w[k]:+.2f})")
-            ax.plot(grid, comps.sum(axis=1), color="0.4", lw=1.0, ls=":",
-                    gid="c", label=r"$c(x)/\sqrt{Z}$")
+                ax.plot(
+                    grid,
+                    comps[:, k],
+                    color=colors[k],
+                    lw=1.2,
+                    ls="-" if w[k] >= 0 else "--",
+                    gid=f"component-{k}",
+                    label=f"component {k} ($w_{{{k}}}$ = {w[k]:+.2f})",
+                )
+            ax.plot(
+                grid,
+                comps.sum(axis=1),
+                color="0.4",
+                lw=1.0,
+                ls=":",
+                gid="c",
+                label=r"$c(x)/\sqrt{Z}$",
+            )
             ax.axhline(0.0, color="0.6", lw=0.6, gid="zero")
-        ax.plot(grid, density(grid[:, None]), color="k", lw=2.2, label="density $c^2/Z$",
-                gid="density")
+        ax.plot(
+            grid,
+            density(grid[:, None]),
+            color="k",
+            lw=2.2,
+            label="density $c^2/Z$",
+            gid="density",
+        )
         ax.set_xlim(lo, hi)
         ax.set_xlabel(f"x{f}")
         ax.set_ylabel("density")
@@ -437,16 +533,28 @@ def plot_squared_mixture(estimator, X=None, *, features=None, n_points=300,
             vals, vecs = np.linalg.eigh(S)
             angle = float(np.degrees(np.arctan2(vecs[1, -1], vecs[0, -1])))
             width, height = 2 * 2 * np.sqrt(np.maximum(vals[::-1], 0.0))
-            ax.add_patch(Ellipse((mu[k, f1], mu[k, f2]), width, height, angle=angle,
-                                 fill=False, lw=1.6, ec=colors[k],
-                                 ls="-" if w[k] >= 0 else "--", gid=f"component-{k}",
-                                 label=f"component {k} ($w_{{{k}}}$ = {w[k]:+.2f})"))
+            ax.add_patch(
+                Ellipse(
+                    (mu[k, f1], mu[k, f2]),
+                    width,
+                    height,
+                    angle=angle,
+                    fill=False,
+                    lw=1.6,
+                    ec=colors[k],
+                    ls="-" if w[k] >= 0 else "--",
+                    gid=f"component-{k}",
+                    label=f"component {k} ($w_{{{k}}}$ = {w[k]:+.2f})",
+                )
+            )
         ax.legend(fontsize="small", loc="upper right")
     ax.set_xlim(lo1, hi1)
     ax.set_ylim(lo2, hi2)
     ax.set_xlabel(f"x{f1}")
     ax.set_ylabel(f"x{f2}")
-    ax.set_title("squared mixture: density, components (dashed: negative)", fontsize="medium")
+    ax.set_title(
+        "squared mixture: density, components (dashed: negative)", fontsize="medium"
+    )
     return ax
 
 
@@ -457,6 +565,8 @@ def _full_covariances(cov, ctype, K, d):
     if ctype == "diag":
         return cov.reshape(K, d)[:, :, None] * np.eye(d)
     return cov.reshape(K)[:, None, None] * np.eye(d)
+
+
 # --------------------------------------------------------------------- MPE ---
 def _mpe_entries(estimators, labels):
     """[(label, estimate, (lo, hi) or None)] from estimators / numbers."""
@@ -468,7 +578,9 @@ def _mpe_entries(estimators, labels):
         items = [(None, estimators)]
     if labels is not None:
         if len(labels) != len(items):
-            raise ValueError(f"labels has {len(labels)} names for {len(items)} estimates")
+            raise ValueError(
+                f"labels has {len(labels)} names for {len(items)} estimates"
+            )
         items = [(lab, e) for lab, (_, e) in zip(labels, items, strict=True)]
     out = []
     for name, e in items:
@@ -527,35 +639,57 @@ def plot_mpe(estimators, *, kappa_star=None, kappa_max=None, labels=None, ax=Non
         collections with ``gid`` ``'interval-i'`` (row ``i`` from the top).
     """
     entries = _mpe_entries(estimators, labels)
-    plt, ax = _axes(ax)
+    _, ax = _axes(ax)
     colors = _colors(len(entries))
     n = len(entries)
-    for i, (name, val, iv) in enumerate(entries):
+    for i, (_name, val, iv) in enumerate(entries):
         yv = n - 1 - i
         if iv is not None:
             # the percentile interval need not contain the estimate: draw it as is
             ax.hlines([yv], iv[0], iv[1], color=colors[i], lw=2.5, gid=f"interval-{i}")
         ax.plot([val], [yv], "o", color=colors[i], ms=7, gid=f"estimate-{i}")
     if kappa_star is not None:
-        ax.axvline(float(kappa_star), color="k", lw=1.5, gid="kappa_star",
-                   label=rf"$\kappa^*$ = {float(kappa_star):.3f}")
+        ax.axvline(
+            float(kappa_star),
+            color="k",
+            lw=1.5,
+            gid="kappa_star",
+            label=rf"$\kappa^*$ = {float(kappa_star):.3f}",
+        )
     if kappa_max is not None:
-        ax.axvline(float(kappa_max), color="k", lw=1.5, ls="--", gid="kappa_max",
-                   label=rf"$\kappa(F|H)$ = {float(kappa_max):.3f}")
+        ax.axvline(
+            float(kappa_max),
+            color="k",
+            lw=1.5,
+            ls="--",
+            gid="kappa_max",
+            label=rf"$\kappa(F|H)$ = {float(kappa_max):.3f}",
+        )
     ax.set_yticks(range(n))
     ax.set_yticklabels([e[0] for e in entries][::-1])
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("mixture proportion")
     if kappa_star is not None or kappa_max is not None:
-        handles = [h for h in ax.get_lines() if h.get_gid() in ("kappa_star", "kappa_max")]
+        handles = [
+            h for h in ax.get_lines() if h.get_gid() in ("kappa_star", "kappa_max")
+        ]
         ax.legend(handles=handles, fontsize="small", loc="best")
     return ax
 
 
 # ------------------------------------------------------------------ MixER ---
-def plot_routing(estimator, *, groups=None, X=None, Z=None, history=False,
-                 normalize=True, annotate=True, ax=None):
+def plot_routing(
+    estimator,
+    *,
+    groups=None,
+    X=None,
+    Z=None,
+    history=False,
+    normalize=True,
+    annotate=True,
+    ax=None,
+):
     r"""MixER routing heatmap: environments (or groups) x experts.
 
     Cell :math:`(e, k)` is the number (``normalize=False``) or the share of
@@ -593,24 +727,41 @@ def plot_routing(estimator, *, groups=None, X=None, Z=None, history=False,
     n_experts = None
     row_names = None
     if hasattr(estimator, "get_params"):
-        if hasattr(estimator, "routing_") or hasattr(estimator, "envs_") or \
-                "context_dim" in estimator.get_params():
+        if (
+            hasattr(estimator, "routing_")
+            or hasattr(estimator, "envs_")
+            or "context_dim" in estimator.get_params()
+        ):
             check_is_fitted(estimator, "routing_")
             n_experts = int(estimator.n_experts)
             if history:
                 hist = getattr(estimator, "history_", None) or {}
                 steps = hist.get("routing") if isinstance(hist, Mapping) else None
                 if not steps:
-                    raise ValueError("history=True needs history_['routing'] (no training "
-                                     "steps were recorded: n_outer=0?)")
+                    raise ValueError(
+                        "history=True needs history_['routing'] (no training "
+                        "steps were recorded: n_outer=0?)"
+                    )
                 R = np.asarray(steps, dtype=int)  # (n_steps, n_envs)
-                table = np.stack([(R == k).sum(axis=0) for k in range(n_experts)], axis=1)
+                table = np.stack(
+                    [(k == R).sum(axis=0) for k in range(n_experts)], axis=1
+                )
                 table = table.astype(float)
                 if groups is not None:
-                    raise ValueError("history=True draws environments; do not pass groups")
+                    raise ValueError(
+                        "history=True draws environments; do not pass groups"
+                    )
                 row_names = [str(e) for e in estimator.envs_]
-                return _heatmap(ax, table, row_names, n_experts, normalize, annotate,
-                                "environment", "share of training steps")
+                return _heatmap(
+                    ax,
+                    table,
+                    row_names,
+                    n_experts,
+                    normalize,
+                    annotate,
+                    "environment",
+                    "share of training steps",
+                )
             routes = np.asarray(estimator.routing_, dtype=int)
             if groups is None:
                 groups = np.asarray(estimator.envs_)
@@ -620,8 +771,9 @@ def plot_routing(estimator, *, groups=None, X=None, Z=None, history=False,
         elif hasattr(estimator, "n_experts"):
             check_is_fitted(estimator, "labels_")
             n_experts = int(estimator.n_experts)
-            routes = np.asarray(estimator.labels_ if X is None else estimator.route(X, Z),
-                                dtype=int)
+            routes = np.asarray(
+                estimator.labels_ if X is None else estimator.route(X, Z), dtype=int
+            )
             if groups is None:
                 raise ValueError(
                     "MixERRegressor routes samples: pass groups= (the environment of "
@@ -629,8 +781,9 @@ def plot_routing(estimator, *, groups=None, X=None, Z=None, history=False,
                 )
             row_label = "environment"
         else:
-            raise TypeError(f"plot_routing needs a MixER estimator, got "
-                            f"{type(estimator).__name__}")
+            raise TypeError(
+                f"plot_routing needs a MixER estimator, got {type(estimator).__name__}"
+            )
     else:
         routes = np.asarray(estimator)
         if routes.ndim != 1 or routes.size == 0 or routes.dtype.kind not in "iu":
@@ -642,26 +795,39 @@ def plot_routing(estimator, *, groups=None, X=None, Z=None, history=False,
             groups = np.arange(routes.size)
     groups = np.asarray(groups)
     if groups.shape != routes.shape:
-        raise ValueError(f"groups has shape {groups.shape}; one label per routed unit "
-                         f"({routes.shape}) is needed")
+        raise ValueError(
+            f"groups has shape {groups.shape}; one label per routed unit "
+            f"({routes.shape}) is needed"
+        )
     if n_experts is None:
         n_experts = int(routes.max()) + 1
     rows, inv = np.unique(groups, return_inverse=True)
     table = np.zeros((rows.size, n_experts))
     np.add.at(table, (inv, routes), 1.0)
     row_names = [str(r) for r in rows]
-    return _heatmap(ax, table, row_names, n_experts, normalize, annotate, row_label,
-                    "share routed" if normalize else "count routed")
+    return _heatmap(
+        ax,
+        table,
+        row_names,
+        n_experts,
+        normalize,
+        annotate,
+        row_label,
+        "share routed" if normalize else "count routed",
+    )
 
 
-def _heatmap(ax, table, row_names, n_experts, normalize, annotate, row_label, cbar_label):
-    plt, ax = _axes(ax)
+def _heatmap(
+    ax, table, row_names, n_experts, normalize, annotate, row_label, cbar_label
+):
+    _, ax = _axes(ax)
     if normalize:
         tot = table.sum(axis=1, keepdims=True)
         table = np.divide(table, tot, out=np.zeros_like(table), where=tot > 0)
     vmax = 1.0 if normalize else max(float(table.max()), 1.0)
-    im = ax.imshow(table, aspect="auto", cmap="Blues", vmin=0.0, vmax=vmax,
-                   interpolation="nearest")
+    im = ax.imshow(
+        table, aspect="auto", cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest"
+    )
     ax.figure.colorbar(im, ax=ax, label=cbar_label)
     ax.set_xticks(range(n_experts))
     ax.set_xticklabels([str(k) for k in range(n_experts)])
@@ -672,8 +838,15 @@ def _heatmap(ax, table, row_names, n_experts, normalize, annotate, row_label, cb
     if annotate and table.size <= 400:
         for (i, k), v in np.ndenumerate(table):
             text = f"{v:.2f}" if normalize else f"{v:g}"
-            ax.text(k, i, text, ha="center", va="center", fontsize="x-small",
-                    color="white" if v > 0.6 * vmax else "black")
+            ax.text(
+                k,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize="x-small",
+                color="white" if v > 0.6 * vmax else "black",
+            )
     return ax
 
 
@@ -691,8 +864,11 @@ def _curves_of(source):
                 curves.append(("validation", source.valid_curve_))
             return curves, "mean log-likelihood", "epoch"
         if hasattr(source, "lower_bounds_"):
-            return [("penalised objective", source.lower_bounds_)], \
-                "penalised log-likelihood (mean)", "EM iteration"
+            return (
+                [("penalised objective", source.lower_bounds_)],
+                "penalised log-likelihood (mean)",
+                "EM iteration",
+            )
         check_is_fitted(source)
         raise TypeError(
             f"{name} records no training curve (looked for history_['loss'], "
@@ -729,13 +905,19 @@ def plot_training_curve(source, *, logy=False, ylabel=None, ax=None):
     for label, vals in curves:
         v = np.asarray(vals, dtype=float).reshape(-1)
         if v.size == 0:
-            raise ValueError(f"the training curve{'' if label is None else ' ' + repr(label)} "
-                             "is empty")
+            raise ValueError(
+                f"the training curve{'' if label is None else ' ' + repr(label)} "
+                "is empty"
+            )
         clean.append((label, v))
-    plt, ax = _axes(ax)
+    _, ax = _axes(ax)
     for label, v in clean:
-        ax.plot(np.arange(1, v.size + 1), v, marker="." if v.size < 50 else None,
-                label=label)
+        ax.plot(
+            np.arange(1, v.size + 1),
+            v,
+            marker="." if v.size < 50 else None,
+            label=label,
+        )
     if logy:
         if any(np.nanmin(v) <= 0 for _, v in clean):
             raise ValueError("logy=True needs positive values")

@@ -17,8 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 API_MODULES = [
-    "mixstat", "mixstat.moe", "mixstat.mpe", "mixstat.circuits", "mixstat.mixer",
-    "mixstat.nn", "mixstat.datasets", "mixstat.primitives", "mixstat.plotting",
+    "mixstat",
+    "mixstat.moe",
+    "mixstat.mpe",
+    "mixstat.circuits",
+    "mixstat.mixer",
+    "mixstat.nn",
+    "mixstat.datasets",
+    "mixstat.primitives",
+    "mixstat.plotting",
     "mixstat.utils",
 ]
 
@@ -72,8 +79,18 @@ def _toctree_pages():
 
 def test_index_lists_the_pages():
     pages = _toctree_pages()
-    for page in ("moe", "mpe", "circuits", "mixer", "nn", "backends", "architecture",
-                 "inference", "api", "auto_examples/index"):
+    for page in (
+        "moe",
+        "mpe",
+        "circuits",
+        "mixer",
+        "nn",
+        "backends",
+        "architecture",
+        "inference",
+        "api",
+        "auto_examples/index",
+    ):
         assert page in pages
 
 
@@ -82,23 +99,50 @@ def test_docs_build_without_warnings(tmp_path):
     for mod in ("sphinx", "myst_parser", "numpydoc", "sphinx_gallery"):
         if importlib.util.find_spec(mod) is None:
             pytest.skip(f"{mod} is not installed (pip install 'mixstat[docs]')")
-    missing = [p for p in _toctree_pages() if p != "auto_examples/index"
-               and not any((DOCS / f"{p}{ext}").exists() for ext in (".md", ".rst"))]
+    missing = [
+        p
+        for p in _toctree_pages()
+        if p != "auto_examples/index"
+        and not any((DOCS / f"{p}{ext}").exists() for ext in (".md", ".rst"))
+    ]
     if missing:
-        pytest.skip(f"model pages not written yet: {', '.join(f'docs/{p}.md' for p in missing)}")
+        pytest.skip(
+            f"model pages not written yet: {', '.join(f'docs/{p}.md' for p in missing)}"
+        )
     # build a copy, so that autosummary's generated/ and the gallery's
     # auto_examples/ do not land in the source tree
     src = tmp_path / "docs"
-    shutil.copytree(DOCS, src, ignore=shutil.ignore_patterns("_build", "generated",
-                                                             "auto_examples"))
-    shutil.copytree(ROOT / "examples", tmp_path / "examples",
-                    ignore=shutil.ignore_patterns("notebooks", "__pycache__"))
-    env = {**os.environ, "MIXSTAT_DOCS_GALLERY": "0", "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    shutil.copytree(
+        DOCS, src, ignore=shutil.ignore_patterns("_build", "generated", "auto_examples")
+    )
+    shutil.copytree(
+        ROOT / "examples",
+        tmp_path / "examples",
+        ignore=shutil.ignore_patterns("notebooks", "__pycache__"),
+    )
+    env = {
+        **os.environ,
+        "MIXSTAT_DOCS_GALLERY": "0",
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         str(src), str(tmp_path / "html")],
-        env=env, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(src),
+            str(tmp_path / "html"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, "sphinx-build -W failed:\n" + proc.stderr[-6000:]
     html = tmp_path / "html"

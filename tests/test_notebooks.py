@@ -53,12 +53,18 @@ def test_notebook_format(path):
     if importlib.util.find_spec("nbformat") is not None:
         import nbformat
 
-        nbformat.validate(nbformat.reads(path.read_text(encoding="utf-8"), as_version=4))
+        nbformat.validate(
+            nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        )
 
 
-@pytest.mark.skipif(bool(MISSING), reason=(
-    f"{', '.join(MISSING)} not installed: add nbclient, nbformat and ipykernel to the "
-    "'test' extra to run the notebooks in a Jupyter kernel"))
+@pytest.mark.skipif(
+    bool(MISSING),
+    reason=(
+        f"{', '.join(MISSING)} not installed: add nbclient, nbformat and ipykernel "
+        "to the 'test' extra to run the notebooks in a Jupyter kernel"
+    ),
+)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_in_kernel(path, tmp_path, monkeypatch):
     import nbformat
@@ -66,21 +72,41 @@ def test_notebook_executes_in_kernel(path, tmp_path, monkeypatch):
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(str(path), as_version=4)
-    client = NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb,
+        timeout=TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
     assert not errors
 
 
-@pytest.mark.skipif(not MISSING, reason="executed in a kernel by test_notebook_executes_in_kernel")
+@pytest.mark.skipif(
+    not MISSING, reason="executed in a kernel by test_notebook_executes_in_kernel"
+)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_code_runs_as_script(path, tmp_path):
     script = tmp_path / f"{path.stem}.py"
     script.write_text("\n\n".join(_code(_load(path))), encoding="utf-8")
-    env = {**os.environ, "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, f"{path.name} failed:\n{proc.stderr[-4000:]}"

@@ -17,7 +17,7 @@ from mixstat.circuits import SquaredGaussianMixture  # noqa: E402
 from mixstat.datasets import make_khalili_moe, make_sumpe_synthetic  # noqa: E402
 from mixstat.mixer import MixERRegressor  # noqa: E402
 from mixstat.moe import GaussianMoERegressor, GaussianMoERegressorCV, moe_path  # noqa: E402
-from mixstat.mpe import KernelMeanMPE, ROCMPE  # noqa: E402
+from mixstat.mpe import ROCMPE, KernelMeanMPE  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +27,11 @@ def _close_figures():
 
 
 def _gids(ax, prefix):
-    return sorted(line.get_gid() for line in ax.get_lines()
-                  if (line.get_gid() or "").startswith(prefix))
+    return sorted(
+        line.get_gid()
+        for line in ax.get_lines()
+        if (line.get_gid() or "").startswith(prefix)
+    )
 
 
 # ----------------------------------------------------------------- fixtures ---
@@ -43,7 +46,9 @@ def path(moe_data):
     X, y = moe_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return moe_path(X, y, n_components=2, n_alphas=5, eps=0.05, n_init=1, max_iter=100)
+        return moe_path(
+            X, y, n_components=2, n_alphas=5, eps=0.05, n_init=1, max_iter=100
+        )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +56,9 @@ def moe(moe_data):
     X, y = moe_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return GaussianMoERegressor(2, alpha=0.02, n_init=1, max_iter=100,
-                                    random_state=0).fit(X, y)
+        return GaussianMoERegressor(
+            2, alpha=0.02, n_init=1, max_iter=100, random_state=0
+        ).fit(X, y)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +68,9 @@ def sgm_1d():
     X = np.r_[rng.normal(-2, 0.5, 150), rng.normal(2, 0.5, 150)][:, None]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return SquaredGaussianMixture(2, init="random", n_init=2, max_iter=100,
-                                      random_state=0).fit(X), X
+        return SquaredGaussianMixture(
+            2, init="random", n_init=2, max_iter=100, random_state=0
+        ).fit(X), X
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +79,9 @@ def sgm_3d():
     X = rng.normal(size=(200, 3)) * [1.0, 2.0, 0.5]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return SquaredGaussianMixture(2, covariance_type="diag", max_iter=50,
-                                      random_state=0).fit(X), X
+        return SquaredGaussianMixture(
+            2, covariance_type="diag", max_iter=50, random_state=0
+        ).fit(X), X
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +96,9 @@ def mpe_fits():
 def mixer():
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, size=(120, 1))
-    y = np.where(X[:, 0] < 0, 1 + 2 * X[:, 0], -1 - X[:, 0]) + 0.05 * rng.normal(size=120)
+    y = np.where(X[:, 0] < 0, 1 + 2 * X[:, 0], -1 - X[:, 0]) + 0.05 * rng.normal(
+        size=120
+    )
     groups = np.where(X[:, 0] < 0, "left", "right")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -97,27 +107,39 @@ def mixer():
 
 # ----------------------------------------------------------- regularisation ---
 def test_regularization_path_lines(path):
-    ax = plotting.plot_regularization_path(path, alpha=path.alphas[2],
-                                           feature_names=[f"f{j}" for j in range(6)])
+    ax = plotting.plot_regularization_path(
+        path, alpha=path.alphas[2], feature_names=[f"f{j}" for j in range(6)]
+    )
     K, p = path.coef.shape[1:]
-    nonzero = {(k, j) for k in range(K) for j in range(p) if np.any(path.coef[:, k, j] != 0)}
+    nonzero = {
+        (k, j) for k in range(K) for j in range(p) if np.any(path.coef[:, k, j] != 0)
+    }
     assert nonzero, "the path should open some coefficient"
     assert _gids(ax, "coef-") == sorted(f"coef-{k}-{j}" for k, j in nonzero)
-    line = next(ln for ln in ax.get_lines() if ln.get_gid() == f"coef-{min(nonzero)[0]}-"
-                f"{min(nonzero)[1]}")
-    np.testing.assert_allclose(line.get_ydata(), path.coef[:, min(nonzero)[0], min(nonzero)[1]])
+    line = next(
+        ln
+        for ln in ax.get_lines()
+        if ln.get_gid() == f"coef-{min(nonzero)[0]}-{min(nonzero)[1]}"
+    )
+    np.testing.assert_allclose(
+        line.get_ydata(), path.coef[:, min(nonzero)[0], min(nonzero)[1]]
+    )
     (sel,) = [ln for ln in ax.get_lines() if ln.get_gid() == "selected"]
     assert np.allclose(sel.get_xdata(), path.alphas[2])
     assert ax.get_xscale() == "log"
     lo, hi = ax.get_xlim()
-    assert lo == pytest.approx(path.alphas.max()) and hi == pytest.approx(path.alphas.min())
+    assert lo == pytest.approx(path.alphas.max()) and hi == pytest.approx(
+        path.alphas.min()
+    )
     labels = {t.get_text() for t in ax.get_legend().get_texts()}
     assert {f"f{j}" for _, j in nonzero} <= labels
 
 
 def test_regularization_path_gates_and_errors(path):
     fig, ax = plt.subplots()
-    out = plotting.plot_regularization_path(path, which="gate_coef", components=[0], ax=ax)
+    out = plotting.plot_regularization_path(
+        path, which="gate_coef", components=[0], ax=ax
+    )
     assert out is ax
     assert all(g.startswith("gate_coef-0-") for g in _gids(ax, "gate_coef-"))
     with pytest.raises(ValueError, match="which"):
@@ -134,8 +156,9 @@ def test_selection(moe_data):
     X, y = moe_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        cv = GaussianMoERegressorCV(n_components=(1, 2), n_alphas=3, n_init=1, max_iter=50,
-                                    random_state=0).fit(X, y)
+        cv = GaussianMoERegressorCV(
+            n_components=(1, 2), n_alphas=3, n_init=1, max_iter=50, random_state=0
+        ).fit(X, y)
     ax = plotting.plot_selection(cv)
     assert len(_gids(ax, "criterion-")) == 2
     (star,) = [ln for ln in ax.get_lines() if ln.get_gid() == "selected"]
@@ -151,7 +174,9 @@ def test_gates_one_feature(moe, moe_data):
     X, _ = moe_data
     ax = plotting.plot_gates(moe, X, features=0, grid_resolution=50)
     assert _gids(ax, "gate-") == ["gate-0", "gate-1"]
-    ys = np.array([ln.get_ydata() for ln in ax.get_lines() if ln.get_gid().startswith("gate")])
+    ys = np.array(
+        [ln.get_ydata() for ln in ax.get_lines() if ln.get_gid().startswith("gate")]
+    )
     np.testing.assert_allclose(ys.sum(axis=0), 1.0, atol=1e-12)  # gates sum to one
     assert ax.get_xlim() == pytest.approx((X[:, 0].min(), X[:, 0].max()))
     assert ax.get_ylim() == pytest.approx((-0.02, 1.02))
@@ -164,7 +189,8 @@ def test_gates_two_features(moe, moe_data):
     img = ax.images[0].get_array()
     assert img.shape == (20, 20, 3)
     assert ax.images[0].get_extent() == pytest.approx(
-        [X[:, 0].min(), X[:, 0].max(), X[:, 3].min(), X[:, 3].max()])
+        [X[:, 0].min(), X[:, 0].max(), X[:, 3].min(), X[:, 3].max()]
+    )
     assert len(ax.collections) == 1  # the scatter of X
     assert len(ax.get_legend().get_patches()) == 2
     # the colour at the lower-left grid point mixes the two gate colours by g_k
@@ -205,12 +231,18 @@ def test_squared_mixture_1d_components_square_to_density(sgm_1d):
     (dens,) = [ln for ln in ax.get_lines() if ln.get_gid() == "density"]
     x = dens.get_xdata()
     # the drawn density is the model's, and (c / sqrt Z)^2 is the density
-    np.testing.assert_allclose(dens.get_ydata(), np.exp(model.score_samples(x[:, None])),
-                               rtol=1e-10)
-    np.testing.assert_allclose(np.asarray(c_line.get_ydata()) ** 2, dens.get_ydata(),
-                               rtol=1e-8, atol=1e-14)
-    np.testing.assert_allclose(sum(np.asarray(c.get_ydata()) for c in comps),
-                               c_line.get_ydata(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(
+        dens.get_ydata(), np.exp(model.score_samples(x[:, None])), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        np.asarray(c_line.get_ydata()) ** 2, dens.get_ydata(), rtol=1e-8, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        sum(np.asarray(c.get_ydata()) for c in comps),
+        c_line.get_ydata(),
+        rtol=1e-10,
+        atol=1e-14,
+    )
     # negative weights are dashed
     for k, c in enumerate(comps):
         assert (c.get_linestyle() == "--") == (model.weights_[k] < 0)
@@ -224,7 +256,9 @@ def test_squared_mixture_marginals(sgm_3d):
     assert [ln.get_gid() for ln in ax.get_lines()] == ["density"]
     x = ax.get_lines()[0].get_xdata()
     y = ax.get_lines()[0].get_ydata()
-    assert np.sum(y) * (x[1] - x[0]) == pytest.approx(1.0, abs=2e-2)  # integrates to one
+    assert np.sum(y) * (x[1] - x[0]) == pytest.approx(
+        1.0, abs=2e-2
+    )  # integrates to one
     ax2 = plotting.plot_squared_mixture(model, X, features=(0, 2), n_points=40)
     ells = [p for p in ax2.patches if isinstance(p, Ellipse)]
     assert len(ells) == model.n_components
@@ -241,14 +275,25 @@ def test_squared_mixture_marginals(sgm_3d):
 # ---------------------------------------------------------------------- MPE ---
 def test_mpe_forest(mpe_fits):
     d, km, roc = mpe_fits
-    ax = plotting.plot_mpe({"KM2": km, "ROC": roc, "given": (0.3, (0.2, 0.4))},
-                           kappa_star=d.kappa_star, kappa_max=d.kappa_max)
-    est = {ln.get_gid(): ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("est")}
+    ax = plotting.plot_mpe(
+        {"KM2": km, "ROC": roc, "given": (0.3, (0.2, 0.4))},
+        kappa_star=d.kappa_star,
+        kappa_max=d.kappa_max,
+    )
+    est = {
+        ln.get_gid(): ln
+        for ln in ax.get_lines()
+        if (ln.get_gid() or "").startswith("est")
+    }
     assert sorted(est) == ["estimate-0", "estimate-1", "estimate-2"]
     assert est["estimate-0"].get_xdata()[0] == pytest.approx(km.proportion_)
     assert est["estimate-1"].get_xdata()[0] == pytest.approx(roc.proportion_)
     assert est["estimate-0"].get_ydata()[0] == 2  # first row on top
-    iv = {c.get_gid(): c for c in ax.collections if (c.get_gid() or "").startswith("interval")}
+    iv = {
+        c.get_gid(): c
+        for c in ax.collections
+        if (c.get_gid() or "").startswith("interval")
+    }
     assert sorted(iv) == ["interval-0", "interval-2"]  # ROCMPE has no interval
     (seg,) = iv["interval-0"].get_segments()
     assert sorted(seg[:, 0]) == pytest.approx(sorted(km.proportion_interval_))
@@ -281,8 +326,9 @@ def test_routing_regressor(mixer):
     assert table.shape == (2, 2)
     assert table.sum() == len(X)
     # the gate separates x < 0 from x > 0: each environment goes to one expert
-    assert sorted(table.max(axis=1)) == sorted(np.bincount(np.unique(groups,
-                                                                     return_inverse=True)[1]))
+    assert sorted(table.max(axis=1)) == sorted(
+        np.bincount(np.unique(groups, return_inverse=True)[1])
+    )
     assert [t.get_text() for t in ax.get_yticklabels()] == ["left", "right"]
     assert ax.get_xlabel() == "expert"
     assert len(ax.texts) == 4
@@ -309,10 +355,20 @@ def mixer_ode():
     from mixstat.datasets import make_ode_families
     from mixstat.mixer import MixERODE
 
-    data = make_ode_families(("harmonic", "damped_double_well"), 2, 1,
-                             t=np.linspace(0, 2, 5), random_state=0)
-    m = MixERODE(n_experts=2, context_dim=1, hidden=8, depth=2, n_outer=3, n_inner=(2, 2),
-                 gate_every=1, lr=(1e-2, 1e-2), random_state=0)
+    data = make_ode_families(
+        ("harmonic", "damped_double_well"), 2, 1, t=np.linspace(0, 2, 5), random_state=0
+    )
+    m = MixERODE(
+        n_experts=2,
+        context_dim=1,
+        hidden=8,
+        depth=2,
+        n_outer=3,
+        n_inner=(2, 2),
+        gate_every=1,
+        lr=(1e-2, 1e-2),
+        random_state=0,
+    )
     return m.fit(data.trajectories, data.t, data.envs), data
 
 
@@ -326,7 +382,10 @@ def test_routing_ode_and_training_curve(mixer_ode):
     assert table.shape == (E, 2)
     np.testing.assert_allclose(table[np.arange(E), model.routing_], 1.0)
     ax = plotting.plot_routing(model, groups=data.env_family)
-    assert np.asarray(ax.images[0].get_array()).shape == (len(np.unique(data.env_family)), 2)
+    assert np.asarray(ax.images[0].get_array()).shape == (
+        len(np.unique(data.env_family)),
+        2,
+    )
     ax = plotting.plot_routing(model, history=True)
     table = np.asarray(ax.images[0].get_array())
     np.testing.assert_allclose(table.sum(axis=1), 1.0)
@@ -344,7 +403,9 @@ def test_training_curves(moe):
     (line,) = ax.get_lines()
     np.testing.assert_allclose(line.get_ydata(), moe.lower_bounds_)
     assert np.all(np.diff(line.get_ydata()) >= -1e-10)  # EM never decreases it
-    ax = plotting.plot_training_curve({"a": [3.0, 2.0, 1.0], "b": [2.0, 1.5]}, logy=True)
+    ax = plotting.plot_training_curve(
+        {"a": [3.0, 2.0, 1.0], "b": [2.0, 1.5]}, logy=True
+    )
     assert len(ax.get_lines()) == 2 and ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
     ax = plotting.plot_training_curve([1.0, 0.5], ylabel="nll")
@@ -364,8 +425,9 @@ def test_training_curve_circuit():
     X = np.random.default_rng(0).normal(size=(200, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        m = SquaredCircuitDensity(n_units=2, max_epochs=3, batch_size=64,
-                                  random_state=0).fit(X)
+        m = SquaredCircuitDensity(
+            n_units=2, max_epochs=3, batch_size=64, random_state=0
+        ).fit(X)
     ax = plotting.plot_training_curve(m)
     lines = ax.get_lines()
     assert len(lines) == 1 + bool(len(m.valid_curve_))

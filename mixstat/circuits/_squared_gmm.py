@@ -127,12 +127,14 @@ def _nll_and_grad(theta, X, par):
         g_c = g_v * np.exp(fac)
     else:
         prec = np.linalg.inv(cov)  # (K, d, d)
-        pd = np.einsum("kij,nkj->nki", prec, diff)  # (n, K, d)
+        pd = np.transpose(np.transpose(diff, (1, 0, 2)) @ prec, (1, 0, 2))  # (n, K, d), prec symmetric
         Sinv = np.linalg.inv(cov[:, None] + cov[None, :])  # (K, K, d, d)
         se = np.einsum("kjab,kjb->kja", Sinv, e)
-        g_mu = -(2.0 / n) * np.einsum("nk,nkd->kd", q, pd) + 2.0 * np.einsum("kj,kjd->kd", Pm, -se)
+        g_mu = -(2.0 / n) * np.einsum("nk,nkd->kd", q, pd, optimize=True) + 2.0 * np.einsum("kj,kjd->kd", Pm, -se)
         qs = q.sum(axis=0)
-        g_S = -(1.0 / n) * (np.einsum("nk,nka,nkb->kab", q, pd, pd) - qs[:, None, None] * prec)
+        pdk = np.transpose(pd, (1, 0, 2))  # (K, n, d)
+        scatter = np.transpose(pdk * q.T[:, :, None], (0, 2, 1)) @ pdk  # sum_n q pd pd^T
+        g_S = -(1.0 / n) * (scatter - qs[:, None, None] * prec)
         g_S += np.einsum("kj,kjab->kab", Pm, np.einsum("kja,kjb->kjab", se, se) - Sinv)
         g_L = 2.0 * g_S @ fac  # (K, d, d), symmetric g_S
         g_c = g_L[:, par.tril[0], par.tril[1]].copy()

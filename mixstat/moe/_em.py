@@ -69,6 +69,7 @@ class EMConfig:
     init_sweeps: int = 50
     init_rounds: int = 5
     gate_cd_sweeps: int = 5
+    penalty_power: float = 0.0  # Städler's gamma: weight pi_k^gamma on expert k's penalty
 
 
 @dataclass
@@ -110,9 +111,27 @@ def e_step(X, y, state, mu=None):
     return log_resp, log_norm, mu
 
 
-def penalty(state, cfg, n_eff=None):
-    """Penalty of the mean-scale objective."""
-    l1 = np.abs(state.coef).sum(axis=1)
+def mean_gates(X, sw, state):
+    r"""Mixing proportions :math:`\pi_k = \frac1N\sum_i s_i g_k(x_i)` (the
+    average gate), which weigh the expert penalties when ``penalty_power > 0``."""
+    if state.coef.shape[0] == 1:
+        return np.ones(1)
+    return (sw @ np.exp(gate_log_probs(X, state))) / float(sw.sum())
+
+
+def penalty_weights(cfg, pi):
+    """Per-expert weights :math:`\pi_k^\gamma` of the expert penalty."""
+    if cfg.penalty_power == 0 or pi is None:
+        return np.ones(cfg.n_components)
+    return np.maximum(np.asarray(pi, dtype=float), 1e-300) ** cfg.penalty_power
+
+
+def penalty(state, cfg, n_eff=None, pi=None):
+    """Penalty of the mean-scale objective (``pi``: mixing proportions, needed
+    when ``cfg.penalty_power > 0``)."""
+    if cfg.penalty_power > 0 and pi is None:
+        raise ValueError("penalty_power > 0 needs the mixing proportions pi")
+    l1 = np.abs(state.coef).sum(axis=1) * penalty_weights(cfg, pi)
     if cfg.scale_penalty:
         expert = float(np.sum(l1[l1 > 0] / np.sqrt(state.var[l1 > 0])))
     else:
@@ -127,10 +146,10 @@ def penalty(state, cfg, n_eff=None):
     return pen
 
 
-def objective(log_norm, sw, n_eff, state, cfg):
+def objective(log_norm, sw, n_eff, state, cfg, pi=None):
     """Penalised log-likelihood (mean scale) and the plain log-likelihood (sum)."""
     ll = float(sw @ log_norm)
-    return ll / n_eff - penalty(state, cfg), ll
+    return ll / n_eff - penalty(state, cfg, pi=pi), ll
 
 
 # ------------------------------------------------------------- M-step ---
@@ -147,7 +166,7 @@ def _sigma_update(W, rss, l1, lam, scale, floor):
 
 
 def m_step(X, y, sw, resp, state, cfg, n_eff, mu=None, features=None, n_sweeps=1,
-           update_gates=True, gate_steps=1):
+           update_gates=True, gate_steps=1, y_obj=None):
     """One generalised M-step from responsibilities ``resp`` (n, K).
 
     ``features`` is None (full sweeps) or a list of K int arrays (the coordinates
@@ -158,7 +177,8 @@ def m_step(X, y, sw, resp, state, cfg, n_eff, mu=None, features=None, n_sweeps=1
     K = cfg.n_components
     p = X.shape[1]
     new = state.copy()
-    lam = n_eff * cfg.alpha
+    pi = mean_gates(X, sw, state) if cfg.penalty_power > 0 else None
+    lam_k = n_eff * cfg.alpha * penalty_weights(cfg, pi)  # pi_k fixed in the expert step
     if mu is None:
         mu = expert_means(X, state)
     mu = mu.copy()
@@ -182,7 +202,7 @@ def m_step(X, y, sw, resp, state, cfg, n_eff, mu=None, features=None, n_sweeps=1
         coef = new.coef[k].copy()
         r = yc - (mu[:, k] - new.intercept[k]) + float(xbar @ coef)
         if feats.size:
-            solver(X, yc, w, xbar, h, coef, r, float(lam * scale), 0.0, feats,
+            solver(X, yc, w, xbar, h, coef, r, float(lam_k[k] * scale), 0.0, feats,
                    int(n_sweeps), 0.0 if n_sweeps == 1 else 1e-4, n_sweeps > 1)
         new.coef[k] = coef
         new.intercept[k] = ybar - float(xbar @ coef)
@@ -193,17 +213,48 @@ def m_step(X, y, sw, resp, state, cfg, n_eff, mu=None, features=None, n_sweeps=1
     rss = (sw[:, None] * resp * resid2).sum(axis=0)
     l1 = np.abs(new.coef).sum(axis=1)
     if cfg.shared_variance:
-        v = _sigma_update(float(Wk.sum()), float(rss.sum()), float(l1.sum()), lam,
+        nz = l1 > 0
+        v = _sigma_update(float(Wk.sum()), float(rss.sum()), float(np.sum(lam_k[nz] * l1[nz])), 1.0,
                           cfg.scale_penalty, cfg.var_floor)
         new.var[:] = v
     else:
         for k in range(K):
             if alive[k]:
-                new.var[k] = _sigma_update(Wk[k], rss[k], l1[k], lam, cfg.scale_penalty,
+                new.var[k] = _sigma_update(Wk[k], rss[k], l1[k], lam_k[k], cfg.scale_penalty,
                                            cfg.var_floor)
     if update_gates and K > 1:
-        _gate_step(X, sw, resp, new, cfg, n_eff, full=features is None, steps=gate_steps)
+        if cfg.penalty_power > 0 and y_obj is not None:
+            _gate_step_checked(X, y, sw, resp, new, cfg, n_eff, mu, features is None,
+                               gate_steps)
+        else:
+            _gate_step(X, sw, resp, new, cfg, n_eff, full=features is None, steps=gate_steps)
     return new, mu
+
+
+def _full_objective(X, y, sw, state, cfg, n_eff, mu):
+    _, log_norm, _ = e_step(X, y, state, mu=mu)
+    pi = mean_gates(X, sw, state) if cfg.penalty_power > 0 else None
+    return objective(log_norm, sw, n_eff, state, cfg, pi=pi)[0]
+
+
+def _gate_step_checked(X, y, sw, resp, state, cfg, n_eff, mu, full, steps):
+    """Gate step when the expert penalties depend on the gates (``penalty_power
+    > 0``, :math:`\pi_k^\gamma`): the proximal-Newton step of the gate
+    surrogate, then a backtracking line search on the full penalised objective
+    toward the previous gates, so that the objective never decreases (a
+    generalised EM step)."""
+    old_w, old_b = state.gate_coef.copy(), state.gate_intercept.copy()
+    f0 = _full_objective(X, y, sw, state, cfg, n_eff, mu)
+    _gate_step(X, sw, resp, state, cfg, n_eff, full=full, steps=steps)
+    new_w, new_b = state.gate_coef.copy(), state.gate_intercept.copy()
+    t = 1.0
+    for _ in range(10):
+        state.gate_coef = old_w + t * (new_w - old_w)
+        state.gate_intercept = old_b + t * (new_b - old_b)
+        if _full_objective(X, y, sw, state, cfg, n_eff, mu) >= f0 - 1e-12 * max(1.0, abs(f0)):
+            return
+        t *= 0.5
+    state.gate_coef, state.gate_intercept = old_w, old_b
 
 
 def _gate_step(X, sw, resp, state, cfg, n_eff, full=True, steps=1):
@@ -270,7 +321,7 @@ def run_em(X, y, sw, state, cfg, callback=None):
     K = cfg.n_components
     p = X.shape[1]
     log_resp, log_norm, mu = e_step(X, y, state)
-    obj, ll = objective(log_norm, sw, n_eff, state, cfg)
+    obj, ll = objective(log_norm, sw, n_eff, state, cfg, pi=_pi(X, sw, state, cfg))
     history = [obj]
     converged = False
     n_iter = 0
@@ -284,9 +335,10 @@ def run_em(X, y, sw, state, cfg, callback=None):
             features = [np.flatnonzero(state.coef[k]).astype(np.int64) for k in range(K)]
             if all(f.size == p for f in features):
                 features = None
-        state, mu = m_step(X, y, sw, resp, state, cfg, n_eff, mu=mu, features=features)
+        state, mu = m_step(X, y, sw, resp, state, cfg, n_eff, mu=mu, features=features,
+                           y_obj=True)
         log_resp, log_norm, _ = e_step(X, y, state, mu=mu)
-        new_obj, ll = objective(log_norm, sw, n_eff, state, cfg)
+        new_obj, ll = objective(log_norm, sw, n_eff, state, cfg, pi=_pi(X, sw, state, cfg))
         if not np.isfinite(new_obj):
             raise FloatingPointError("the penalised log-likelihood became non-finite")
         history.append(new_obj)
@@ -301,6 +353,10 @@ def run_em(X, y, sw, state, cfg, callback=None):
     return {"state": state, "objective": obj, "loglik": ll, "n_iter": n_iter,
             "converged": converged, "history": np.asarray(history),
             "log_resp": log_resp}
+
+
+def _pi(X, sw, state, cfg):
+    return mean_gates(X, sw, state) if cfg.penalty_power > 0 else None
 
 
 def _needs_full(history, tol):

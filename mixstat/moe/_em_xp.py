@@ -49,6 +49,9 @@ def e_step_xp(X, y, st):
 def run_em_xp(X_host, y_host, sw_host, state, cfg, backend, inner_steps=10):
     """Generalised EM on the device of ``backend``; returns the same dict as
     :func:`mixstat.moe._em.run_em` (host NumPy state)."""
+    if cfg.penalty_power > 0:
+        raise ValueError("penalty_power > 0 runs on the CPU backends ('numpy', 'numba') "
+                         "only; use backend='numba' or penalty_power=0")
     xp = backend.xp
     X = backend.asarray(X_host, dtype=None)
     y = backend.asarray(y_host)

@@ -262,6 +262,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         "alpha_gate": [Interval(Real, 0, None, closed="left")],
         "ridge_gate": [Interval(Real, 0, None, closed="left")],
         "scale_penalty": ["boolean"],
+        "penalty_power": [Interval(Real, 0, 1, closed="both")],
         "variance": [StrOptions({"per-expert", "shared"})],
         "min_variance": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -276,7 +277,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     }
 
     def __init__(self, n_components=2, *, alpha=0.01, alpha_gate=0.01, ridge_gate=0.0,
-                 scale_penalty=True, variance="per-expert", min_variance=1e-3, n_init=3,
+                 scale_penalty=True, penalty_power=0.0, variance="per-expert", min_variance=1e-3, n_init=3,
                  init="residuals", max_iter=500, tol=1e-6, warm_start=False,
                  random_state=None, backend=None, verbose=0, n_jobs=None):
         self.n_components = n_components
@@ -284,6 +285,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         self.alpha_gate = alpha_gate
         self.ridge_gate = ridge_gate
         self.scale_penalty = scale_penalty
+        self.penalty_power = penalty_power
         self.variance = variance
         self.min_variance = min_variance
         self.n_init = n_init
@@ -322,6 +324,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             n_components=int(n_components or self.n_components), alpha=float(self.alpha),
             alpha_gate=float(self.alpha_gate), ridge_gate=float(self.ridge_gate),
             scale_penalty=bool(self.scale_penalty),
+            penalty_power=float(self.penalty_power),
             shared_variance=self.variance == "shared",
             var_floor=float(self.min_variance) * var_y, max_iter=int(self.max_iter),
             tol=float(self.tol),

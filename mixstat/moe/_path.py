@@ -60,6 +60,9 @@ def _alpha_max(X, y, sw, state, cfg):
     log_resp, _, _ = e_step(X, y, state)
     resp = np.exp(log_resp)
     n_eff = float(sw.sum())
+    from ._em import mean_gates, penalty_weights
+
+    wts = penalty_weights(cfg, mean_gates(X, sw, state) if cfg.penalty_power > 0 else None)
     out = 0.0
     for k in range(cfg.n_components):
         w = sw * resp[:, k]
@@ -67,7 +70,7 @@ def _alpha_max(X, y, sw, state, cfg):
             continue
         g = float(enet_lambda_max(X, y, w))
         scale = np.sqrt(state.var[k]) if cfg.scale_penalty else state.var[k]
-        out = max(out, g / (n_eff * scale))
+        out = max(out, g / (n_eff * scale * wts[k]))
     return out
 
 

@@ -349,3 +349,28 @@ def test_cupy_without_gpu_is_a_clear_error():
     err = ValueError if has_module("cupy") else ImportError
     with pytest.raises(err, match="cupy|CuPy"):
         GaussianMoERegressor(backend="cupy").fit(X, y)
+
+
+def test_restart_with_variance_on_the_floor_loses(khalili):
+    # the selection among restarts: a spike component (variance on the floor)
+    # loses against a non-degenerate restart even with a higher objective
+    from mixstat._backend import resolve_backend
+    from mixstat.moe._em import e_step
+
+    X, y, _ = khalili
+    m = GaussianMoERegressor(2, n_init=1, random_state=0).fit(X, y)
+    good = m._state()
+    bad = m._state()
+    floor = 1e-3 * y.var()
+    bad.var[0] = floor
+    res = []
+    for st, obj in ((bad, 10.0), (good, -5.0)):
+        log_resp, log_norm, _ = e_step(np.asfortranarray(X), y, st)
+        res.append({"state": st, "objective": obj, "loglik": float(log_norm.sum()),
+                    "n_iter": 1, "converged": True, "history": np.array([obj]),
+                    "log_resp": log_resp})
+    m._var_floor = floor
+    m._set_result(np.asfortranarray(X), y, res, resolve_backend("numpy"))
+    assert m.lower_bound_ == -5.0 and np.all(m.noise_variance_ > floor)
+    with pytest.warns(UserWarning, match="floor"):
+        m._set_result(np.asfortranarray(X), y, res[:1], resolve_backend("numpy"))
