@@ -117,3 +117,48 @@ def test_edge_cases(ns):
     assert ns.is_native(out.coef) and ns.is_native(out.intercept)
     ref = penalized_multinomial_update(X, T, gamma=0.5, max_iter=3)
     np.testing.assert_allclose(ns.to_numpy(out.coef), ref.coef, atol=1e-12)
+
+
+# --- the fused Numba kernel (added with the kernel) ---------------------------
+from mixstat.primitives import softmax  # noqa: E402
+from mixstat.primitives._multinomial import _prox_newton_kernel  # noqa: E402
+
+
+@pytest.mark.parametrize("gamma,rho", [(0.0, 0.0), (3.0, 0.0), (2.0, 0.5), (0.0, 1.0)])
+def test_kernel_equals_numpy_path_and_py_func(gamma, rho):
+    rng = np.random.default_rng(3)
+    n, p, K = 80, 5, 3
+    X = rng.normal(size=(n, p))
+    T = softmax(X @ rng.normal(size=(p, K)))
+    s = rng.uniform(0.2, 2.0, size=n)
+    kw = dict(gamma=gamma, rho=rho, sample_weight=s, max_iter=300, tol=1e-14)
+    a = penalized_multinomial_update(X, T, use_numba=True, **kw)
+    b = penalized_multinomial_update(X, T, use_numba=False, **kw)
+    assert a.objective == pytest.approx(b.objective, rel=1e-7)
+    assert a.objective == pytest.approx(
+        multinomial_objective(X, T, a.coef, a.intercept, gamma, rho, s), rel=1e-12)
+    # the jitted kernel and its Python function agree step for step
+    W1, b1 = np.zeros((K, p)), np.zeros(K)
+    W2, b2 = np.zeros((K, p)), np.zeros(K)
+    feats = np.arange(p, dtype=np.int64)
+    f1, i1 = _prox_newton_kernel(X, T, s, W1, b1, gamma, rho, feats, 3, 0.0, 20, 1e-6)
+    f2, i2 = _prox_newton_kernel.py_func(X, T, s, W2, b2, gamma, rho, feats, 3, 0.0, 20, 1e-6)
+    assert i1 == i2
+    np.testing.assert_allclose(W1, W2, atol=1e-10)
+    np.testing.assert_allclose(b1, b2, atol=1e-10)
+    assert f1 == pytest.approx(f2, rel=1e-12)
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_features_restricts_the_moving_slopes(use_numba):
+    rng = np.random.default_rng(4)
+    n, p, K = 100, 6, 3
+    X = rng.normal(size=(n, p))
+    T = softmax(X @ rng.normal(size=(p, K)))
+    W0 = rng.normal(size=(K, p)) * 0.1
+    feats = np.array([0, 2, 5])
+    res = penalized_multinomial_update(X, T, coef=W0, gamma=0.5, rho=0.1, max_iter=5,
+                                       features=feats, use_numba=use_numba)
+    frozen = np.setdiff1d(np.arange(p), feats)
+    np.testing.assert_array_equal(res.coef[:, frozen], W0[:, frozen])
+    assert res.objective <= multinomial_objective(X, T, W0, np.zeros(K), 0.5, 0.1) + 1e-12
