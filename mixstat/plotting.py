@@ -570,6 +570,13 @@ def _full_covariances(cov, ctype, K, d):
 # --------------------------------------------------------------------- MPE ---
 def _mpe_entries(estimators, labels):
     """[(label, estimate, (lo, hi) or None)] from estimators / numbers."""
+    if (
+        isinstance(estimators, tuple)
+        and len(estimators) == 2
+        and isinstance(estimators[0], int | float | np.floating | np.integer)
+        and not isinstance(estimators[1], int | float | np.floating | np.integer)
+    ):
+        estimators = [estimators]  # one (estimate, (low, high)) pair
     if isinstance(estimators, Mapping):
         items = list(estimators.items())
     elif isinstance(estimators, Sequence) and not isinstance(estimators, str):

@@ -118,7 +118,7 @@ def test_docs_build_without_warnings(tmp_path):
     shutil.copytree(
         ROOT / "examples",
         tmp_path / "examples",
-        ignore=shutil.ignore_patterns("notebooks", "__pycache__"),
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     env = {
         **os.environ,

@@ -250,6 +250,32 @@ def test_squared_mixture_1d_components_square_to_density(sgm_1d):
     assert ax.get_xlim()[0] <= X.min() and ax.get_xlim()[1] >= X.max()
 
 
+def test_squared_mixture_negative_component_carves_a_hole(sgm_1d):
+    import copy
+
+    from mixstat.circuits._squared_gmm import _log_z
+
+    model = copy.deepcopy(sgm_1d[0])
+    # a broad bump minus a narrow one at the same place: a hole at 0
+    model.weights_ = np.array([0.6, -0.16])  # c(0) slightly below 0
+    model.means_ = np.zeros((2, 1))
+    model.covariances_ = np.array([[[4.0]], [[0.25]]])
+    model.log_normalizer_, _ = _log_z(
+        model.weights_, model.means_, model.covariances_, "full"
+    )
+    ax = plotting.plot_squared_mixture(model, n_points=201)
+    lines = {ln.get_gid(): ln for ln in ax.get_lines()}
+    assert lines["component-0"].get_linestyle() == "-"
+    assert lines["component-1"].get_linestyle() == "--"
+    assert np.all(lines["component-1"].get_ydata() <= 0)
+    x, dens = lines["density"].get_xdata(), lines["density"].get_ydata()
+    c = np.asarray(lines["c"].get_ydata())
+    assert c[100] < 0 and x[100] == pytest.approx(0.0)  # c(0) < 0 ...
+    np.testing.assert_allclose(c**2, dens, rtol=1e-8, atol=1e-14)  # ... squared
+    assert dens[100] < 0.5 * dens.max()  # the hole
+    assert np.sum(dens) * (x[1] - x[0]) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_squared_mixture_marginals(sgm_3d):
     model, X = sgm_3d
     ax = plotting.plot_squared_mixture(model, features=1, n_points=100)
@@ -316,6 +342,9 @@ def test_mpe_errors():
         plotting.plot_mpe([0.1, 0.2], labels=["a"])
     ax = plotting.plot_mpe(0.25)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["estimate 0"]
+    ax = plotting.plot_mpe((0.25, (0.1, 0.3)))  # one (estimate, interval) pair
+    (seg,) = ax.collections[0].get_segments()
+    assert sorted(seg[:, 0]) == pytest.approx([0.1, 0.3])
 
 
 # -------------------------------------------------------------------- MixER ---
@@ -456,3 +485,14 @@ def test_returns_given_axes_and_never_shows(monkeypatch, path, mpe_fits):
     fig, axes = plt.subplots(1, 2)
     assert plotting.plot_regularization_path(path, ax=axes[0]) is axes[0]
     assert plotting.plot_mpe(mpe_fits[1], ax=axes[1]) is axes[1]
+
+
+def test_import_does_not_import_matplotlib():
+    import subprocess
+
+    code = (
+        "import sys, mixstat.plotting; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported at import time'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

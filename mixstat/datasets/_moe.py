@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["make_khalili_moe", "make_sparse_moe", "sample_moe"]
+__all__ = ["make_khalili_moe", "make_moe_regression", "make_sparse_moe", "sample_moe"]
 
 
 def sample_moe(X, coef, intercept, gate_coef, gate_intercept, noise_variance,
@@ -124,6 +124,39 @@ def make_sparse_moe(n_samples=500, n_features=2000, n_components=3, n_informativ
         else:
             feats = rng.choice(p, size=min(n_gate_informative, p), replace=False)
         gate_coef[k, feats] = gate_strength
+    gate_intercept = np.zeros(K)
+    var = np.full(K, float(noise) ** 2)
+    y, labels = sample_moe(X, coef, intercept, gate_coef, gate_intercept, var, rng)
+    if return_params:
+        return X, y, dict(coef=coef, intercept=intercept, gate_coef=gate_coef,
+                          gate_intercept=gate_intercept, noise_variance=var, labels=labels)
+    return X, y
+
+
+def make_moe_regression(n_samples=300, n_components=2, n_features=1, separation=3.0,
+                        noise=0.5, gate_strength=2.0, random_state=None, return_params=False):
+    r"""A small, well-separated Gaussian MoE (for inference and model-selection checks).
+
+    :math:`x \sim N(0, I_p)`; expert :math:`k` has intercept
+    ``separation * (k - (K-1)/2)``, slope ``(-1)^k`` on the first feature (0 on
+    the others) and noise standard deviation ``noise``; gate :math:`k` has
+    slope ``gate_strength * (k - (K-1)/2)`` on the first feature and
+    intercept 0 (so the experts take turns along :math:`x_1`).
+    ``n_components=1`` is the linear model.
+
+    Returns
+    -------
+    X, y[, params] : as :func:`make_khalili_moe`.
+    """
+    rng = check_random_state(random_state)
+    K, p = int(n_components), int(n_features)
+    X = rng.standard_normal((n_samples, p))
+    c = np.arange(K) - (K - 1) / 2.0
+    coef = np.zeros((K, p))
+    coef[:, 0] = (-1.0) ** np.arange(K)
+    intercept = separation * c
+    gate_coef = np.zeros((K, p))
+    gate_coef[:, 0] = gate_strength * c
     gate_intercept = np.zeros(K)
     var = np.full(K, float(noise) ** 2)
     y, labels = sample_moe(X, coef, intercept, gate_coef, gate_intercept, var, rng)

@@ -5,9 +5,16 @@
 - :func:`moe_path`: warm-started regularisation path from ``alpha_max``.
 - :class:`GaussianMoERegressorCV`: selection of ``(alpha, alpha_gate,
   n_components)`` by BIC or held-out log-likelihood.
+- :func:`select_n_components`: number of experts by BIC / ICL / held-out
+  log-likelihood / McLachlan's parametric bootstrap LRT.
+- ``GaussianMoERegressor.inference`` / ``.summary`` / ``.refit``: standard
+  errors (observed information, sandwich, bootstrap) of unpenalised fits.
 """
 
 from ._moe import GaussianMoERegressor
+from ._inference import MoEInference
 from ._path import GaussianMoERegressorCV, MoEPath, moe_path
+from ._selection import ComponentSelection, select_n_components
 
-__all__ = ["GaussianMoERegressor", "GaussianMoERegressorCV", "MoEPath", "moe_path"]
+__all__ = ["ComponentSelection", "GaussianMoERegressor", "GaussianMoERegressorCV",
+           "MoEInference", "MoEPath", "moe_path", "select_n_components"]

@@ -70,6 +70,10 @@ class EMConfig:
     init_rounds: int = 5
     gate_cd_sweeps: int = 5
     penalty_power: float = 0.0  # Städler's gamma: weight pi_k^gamma on expert k's penalty
+    # refit on a selected support: per-expert int arrays of the slopes allowed to
+    # move (the others stay zero), and the gate columns allowed to move
+    expert_support: tuple | None = None
+    gate_support: np.ndarray | None = None
 
 
 @dataclass
@@ -207,7 +211,7 @@ def m_step(X, y, sw, resp, state, cfg, n_eff, mu=None, features=None, n_sweeps=1
         new.coef[k] = coef
         new.intercept[k] = ybar - float(xbar @ coef)
         mu[:, k] = y - r
-    if features is None:
+    if features is None or cfg.expert_support is not None:
         mu = expert_means(X, new)  # exact refresh (no drift from the residual updates)
     resid2 = (y[:, None] - mu) ** 2
     rss = (sw[:, None] * resp * resid2).sum(axis=0)
@@ -266,7 +270,11 @@ def _gate_step(X, sw, resp, state, cfg, n_eff, full=True, steps=1):
     """
     p = X.shape[1]
     cols = None
-    if not full:
+    if cfg.gate_support is not None:
+        cols = np.asarray(cfg.gate_support, dtype=np.int64)
+        if cols.size == p:
+            cols = None
+    elif not full:
         nz = np.flatnonzero(np.any(state.gate_coef != 0, axis=0))
         if 2 * nz.size < p:
             cols = nz
@@ -304,7 +312,9 @@ def state_from_resp(X, y, sw, resp, cfg, n_eff):
     # alternate (slopes, variances) a few times at fixed responsibilities: the
     # first threshold uses the slope-free variance, which is far too large
     for r in range(cfg.init_rounds):
+        feats = None if cfg.expert_support is None else list(cfg.expert_support)
         state, _ = m_step(X, y, sw, resp, state, cfg, n_eff, n_sweeps=cfg.init_sweeps,
+                          features=feats,
                           update_gates=r == cfg.init_rounds - 1, gate_steps=3)
     return state
 
@@ -329,7 +339,9 @@ def run_em(X, y, sw, state, cfg, callback=None):
         n_iter = it
         resp = np.exp(log_resp)
         full = (it % _FULL_SWEEP_EVERY == 1) or _needs_full(history, cfg.tol)
-        if full or cfg.alpha == 0:
+        if cfg.expert_support is not None:
+            features = list(cfg.expert_support)
+        elif full or cfg.alpha == 0:
             features = None
         else:
             features = [np.flatnonzero(state.coef[k]).astype(np.int64) for k in range(K)]
@@ -342,7 +354,7 @@ def run_em(X, y, sw, state, cfg, callback=None):
         if not np.isfinite(new_obj):
             raise FloatingPointError("the penalised log-likelihood became non-finite")
         history.append(new_obj)
-        full_last = features is None
+        full_last = features is None or cfg.expert_support is not None
         if callback is not None:
             callback(it, state, new_obj)
         change = abs(new_obj - obj)

@@ -368,6 +368,9 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
                                    n_jobs=1 if device is not None else self.n_jobs,
                                    verbose=self.verbose, desc="GaussianMoERegressor restarts")
         self._set_result(X, y, results, backend)
+        self._n_train = float(sw.sum())
+        for name in ("support_", "gate_support_"):
+            self.__dict__.pop(name, None)  # a refit's support does not survive a new fit
         return self
 
     def _set_result(self, X, y, results, backend):
@@ -404,6 +407,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         self.n_iter_ = int(best["n_iter"])
         self.converged_ = bool(best["converged"])
         self.backend_ = backend.name
+        self._perm = perm
         for name in ("coef_", "intercept_", "gate_coef_", "gate_intercept_", "noise_variance_"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"the fit produced non-finite {name}; "
@@ -487,6 +491,234 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     def aic(self, X, y):
         """Akaike information criterion :math:`-2\\log L + 2\\,df` (lower is better)."""
         return -2.0 * self.log_likelihood(X, y) + 2.0 * self.n_parameters()
+
+    # ------------------------------------------------------ inference ---
+    def _is_penalised(self):
+        return self.alpha > 0 or self.alpha_gate > 0 or self.ridge_gate > 0
+
+    def _layout(self):
+        from ._inference import ParamLayout
+
+        K, p = self.coef_.shape
+        sup = getattr(self, "support_", None)
+        if sup is None:
+            supports = [np.arange(p, dtype=np.int64)] * K
+            gate_support = np.arange(p, dtype=np.int64) if K > 1 else np.zeros(0, np.int64)
+        else:
+            supports = [np.flatnonzero(sup[k]).astype(np.int64) for k in range(K)]
+            gate_support = np.flatnonzero(self.gate_support_).astype(np.int64)
+        return ParamLayout(K, p, supports, gate_support, self.variance == "shared")
+
+    def _support_config(self, X, y, sw, layout, backend=None):
+        from dataclasses import replace
+
+        if backend is None:
+            backend = resolve_backend(None, X, y, allowed=("numpy", "numba"))
+        cfg = self._make_config(X, y, sw, backend)
+        return replace(cfg, alpha=0.0, alpha_gate=0.0, ridge_gate=0.0, penalty_power=0.0,
+                       expert_support=tuple(layout.supports), gate_support=layout.gate_support)
+
+    def refit(self, X, y, sample_weight=None):
+        """Unpenalised refit on the selected support (the relaxed Lasso).
+
+        The experts' non-zero slopes and the gate columns with a non-zero
+        slope are refitted by maximum likelihood (generalised EM started from
+        this fit, the other slopes held at zero). The result is a new
+        unpenalised estimator (``alpha = alpha_gate = ridge_gate = 0``) with
+        ``support_`` (K x p bool) and ``gate_support_`` (p bool), on which
+        :meth:`inference` and :meth:`summary` give standard errors; the
+        intervals are conditional on the selected support (post-selection
+        inference is not accounted for).
+        """
+        from sklearn.base import clone
+
+        check_is_fitted(self)
+        new = clone(self).set_params(alpha=0.0, alpha_gate=0.0, ridge_gate=0.0,
+                                     warm_start=False)
+        X, y, sw, backend = new._validate_fit_data(X, y, sample_weight)
+        if X.shape[1] != self.coef_.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features, the fit had {self.coef_.shape[1]}")
+        support = self.coef_ != 0
+        gate_support = (np.any(self.gate_coef_ != 0, axis=0) if self.coef_.shape[0] > 1
+                        else np.zeros(X.shape[1], dtype=bool))
+        new.support_, new.gate_support_ = support, gate_support
+        layout = new._layout()
+        cfg = new._support_config(X, y, sw, layout)
+        new._var_floor = cfg.var_floor
+        st = self._state()
+        st.coef[~support] = 0.0
+        st.gate_coef[:, ~gate_support] = 0.0
+        from ._em import run_em
+
+        new._set_result(X, y, [run_em(X, y, sw, st, cfg)], backend)
+        new._n_train = float(sw.sum())
+        new.support_ = support[new._perm]
+        return new
+
+    def inference(self, X, y, sample_weight=None, *, method="observed", level=0.95,
+                  n_bootstrap=200, random_state=None, n_jobs=None):
+        r"""Standard errors, z, p-values and confidence intervals of the fit.
+
+        Defined for an unpenalised fit (``alpha = alpha_gate = ridge_gate =
+        0``) or a :meth:`refit` on a selected support: Lasso estimates are
+        biased toward zero and have no valid Wald distribution.
+
+        Parameters
+        ----------
+        X, y : the data the model was fitted on.
+        sample_weight : array-like, optional (frequency weights).
+        method : {'observed', 'sandwich', 'bootstrap', 'parametric-bootstrap'}
+            'observed': inverse observed information (exact Hessian of the
+            log-likelihood, central differences of the analytic score);
+            'sandwich': :math:`I^{-1} J I^{-1}` with :math:`J` the outer product
+            of the per-sample scores; 'bootstrap': resampled rows, refitted by
+            EM from this fit, percentile intervals; 'parametric-bootstrap':
+            responses redrawn from the fitted model.
+        level : float, default=0.95
+        n_bootstrap : int, default=200
+        random_state, n_jobs : for the bootstrap (joblib through
+            :func:`mixstat.primitives._bootstrap.bootstrap_replicates`).
+
+        Returns
+        -------
+        MoEInference
+            ``names`` ((block, term) pairs: experts' intercept, slopes on the
+            support, variance; gate contrasts against the last expert, the
+            reference class that makes the gates identifiable), ``params``,
+            ``se``, ``z``, ``pvalue``, ``ci_low``, ``ci_high``, ``cov``.
+        """
+        from ._inference import observed_information, per_sample_scores, wald, _invert
+
+        check_is_fitted(self)
+        if self._is_penalised():
+            raise ValueError(
+                "standard errors and intervals are not defined for a penalised fit "
+                f"(alpha={self.alpha}, alpha_gate={self.alpha_gate}, ridge_gate="
+                f"{self.ridge_gate}): the Lasso estimates are shrunk toward zero and "
+                "selected by the data, so Wald or bootstrap intervals around them do not "
+                "cover. Call model.refit(X, y) (unpenalised refit on the selected support) "
+                "and ask the refitted model, or fit with alpha=alpha_gate=0.")
+        if method not in ("observed", "sandwich", "bootstrap", "parametric-bootstrap"):
+            raise ValueError("method must be 'observed', 'sandwich', 'bootstrap' or "
+                             f"'parametric-bootstrap', got {method!r}")
+        X, y = self._check_Xy(X, y)
+        sw = check_sample_weight(sample_weight, X)
+        X = np.asfortranarray(X)
+        layout = self._layout()
+        theta = layout.pack(self._state())
+        if method in ("observed", "sandwich"):
+            info = observed_information(theta, layout, X, y, sw)
+            cov = _invert(info)
+            if method == "sandwich":
+                S, _ = per_sample_scores(theta, layout, X, y)
+                cov = cov @ (S.T @ (sw[:, None] * S)) @ cov
+            return wald(layout, theta, cov, method, level)
+        return self._bootstrap(X, y, sw, layout, theta, method, level, n_bootstrap,
+                               random_state, n_jobs)
+
+    def _bootstrap(self, X, y, sw, layout, theta, method, level, n_bootstrap, random_state,
+                   n_jobs):
+        from scipy import stats
+
+        from ..primitives._bootstrap import bootstrap_replicates, percentile_interval
+        from ._inference import MoEInference, bootstrap_statistic
+
+        cfg = self._support_config(X, y, sw, layout)
+        kind = "parametric" if method == "parametric-bootstrap" else "nonparametric"
+        stat = functools.partial(bootstrap_statistic, X=X, y=y, sw=sw, state=self._state(),
+                                 cfg=cfg, layout=layout, kind=kind, model=self)
+        reps = np.asarray(bootstrap_replicates(stat, np.zeros(X.shape[0]), int(n_bootstrap),
+                                               random_state=random_state, n_jobs=n_jobs,
+                                               verbose=self.verbose, desc="MoE bootstrap"))
+        ok = np.all(np.isfinite(reps), axis=1)
+        n_failed = int((~ok).sum())
+        if ok.sum() < 2:
+            raise ValueError(f"the bootstrap failed in {n_failed} of {n_bootstrap} replicates "
+                             "(refits diverged or a variance hit the floor); increase "
+                             "min_variance or use method='observed'")
+        if n_failed:
+            warnings.warn(f"{n_failed} of {n_bootstrap} bootstrap replicates failed and were "
+                          "left out of the intervals", UserWarning, stacklevel=3)
+        good = reps[ok]
+        lo, hi = percentile_interval(good, level)
+        se = good.std(axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = theta / se
+        return MoEInference(layout.names, theta, se, z, 2 * stats.norm.sf(np.abs(z)),
+                            np.asarray(lo), np.asarray(hi), None, method, level,
+                            n_failed=n_failed, n_bootstrap=int(n_bootstrap), replicates=reps)
+
+    def summary(self, X=None, y=None, sample_weight=None, *, method="observed", level=0.95,
+                n_bootstrap=200, random_state=None, n_jobs=None):
+        """A statsmodels-style summary (:class:`mixstat.utils.ModelSummary`).
+
+        With ``X, y`` (the training data) of an unpenalised fit or a
+        :meth:`refit`, each expert's and each gate contrast's table has the
+        coefficient, standard error, z, p-value and interval
+        (see :meth:`inference` for ``method``); otherwise the tables list the
+        estimates (for a penalised fit, the non-zero ones) and a note says
+        why there are no standard errors.
+        """
+        from sklearn.exceptions import NotFittedError
+
+        from ..utils import ModelSummary
+
+        try:
+            check_is_fitted(self)
+        except NotFittedError:
+            raise NotFittedError("summary() needs a fitted GaussianMoERegressor: call "
+                                 "fit(X, y) first") from None
+        K, p = self.coef_.shape
+        inf = None
+        notes = []
+        if X is not None and y is not None and not self._is_penalised():
+            inf = self.inference(X, y, sample_weight, method=method, level=level,
+                                 n_bootstrap=n_bootstrap, random_state=random_state,
+                                 n_jobs=n_jobs)
+        elif self._is_penalised():
+            notes.append("Penalised (Lasso) fit: estimates only, non-zero slopes listed; "
+                         "standard errors need an unpenalised refit: model.refit(X, y)"
+                         ".summary(X, y).")
+        else:
+            notes.append("No standard errors: pass the training data, summary(X, y).")
+        n = float(np.asarray(X).shape[0]) if X is not None else getattr(self, "_n_train", None)
+        ll = self.log_likelihood(X, y, sample_weight) if (X is not None and y is not None) \
+            else self.log_likelihood_
+        df = self.n_parameters()
+        info = {"Model": "GaussianMoERegressor", "Experts": K, "Observations": n,
+                "Log-likelihood": ll, "Df": df, "AIC": -2 * ll + 2 * df,
+                "BIC": -2 * ll + df * np.log(n) if n else None,
+                "Iterations": self.n_iter_, "Converged": self.converged_,
+                "Backend": self.backend_, "alpha": self.alpha, "alpha_gate": self.alpha_gate,
+                "Covariance": inf.method if inf is not None else "none"}
+        layout = self._layout()
+        tables = []
+        q = (1 - level) / 2
+        if inf is not None:
+            cols = ["coef", "std err", "z", "P>|z|", f"[{q:.3g}", f"{1 - q:.3g}]"]
+            for block in dict.fromkeys(b for b, _ in inf.names):
+                idx = inf.table(block)
+                rows = [inf.names[i][1] for i in idx]
+                vals = np.column_stack([inf.params[idx], inf.se[idx], inf.z[idx],
+                                        inf.pvalue[idx], inf.ci_low[idx], inf.ci_high[idx]])
+                tables.append((block, rows, cols, vals))
+            if inf.n_failed:
+                notes.append(f"{inf.n_failed} of {inf.n_bootstrap} bootstrap replicates failed.")
+            if K > 1:
+                notes.append(f"Gates: contrasts w_k - w_{K - 1} (expert {K - 1} is the reference "
+                             "class that makes the softmax gates identifiable).")
+            if getattr(self, "support_", None) is not None:
+                notes.append("Refit on the selected support: intervals are conditional on "
+                             "the selection.")
+        else:
+            theta = layout.pack(self._state())
+            for block in dict.fromkeys(b for b, _ in layout.names):
+                idx = [i for i, (b, _) in enumerate(layout.names) if b == block]
+                keep = [i for i in idx if layout.names[i][1] in ("intercept", "sigma^2")
+                        or theta[i] != 0]
+                tables.append((block, [layout.names[i][1] for i in keep], ["coef"],
+                               theta[keep][:, None]))
+        return ModelSummary("Gaussian mixture of experts", info, tables, notes)
 
     def sample(self, X, random_state=None):
         """Draw one response per row of ``X`` from the fitted conditional density.

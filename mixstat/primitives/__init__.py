@@ -6,6 +6,17 @@ vectorised alternative (FISTA) for GPU arrays.
 """
 
 from ._assignment import match_components, match_labels
+from ._bootstrap import bootstrap_replicates, percentile_interval, stratified_resample_indices
+from ._inference import wald_inference
+from ._kmeans import (
+    KMeansGateResult,
+    KMeansResult,
+    kmeans_lstsq_gate,
+    lstsq_gate_logits,
+    match_clusters_to_experts,
+    warm_kmeans,
+)
+from ._signed_matmul import signed_log_matmul
 from ._gaussian import gaussian_log_density, gaussian_product_log_integral, normal_log_density
 from ._lasso import (
     EnetResult,
@@ -30,6 +41,17 @@ from ._multinomial import (
 )
 
 __all__ = [
+    "KMeansGateResult",
+    "KMeansResult",
+    "bootstrap_replicates",
+    "kmeans_lstsq_gate",
+    "lstsq_gate_logits",
+    "match_clusters_to_experts",
+    "percentile_interval",
+    "signed_log_matmul",
+    "stratified_resample_indices",
+    "wald_inference",
+    "warm_kmeans",
     "EnetResult",
     "MultinomialResult",
     "enet_duality_gap",

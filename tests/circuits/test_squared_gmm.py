@@ -137,9 +137,9 @@ def test_sampling_moments_match_density():
 def test_beats_gmm_on_a_ring():
     X = make_rings(1500, radii=(2.0,), noise=0.3, random_state=0)
     Xt = make_rings(2000, radii=(2.0,), noise=0.3, random_state=1)
-    sq = SquaredGaussianMixture(3, init="random", n_init=2, random_state=0).fit(X)
+    sq = SquaredGaussianMixture(3, init="random", n_init=3, random_state=0).fit(X)
     gm = GaussianMixture(3, n_init=3, random_state=0).fit(X)
-    assert sq.score(Xt) > gm.score(Xt) + 0.02
+    assert sq.score(Xt) > gm.score(Xt) + 0.05
     assert np.any(sq.weights_ < 0)  # subtraction is what helps
 
 

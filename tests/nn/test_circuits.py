@@ -274,3 +274,17 @@ def test_bad_construction():
         TensorizedCircuit([quad_tree(2, 2)], layer="tucker")
     with pytest.raises(ValueError, match="n_categories"):
         TensorizedCircuit([random_binary_tree(2, 0)], inputs="categorical")
+
+
+def test_conditional_integrates_to_one_and_matches_ratio():
+    m = _model(3, 3)
+    with torch.no_grad():
+        m.input.log_scale.clamp_(-0.5, 0.7)
+        g = torch.linspace(-14, 14, 1401, dtype=F64)
+        X = torch.stack([g, torch.full_like(g, 0.4), torch.full_like(g, -0.2)], 1)
+        T = torch.tensor([True, False, False])
+        G = torch.tensor([False, True, False])
+        lc = m.log_conditional(X, T, G)
+        assert abs(float(_simpson_w(g) @ torch.exp(lc)) - 1) < 1e-7
+        with pytest.raises(ValueError, match="disjoint"):
+            m.log_conditional(X, T, T)

@@ -328,6 +328,21 @@ class TensorizedCircuit(nn.Module):
         mode = torch.where(observed, OBSERVED, INTEGRATED)
         return self.log_query(torch.nan_to_num(x), mode)
 
+    def log_conditional(self, x, target, given):
+        """Conditional log-density :math:`\log p(x_T \mid x_G)` as the ratio of
+        two marginals of the (squared) circuit.
+
+        Parameters
+        ----------
+        x : tensor (B, D)
+        target, given : bool tensors (D,), disjoint
+        """
+        target = torch.as_tensor(target, device=x.device)
+        given = torch.as_tensor(given, device=x.device)
+        if bool((target & given).any()):
+            raise ValueError("target and given variables must be disjoint")
+        return self.log_marginal(x, target | given) - self.log_marginal(x, given)
+
     # ----------------------------------------------------------- sample --
     @torch.no_grad()
     def sample(self, n, generator=None, n_bisect=50, order=None):
