@@ -124,7 +124,7 @@ def mean_gates(X, sw, state):
 
 
 def penalty_weights(cfg, pi):
-    """Per-expert weights :math:`\pi_k^\gamma` of the expert penalty."""
+    r"""Per-expert weights :math:`\pi_k^\gamma` of the expert penalty."""
     if cfg.penalty_power == 0 or pi is None:
         return np.ones(cfg.n_components)
     return np.maximum(np.asarray(pi, dtype=float), 1e-300) ** cfg.penalty_power
@@ -242,7 +242,7 @@ def _full_objective(X, y, sw, state, cfg, n_eff, mu):
 
 
 def _gate_step_checked(X, y, sw, resp, state, cfg, n_eff, mu, full, steps):
-    """Gate step when the expert penalties depend on the gates (``penalty_power
+    r"""Gate step when the expert penalties depend on the gates (``penalty_power
     > 0``, :math:`\pi_k^\gamma`): the proximal-Newton step of the gate
     surrogate, then a backtracking line search on the full penalised objective
     toward the previous gates, so that the objective never decreases (a

@@ -348,6 +348,8 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         X, y, sw, backend = self._validate_fit_data(X, y, sample_weight)
         cfg = self._make_config(X, y, sw, backend)
         self._var_floor = cfg.var_floor
+        for name in ("_suff", "_t", "_online_cfg", "n_samples_seen_"):
+            self.__dict__.pop(name, None)  # fit restarts the online statistics
         rng = check_random_state(self.random_state)
         warm = (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (cfg.n_components, X.shape[1]))
@@ -416,6 +418,139 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             warnings.warn(
                 f"GaussianMoERegressor did not converge in max_iter={self.max_iter} "
                 "iterations; increase max_iter or tol.", ConvergenceWarning, stacklevel=3)
+
+    # --------------------------------------------------- partial_fit ---
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        r"""One step of mini-batch stepwise EM (Liang & Klein 2009) on a batch.
+
+        The first call fits the batch by EM (``init``, ``n_init`` restarts)
+        and starts the running sufficient statistics. Every later call runs
+        the E-step of the batch at the current parameters and moves the
+        per-sample sufficient statistics of each expert
+        (:math:`ar n_k, \overline{	au x}, \overline{	au y},
+        \overline{	au x x^	op}, \overline{	au x y}, \overline{	au y^2}`) by
+        :math:`s \leftarrow (1-\eta_t)s + \eta_t \hat s_{batch}` with
+        :math:`\eta_t = (t+2)^{-0.6}` (Liang & Klein's stepwise EM; the
+        exponent lies in their range (0.5, 1]); the experts' M-step is then
+        exact on the statistics (weighted least squares, or the Lasso with the
+        scaled penalty solved by coordinate descent on a Cholesky factor of
+        the centred Gram matrix) with the closed-form variance. The softmax
+        gates have no finite sufficient statistics: they take one
+        proximal-Newton step on the batch's responsibilities, damped by the
+        same :math:`\eta_t` (a stochastic-approximation step). Memory is
+        :math:`O(K p^2)`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+
+        References
+        ----------
+        P. Liang, D. Klein, "Online EM for unsupervised models", NAACL 2009.
+        """
+        if not hasattr(self, "_suff"):
+            self.__dict__.pop("coef_", None)
+            X, y, sw, backend = self._validate_fit_data(X, y, sample_weight)
+            cfg = self._make_config(X, y, sw, backend)
+            self._var_floor = cfg.var_floor
+            self._online_cfg = cfg
+            rng = check_random_state(self.random_state)
+            seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+            results = [_single_fit((int(sd), r), X, y, sw, cfg, self.init)
+                       for r, sd in enumerate(seeds)]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self._set_result(X, y, results, backend)
+            self._n_train = float(sw.sum())
+            self._suff = self._batch_stats(X, y, sw)
+            self.n_samples_seen_ = X.shape[0]
+            self._t = 0
+            return self
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, reset=False)
+        sw = check_sample_weight(sample_weight, X)
+        X = np.asfortranarray(X)
+        cfg = self._online_cfg
+        self._t += 1
+        eta = (self._t + 2.0) ** -0.6
+        batch = self._batch_stats(X, y, sw)
+        self._suff = {k: (1 - eta) * v + eta * batch[k] for k, v in self._suff.items()}
+        state = self._state()
+        self._stepwise_m_step(state, cfg)
+        if state.coef.shape[0] > 1:
+            from ._em import _gate_step
+
+            resp = np.exp(e_step(X, y, self._state())[0])
+            new = state.copy()
+            _gate_step(X, sw, resp, new, cfg, float(sw.sum()), full=True, steps=1)
+            state.gate_coef = (1 - eta) * state.gate_coef + eta * new.gate_coef
+            state.gate_intercept = (1 - eta) * state.gate_intercept + eta * new.gate_intercept
+        from ._em import objective
+
+        _, log_norm, _ = e_step(X, y, state)
+        self.coef_, self.intercept_ = state.coef, state.intercept
+        self.gate_coef_, self.gate_intercept_ = state.gate_coef, state.gate_intercept
+        self.noise_variance_ = state.var
+        pi = None
+        if cfg.penalty_power > 0:
+            from ._em import mean_gates
+
+            pi = mean_gates(X, sw, state)
+        obj, ll = objective(log_norm, sw, float(sw.sum()), state, cfg, pi=pi)
+        self.lower_bound_, self.log_likelihood_ = float(obj), float(ll)
+        self.n_iter_ = self._t
+        self.n_samples_seen_ += X.shape[0]
+        return self
+
+    def _batch_stats(self, X, y, sw):
+        """Per-sample (mean-scale) expert sufficient statistics of a batch."""
+        resp = np.exp(e_step(X, y, self._state())[0]) * sw[:, None]
+        N = float(sw.sum())
+        return {"n": resp.sum(axis=0) / N, "mx": resp.T @ X / N, "my": resp.T @ y / N,
+                "Sxx": np.einsum("ik,ij,il->kjl", resp, X, X, optimize=True) / N,
+                "Sxy": (resp * y[:, None]).T @ X / N, "Syy": resp.T @ (y * y) / N}
+
+    def _stepwise_m_step(self, state, cfg):
+        """Experts and variances from the running statistics (in place)."""
+        from ._em import _sigma_update, penalty_weights
+
+        s = self._suff
+        K, p = state.coef.shape
+        wts = penalty_weights(cfg, s["n"] if cfg.penalty_power > 0 else None)
+        for k in range(K):
+            nk = float(s["n"][k])
+            if nk <= 1e-10:
+                continue
+            xbar = s["mx"][k] / nk
+            ybar = float(s["my"][k]) / nk
+            C = s["Sxx"][k] - nk * np.outer(xbar, xbar)
+            c = s["Sxy"][k] - nk * xbar * ybar
+            syy = float(s["Syy"][k]) - nk * ybar * ybar
+            scale = np.sqrt(state.var[k]) if cfg.scale_penalty else state.var[k]
+            lam = cfg.alpha * wts[k]
+            jitter = 1e-10 * max(float(np.trace(C)), 1e-300)
+            if lam > 0:
+                R = np.linalg.cholesky(C + jitter * np.eye(p))
+                u = np.linalg.solve(R, c)
+                fit = weighted_enet_cd(np.asfortranarray(R.T), u, None, lam1=lam * scale,
+                                       coef=state.coef[k], fit_intercept=False,
+                                       max_iter=200, tol=1e-8, use_numba=cfg.use_numba)
+                b = np.asarray(fit.coef, dtype=float)
+            else:
+                b = np.linalg.solve(C + jitter * np.eye(p), c)
+            rss = max(syy - 2 * float(b @ c) + float(b @ C @ b), 0.0)
+            state.coef[k] = b
+            state.intercept[k] = ybar - float(xbar @ b)
+            state.var[k] = _sigma_update(nk, rss, float(np.abs(b).sum()), lam,
+                                         cfg.scale_penalty, cfg.var_floor)
+        if cfg.shared_variance:
+            state.var[:] = float(s["n"] @ state.var / s["n"].sum())
 
     def _state(self):
         return MoEState(self.coef_.copy(), self.intercept_.copy(), self.gate_coef_.copy(),
@@ -496,10 +631,10 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     def _is_penalised(self):
         return self.alpha > 0 or self.alpha_gate > 0 or self.ridge_gate > 0
 
-    def _layout(self):
+    def _layout(self, shape=None):
         from ._inference import ParamLayout
 
-        K, p = self.coef_.shape
+        K, p = self.coef_.shape if shape is None else shape
         sup = getattr(self, "support_", None)
         if sup is None:
             supports = [np.arange(p, dtype=np.int64)] * K
@@ -542,7 +677,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         gate_support = (np.any(self.gate_coef_ != 0, axis=0) if self.coef_.shape[0] > 1
                         else np.zeros(X.shape[1], dtype=bool))
         new.support_, new.gate_support_ = support, gate_support
-        layout = new._layout()
+        layout = new._layout(self.coef_.shape)
         cfg = new._support_config(X, y, sw, layout)
         new._var_floor = cfg.var_floor
         st = self._state()

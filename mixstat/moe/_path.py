@@ -286,7 +286,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
 
     def __init__(self, n_components=(1, 2, 3), *, alphas=None, n_alphas=20, eps=1e-2,
                  alpha_gates=(0.01,), cv=None, ridge_gate=0.0, scale_penalty=True,
-                 variance="per-expert", min_variance=1e-3, n_init=3, init="residuals",
+                 penalty_power=0.0, variance="per-expert", min_variance=1e-3, n_init=3, init="residuals",
                  max_iter=500, tol=1e-6, random_state=None, backend=None, verbose=0,
                  n_jobs=None):
         self.n_components = n_components
@@ -297,6 +297,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         self.cv = cv
         self.ridge_gate = ridge_gate
         self.scale_penalty = scale_penalty
+        self.penalty_power = penalty_power
         self.variance = variance
         self.min_variance = min_variance
         self.n_init = n_init
@@ -309,7 +310,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         self.n_jobs = n_jobs
 
     def _base_params(self):
-        keys = ("ridge_gate", "scale_penalty", "variance", "min_variance", "n_init", "init",
+        keys = ("ridge_gate", "scale_penalty", "penalty_power", "variance", "min_variance", "n_init", "init",
                 "max_iter", "tol", "backend")
         return {k: getattr(self, k) for k in keys}
 

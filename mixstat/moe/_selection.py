@@ -144,6 +144,10 @@ def select_n_components(X, y, n_components=(1, 2, 3), method="bic", *, cv=5,
                                       or params.get("ridge_gate", 0) > 0):
         raise ValueError("the likelihood-ratio test compares maximum likelihoods: use "
                          "alpha=alpha_gate=ridge_gate=0 (or refit the selected supports)")
+    if method == "bootstrap_lrt" and 1.0 / (n_bootstrap + 1) > level:
+        raise ValueError(f"n_bootstrap={n_bootstrap} cannot reach level={level}: the smallest "
+                         f"bootstrap p-value is 1/(n_bootstrap+1); use n_bootstrap >= "
+                         f"{int(np.ceil(1 / level - 1))}")
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     rng = np.random.default_rng(random_state)
