@@ -100,7 +100,7 @@ def main():
         lines.append(s)
 
     t0 = time.perf_counter()
-    out("# Fidelity: synthetic domain adaptation (Zhu et al., ICML 2023, Sec. 6)")
+    out("# Fidelity: synthetic domain adaptation (Zhu et al., ICML 2023)")
     out()
     out(f"Command: `.venv/bin/python benchmarks/bench_mpe_fidelity.py --trials {args.trials}`; "
         f"{args.trials} trials per kappa*, m = n = 1000. Mean absolute error "

@@ -14,7 +14,8 @@
 from ._moe import GaussianMoERegressor
 from ._inference import MoEInference
 from ._path import GaussianMoERegressorCV, MoEPath, moe_path
+from ._relaxed import relaxed_bic_path
 from ._selection import ComponentSelection, select_n_components
 
 __all__ = ["ComponentSelection", "GaussianMoERegressor", "GaussianMoERegressorCV",
-           "MoEInference", "MoEPath", "moe_path", "select_n_components"]
+           "MoEInference", "MoEPath", "moe_path", "relaxed_bic_path", "select_n_components"]

@@ -309,6 +309,8 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
+    _supports_partial_fit = False
+
     def _base_params(self):
         keys = ("ridge_gate", "scale_penalty", "penalty_power", "variance", "min_variance", "n_init", "init",
                 "max_iter", "tol", "backend")

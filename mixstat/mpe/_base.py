@@ -9,10 +9,14 @@ an estimate of a mixture proportion in ``[0, 1]``.
 
 from __future__ import annotations
 
+import warnings
+
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import ClassifierTags
 
@@ -187,13 +191,35 @@ class BaseMPE(BaseEstimator):
         params = {"n_bootstrap": 0, "verbose": 0}
         if "n_jobs" in self.get_params():
             params["n_jobs"] = None
-        template = clone(self).set_params(**params)
+        template = _clone_keep_fitted(self).set_params(**params)
         stat = _BootstrapStatistic(template, X, y)
         reps = bootstrap_replicates(stat, y, self.n_bootstrap, random_state=rng,
                                     n_jobs=self.n_jobs, verbose=self.verbose,
                                     desc=type(self).__name__)
         self.bootstrap_proportions_ = reps
+        self.n_bootstrap_failed_ = int(np.sum(~np.isfinite(reps)))
+        if self.n_bootstrap_failed_:
+            warnings.warn(
+                f"{self.n_bootstrap_failed_} of {len(reps)} bootstrap replicates failed "
+                "(the estimator raised on the resample); the interval uses the others.",
+                UserWarning, stacklevel=3)
         self.proportion_interval_ = percentile_interval(reps, self.confidence)
+
+
+def _clone_keep_fitted(est):
+    """``clone(est)``, but parameters that are *fitted* estimators (a fitted
+    classifier given as the acceptance function, say) are kept as they are:
+    cloning would return them unfitted."""
+    out = clone(est)
+    keep = {}
+    for name, value in est.get_params(deep=False).items():
+        if hasattr(value, "fit") and hasattr(value, "get_params"):
+            try:
+                check_is_fitted(value)
+            except (NotFittedError, TypeError):
+                continue
+            keep[name] = value
+    return out.set_params(**keep) if keep else out
 
 
 class _BootstrapStatistic:
@@ -203,7 +229,7 @@ class _BootstrapStatistic:
         self.template, self.X, self.y = template, X, y
 
     def __call__(self, idx, seed):
-        est = clone(self.template)
+        est = _clone_keep_fitted(self.template)
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
         Xb, yb = self.X[idx], self.y[idx]

@@ -64,3 +64,24 @@ def test_sumpe_bootstrap_array_and_callable_acceptance_agree():
     e1 = SubsamplingMPE(KernelMeanMPE(), a, n_bootstrap=3, random_state=0).fit(d.X, d.y)
     e2 = SubsamplingMPE(KernelMeanMPE(), f, n_bootstrap=3, random_state=0).fit(d.X, d.y)
     assert e1.proportion_interval_ == e2.proportion_interval_
+
+
+def test_bootstrap_keeps_a_fitted_classifier_acceptance():
+    # a fitted classifier passed as the acceptance must survive the bootstrap
+    # clones (it used to be cloned unfitted, every replicate failing as NaN)
+    from sklearn.linear_model import LogisticRegression
+
+    from mixstat.mpe import KernelMeanMPE, SubsamplingMPE
+
+    rng = np.random.default_rng(0)
+    Xh = rng.normal(size=(150, 1))
+    Xf = np.r_[rng.normal(size=(50, 1)), rng.normal(3, 1, size=(100, 1))]
+    X = np.r_[Xh, Xf]
+    y = np.r_[np.ones(150), np.zeros(150)]
+    clf = LogisticRegression().fit(X, y)
+    est = SubsamplingMPE(KernelMeanMPE(), acceptance=clf, n_bootstrap=3, random_state=0)
+    est.fit(X, y)
+    assert est.n_bootstrap_failed_ == 0
+    assert np.all(np.isfinite(est.bootstrap_proportions_))
+    lo, hi = est.proportion_interval_
+    assert 0.0 <= lo <= hi <= 1.0
