@@ -5,6 +5,13 @@ Usage (from the repository root, with a CUDA build of torch)::
     python benchmarks/gpu_suite.py              # every section
     python benchmarks/gpu_suite.py --only nn    # sections whose name contains 'nn'
     python benchmarks/gpu_suite.py --list
+    python benchmarks/gpu_suite.py --cpu-only   # no GPU: the CPU halves at tiny sizes
+
+The sections ``moe_em``, ``mpe_kernel_mean`` and ``circuit_epoch`` time the
+same computation on the CPU and on the GPU in this one run and add a row to the
+final table of ratios (CPU seconds / GPU seconds). ``--cpu-only`` runs only
+their CPU halves, at tiny sizes, to check the script on a machine without a
+GPU (the GPU-only sections are then skipped).
 
 It installs ``cupy-cuda12x`` with pip when it is missing (and goes on without
 it when that fails, e.g. offline), runs the ``gpu``-marked tests, then each
@@ -46,12 +53,32 @@ class Section:
     func: object
     requires: tuple = ()
     note: str = ""
+    cpu_half: bool = False  # runs its CPU half under --cpu-only
 
 
 @dataclass
 class Context:
     quick: bool = False
+    cpu_only: bool = False
     results: dict = field(default_factory=dict)
+    ratios: list = field(default_factory=list)
+
+    def add_ratio(self, section, task, cpu_s, gpu_s, check=""):
+        """One row of the final table: CPU and GPU seconds of the same task."""
+        self.ratios.append((section, task, cpu_s, gpu_s, check))
+
+
+def _cuda_ok():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _sync():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def _module_present(name):
@@ -164,10 +191,184 @@ def section_nn_samplers(ctx):
     return "\n".join(rows)
 
 
+# --- GPU against CPU in the same run ---------------------------------------
+
+
+def _moe_data(n, p, K, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    W = np.zeros((K, p))
+    W[:, :2] = rng.normal(0, 2, (K, 2))
+    B = np.zeros((K, p))
+    B[:, :5] = rng.normal(0, 2, (K, 5))
+    z = np.argmax(X @ W.T + rng.gumbel(size=(n, K)), axis=1)
+    y = np.einsum("ij,ij->i", X, B[z]) + 0.5 * rng.standard_normal(n)
+    return X, y
+
+
+def _moe_time_per_iter(X, y, backend, iters):
+    """Seconds per EM iteration: (t(1 + iters) - t(1)) / (n_iter difference), so
+    the initialisation and the host-device copies are left out."""
+    import warnings
+
+    from mixstat.moe import GaussianMoERegressor
+
+    out = {}
+    for m in (1, 1 + iters):
+        est = GaussianMoERegressor(4, n_init=1, init="random", max_iter=m, tol=0.0,
+                                   random_state=0, backend=backend)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _sync()
+            t0 = time.perf_counter()
+            est.fit(X, y)
+            _sync()
+        out[m] = (time.perf_counter() - t0, est.n_iter_, est.log_likelihood_, est.backend_)
+    (ta, ia, _, _), (tb, ib, ll, name) = out[1], out[1 + iters]
+    return (tb - ta) / max(ib - ia, 1), ll, name
+
+
+def section_moe_em(ctx):
+    """Gaussian MoE, EM time per iteration: GPU (torch, cupy) vs CPU (numba) at n=1e6, p=100, K=4."""
+    if ctx.cpu_only:
+        n, p, iters = 3000, 10, 3
+    else:
+        n, p, iters = (200_000, 100, 3) if ctx.quick else (1_000_000, 100, 4)
+    from mixstat._backend import cupy_device_available, numba_available
+
+    X, y = _moe_data(n, p, 4)
+    cpu_backend = "numba" if numba_available() else "numpy"
+    if numba_available():  # compile the kernels outside the timing
+        Xs, ys = _moe_data(500, p, 4, seed=1)
+        _moe_time_per_iter(Xs, ys, cpu_backend, 1)
+    t_cpu, ll_cpu, _ = _moe_time_per_iter(X, y, cpu_backend, iters)
+    rows = ["| backend | s / EM iteration | log-lik / n |", "|---|---|---|",
+            f"| {cpu_backend} (CPU) | {t_cpu:.3f} | {ll_cpu / n:.6f} |"]
+    gpu_backends = []
+    if not ctx.cpu_only and _cuda_ok():
+        gpu_backends.append("torch")
+        if cupy_device_available():
+            gpu_backends.append("cupy")
+    for b in gpu_backends:
+        Xs, ys = _moe_data(2000, p, 4, seed=1)
+        _moe_time_per_iter(Xs, ys, b, 1)  # warm-up: CUDA context, kernels
+        t_gpu, ll_gpu, name = _moe_time_per_iter(X, y, b, iters)
+        rows.append(f"| {name} (GPU) | {t_gpu:.3f} | {ll_gpu / n:.6f} |")
+        ctx.add_ratio("moe_em", f"GaussianMoE EM iteration, n={n}, p={p}, K=4, {b}",
+                      t_cpu, t_gpu, f"log-lik/n diff {abs(ll_gpu - ll_cpu) / n:.1e}")
+    if not gpu_backends:
+        ctx.add_ratio("moe_em", f"GaussianMoE EM iteration, n={n}, p={p}, K=4", t_cpu, None,
+                      "CPU half only")
+    return (f"n={n}, p={p}, K=4, {iters} timed EM iterations after one (init='random', "
+            "n_init=1, tol=0)\n\n" + "\n".join(rows))
+
+
+def section_mpe_kernel_mean(ctx):
+    """KernelMeanMPE at m=n=2e4: kernel matrices on the GPU (torch) vs CPU, same estimate."""
+    import numpy as np
+
+    from mixstat.datasets import make_sumpe_synthetic
+    from mixstat.mpe import KernelMeanMPE
+    from mixstat.mpe._kernel_mean import mmd_width, nystroem_features
+
+    m = 150 if ctx.cpu_only else (5000 if ctx.quick else 20_000)
+    d = make_sumpe_synthetic(0.3, n_component=m, n_mixture=m, random_state=0)
+    runs = [("cpu", "numpy")]
+    if not ctx.cpu_only and _cuda_ok():
+        runs.append(("cuda", "torch"))
+    res = {}
+    factors = np.array([0.1, 10**-0.5, 1.0, 10**0.5, 10.0])
+    for dev, backend in runs:
+        import torch
+
+        from mixstat import config_context
+
+        X = d.X if dev == "cpu" else torch.as_tensor(d.X, device=dev)
+        Xh, Xf = (d.X[d.y == 1], d.X[d.y == 0]) if dev == "cpu" else \
+            (X[torch.as_tensor(d.y == 1, device=dev)], X[torch.as_tensor(d.y == 0, device=dev)])
+        # kernel stage alone: MMD width grid + Nystroem block K_{n,r}, r=2000
+        nystroem_features(X[:100], 1.0, 50, np.random.RandomState(0))  # warm-up
+        _sync()
+        t0 = time.perf_counter()
+        w = mmd_width(Xh, Xf, factors, np.random.RandomState(0))
+        Z = nystroem_features(X, w, 2000, np.random.RandomState(0))
+        _sync()
+        t_kernel = time.perf_counter() - t0
+        del Z
+        with config_context(device=dev if backend == "torch" else None):
+            est = KernelMeanMPE("KM2", backend=backend, random_state=0)
+            t0 = time.perf_counter()
+            est.fit(d.X, d.y)
+            _sync()
+            t_fit = time.perf_counter() - t0
+        res[dev] = (t_kernel, t_fit, est)
+    kc, fc, ec = res["cpu"]
+    rows = ["| device | kernel stage s (width grid + K_{n,2000}) | full fit s | KM2 estimate | "
+            "approximation |", "|---|---|---|---|---|",
+            f"| cpu (numpy) | {kc:.3f} | {fc:.2f} | {ec.proportion_:.6f} | {ec.approximation_} |"]
+    if "cuda" in res:
+        kg, fg, eg = res["cuda"]
+        rows.append(f"| cuda (torch) | {kg:.3f} | {fg:.2f} | {eg.proportion_:.6f} | "
+                    f"{eg.approximation_} |")
+        diff = abs(eg.proportion_ - ec.proportion_)
+        ctx.add_ratio("mpe_kernel_mean", f"KernelMeanMPE kernel stage, m=n={m}", kc, kg)
+        ctx.add_ratio("mpe_kernel_mean", f"KernelMeanMPE full fit, m=n={m}", fc, fg,
+                      f"|kappa diff| {diff:.1e}")
+        if diff > 1e-3:
+            raise AssertionError(f"GPU and CPU estimates differ by {diff:.3g}")
+    else:
+        ctx.add_ratio("mpe_kernel_mean", f"KernelMeanMPE full fit, m=n={m}", fc, None,
+                      "CPU half only")
+    return ("The QPs (Wolfe's algorithm) run on the host on both rows; the GPU computes "
+            "the kernel matrices.\n\n" + "\n".join(rows))
+
+
+def section_circuit_epoch(ctx):
+    """SquaredCircuitDensity: one training epoch on 10,000 2-D points, device='cuda' vs 'cpu'."""
+    import warnings
+
+    import numpy as np
+
+    from mixstat.circuits import SquaredCircuitDensity
+
+    n = 1000 if ctx.cpu_only else 10_000
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(-2, 0.7, (n // 2, 2)), rng.normal(2, 1.0, (n - n // 2, 2))]
+    devices = ["cpu"] + (["cuda"] if not ctx.cpu_only and _cuda_ok() else [])
+    res = {}
+    for dev in devices:
+        est = SquaredCircuitDensity(max_epochs=3, early_stopping=False, device=dev,
+                                    random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X)
+        # epoch 1 holds the warm-up (CUDA context, kernels): the later epochs are timed
+        res[dev] = (float(np.median(est.epoch_times_[1:])), float(est.score(X)))
+    tc, lc = res["cpu"]
+    rows = ["| device | s / epoch | mean log-lik after 3 epochs |", "|---|---|---|",
+            f"| cpu | {tc:.3f} | {lc:.4f} |"]
+    if "cuda" in res:
+        tg, lg = res["cuda"]
+        rows.append(f"| cuda | {tg:.3f} | {lg:.4f} |")
+        ctx.add_ratio("circuit_epoch", f"SquaredCircuitDensity epoch, n={n}, 2-D", tc, tg,
+                      f"log-lik diff {abs(lg - lc):.1e}")
+    else:
+        ctx.add_ratio("circuit_epoch", f"SquaredCircuitDensity epoch, n={n}, 2-D", tc, None,
+                      "CPU half only")
+    return f"default SquaredCircuitDensity (batch 256, float64), {n} points\n\n" + "\n".join(rows)
+
+
 SECTIONS = [
     Section("nn_dispatch", section_nn_dispatch, requires=("mixstat.nn.moe",)),
     Section("gpu_tests", section_gpu_tests, requires=("pytest",)),
     Section("nn_samplers", section_nn_samplers, requires=("mixstat.nn.diffusion",)),
+    Section("moe_em", section_moe_em, requires=("mixstat.moe",), cpu_half=True),
+    Section("mpe_kernel_mean", section_mpe_kernel_mean, requires=("mixstat.mpe", "torch"),
+            cpu_half=True),
+    Section("circuit_epoch", section_circuit_epoch, requires=("mixstat.circuits", "torch"),
+            cpu_half=True),
 ]
 
 
@@ -183,6 +384,8 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--no-install", action="store_true", help="do not pip install cupy")
     ap.add_argument("--out", default=None, help="also write the report (Markdown) here")
+    ap.add_argument("--cpu-only", action="store_true",
+                    help="no GPU: run the CPU halves of the GPU-vs-CPU sections at tiny sizes")
     args = ap.parse_args(argv)
     if args.list:
         for s in SECTIONS:
@@ -190,24 +393,34 @@ def main(argv=None):
         return 0
     import torch
 
-    if not torch.cuda.is_available():
-        print(f"[gpu_suite] no CUDA device visible to torch {torch.__version__}: nothing to run")
+    if not torch.cuda.is_available() and not args.cpu_only:
+        print(f"[gpu_suite] no CUDA device visible to torch {torch.__version__}: nothing to run "
+              "(--cpu-only runs the CPU halves)")
         return 2
-    header = [
-        "# GPU suite",
-        "",
-        f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}",
-    ]
-    if not args.no_install:
+    if args.cpu_only:
+        header = ["# GPU suite (--cpu-only: CPU halves at tiny sizes, no GPU timings)", "",
+                  f"torch {torch.__version__}, CUDA visible: {torch.cuda.is_available()}"]
+    else:
+        header = [
+            "# GPU suite",
+            "",
+            f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}",
+        ]
+    if not args.no_install and not args.cpu_only:
         header.append(ensure_cupy())
     print("\n".join(header), flush=True)
-    ctx = Context(quick=args.quick)
+    ctx = Context(quick=args.quick, cpu_only=args.cpu_only)
     summary = []
     report = list(header)
     for s in SECTIONS:
         if args.only and not any(o in s.name for o in args.only):
             continue
         missing = [m for m in s.requires if not _module_present(m)]
+        if args.cpu_only and not s.cpu_half:
+            msg = "needs CUDA (--cpu-only)"
+            print(f"[skip] {s.name}: {msg}", flush=True)
+            summary.append((s.name, "skipped", 0.0, msg))
+            continue
         if missing:
             msg = f"module(s) absent: {', '.join(missing)}"
             print(f"[skip] {s.name}: {msg}", flush=True)
@@ -227,10 +440,18 @@ def main(argv=None):
             status, note = "FAILED", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             traceback.print_exc()
         finally:
-            torch.cuda.empty_cache()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         summary.append((s.name, status, time.perf_counter() - t0, note))
     lines = ["", "## summary", "", "| section | status | seconds | note |", "|---|---|---|---|"]
     lines += [f"| {n} | {st} | {sec:.1f} | {note} |" for n, st, sec, note in summary]
+    if ctx.ratios:
+        lines += ["", "## GPU vs CPU (same script, same run)", "",
+                  "| section | task | CPU s | GPU s | CPU / GPU | check |", "|---|---|---|---|---|---|"]
+        for sec, task, tc, tg, check in ctx.ratios:
+            g = "n/a" if tg is None else f"{tg:.4f}"
+            r = "n/a" if tg is None or tg <= 0 else f"{tc / tg:.1f}x"
+            lines.append(f"| {sec} | {task} | {tc:.4f} | {g} | {r} | {check} |")
     print("\n".join(lines))
     if args.out:
         with open(args.out, "w") as fh:

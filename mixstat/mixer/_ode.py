@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import Interval, StrOptions, _fit_context, check_random_state
+from ..utils._summary import ModelSummary, SummaryMixin
 
 __all__ = ["MixERODE", "routing_purity"]
 
@@ -79,7 +80,7 @@ def _check_trajectories(trajectories, t, envs, name="trajectories"):
     return X, t, envs
 
 
-class MixERODE(BaseEstimator):
+class MixERODE(SummaryMixin, BaseEstimator):
     r"""Mixture of neural-ODE experts with MixER gating (Nzoyem, Barton & Deakin 2025).
 
     Every environment :math:`e` gets a context :math:`\xi_e` (zeros at start);
@@ -156,6 +157,11 @@ class MixERODE(BaseEstimator):
         Expert of every training environment.
     cluster_centers_ : ndarray or None
     n_gate_updates_ : int
+    env_loss_ : ndarray of shape (n_envs,)
+        Mean squared error of the fitted model on each training environment's
+        full trajectories (after the last step).
+    backend_ : str
+        ``'torch'`` (CPU, float32).
     n_iter_ : int
         Outer steps run.
     history_ : dict of lists
@@ -369,12 +375,56 @@ class MixERODE(BaseEstimator):
             np.asarray(layer._centers).copy()
         with torch.no_grad():
             self.routing_ = layer.route(layer.contexts).numpy().copy()
+            if self.n_outer > 0:
+                pred = layer(Xt[:, 0], tt, ei, substeps=self.substeps)
+                err = ((pred - Xt) ** 2).mean(dim=(1, 2))
+                tot = torch.zeros(E, dtype=err.dtype).index_add(0, ei, err)
+                cnt = torch.bincount(ei, minlength=E).to(err.dtype)
+                self.env_loss_ = (tot / cnt).numpy().astype(np.float64)
+            else:
+                self.env_loss_ = np.full(E, np.nan)
+        self.backend_ = "torch"
         self.n_features_in_ = X.shape[2]
         self.adapted_envs_ = np.empty(0, dtype=self.envs_.dtype)
         self.adapted_contexts_ = np.empty((0, self.contexts_.shape[1]))
         return self
 
     # ------------------------------------------------------------------- adapt
+    _summary_fitted_attribute = "module_"
+
+    def _summary(self):
+        K, E = self.n_experts, self.envs_.size
+        load = np.bincount(self.routing_, minlength=K)
+        losses = np.asarray(self.history_["loss"], dtype=float)
+        info = {
+            "Model": "MixERODE",
+            "Expert": self.expert,
+            "Experts": K,
+            "Environments": E,
+            "Gate": self.gate,
+            "Gate updates": self.n_gate_updates_,
+            "Outer steps": self.n_iter_,
+            "Final training loss": float(losses[-1]) if losses.size else np.nan,
+            "Best training loss": float(np.nanmin(losses)) if losses.size else np.nan,
+            "Backend": f"{self.backend_} (cpu)",
+        }
+        env_rows = [str(e) for e in self.envs_]
+        tables = [
+            ("Routing per environment", env_rows, ["expert", "MSE"],
+             [[int(self.routing_[i]), float(self.env_loss_[i])] for i in range(E)]),
+            ("Load per expert", [f"expert {k}" for k in range(K)],
+             ["environments", "mean env MSE"],
+             [[int(load[k]), float(np.mean(self.env_loss_[self.routing_ == k]))
+               if load[k] else np.nan] for k in range(K)]),
+        ]
+        notes = ["Training loss: mean over environments of the trajectories' mean squared "
+                 "error (the last value of history_['loss'], on the curriculum's time "
+                 "window); the per-environment MSE is on the full time grid."]
+        if np.any(load == 0):
+            notes.append(f"{int(np.sum(load == 0))} expert(s) receive no environment.")
+        return ModelSummary("MixERODE: MixER mixture of neural-ODE experts", info, tables,
+                            notes)
+
     def adapt(self, trajectories, t, envs, n_steps=None):
         """Fit contexts of new environments, everything else frozen.
 

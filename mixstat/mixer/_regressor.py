@@ -24,6 +24,7 @@ from .._validation import (
 )
 from ..primitives._kmeans import kmeans_lstsq_gate, lstsq_gate_logits
 from ..utils import parallel_map
+from ..utils._summary import ModelSummary, SummaryMixin
 
 __all__ = ["MixERRegressor"]
 
@@ -33,7 +34,7 @@ def _fit_one(args):
     return est.fit(X, y)
 
 
-class MixERRegressor(RegressorMixin, BaseEstimator):
+class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
     r"""Hard top-1 mixture of regressors whose gate is MixER's closed-form update.
 
     The model routes each sample to one expert by a linear gate on the gate
@@ -103,6 +104,13 @@ class MixERRegressor(RegressorMixin, BaseEstimator):
         Expert of every training sample.
     n_gate_updates_ : int
         Successful gate updates.
+    expert_n_samples_ : ndarray of shape (n_experts,)
+        Training samples routed to each expert.
+    expert_mse_ : ndarray of shape (n_experts,)
+        Training mean squared error of each expert on its routed samples
+        (nan for an expert that receives none).
+    backend_ : str
+        Always ``'numpy'``: experts and gate are fitted on the host.
     n_iter_ : int
     converged_ : bool
     n_features_in_ : int
@@ -276,6 +284,14 @@ class MixERRegressor(RegressorMixin, BaseEstimator):
                 )
         self.experts_ = experts
         self.labels_ = routes
+        self.expert_n_samples_ = np.bincount(routes, minlength=K)
+        mse = np.full(K, np.nan)
+        for k in range(K):
+            idx = routes == k
+            if idx.any():
+                mse[k] = float(np.mean((experts[k].predict(X[idx]) - y[idx]) ** 2))
+        self.expert_mse_ = mse
+        self.backend_ = "numpy"
         self.n_gate_updates_ = n_updates
         self.n_iter_ = n_iter
         self.converged_ = converged
@@ -287,6 +303,54 @@ class MixERRegressor(RegressorMixin, BaseEstimator):
         self._W_std = W
         self.cluster_centers_ = None if centers is None else centers * scale + mean
         return self
+
+    # ----------------------------------------------------------------- summary
+    _summary_fitted_attribute = "experts_"
+
+    def _summary(self):
+        K = self.n_experts
+        n = int(self.expert_n_samples_.sum())
+        ok = np.isfinite(self.expert_mse_)
+        total_mse = float(np.sum(self.expert_mse_[ok] * self.expert_n_samples_[ok]) / max(n, 1))
+        info = {
+            "Model": "MixERRegressor",
+            "Experts": K,
+            "Samples": n,
+            "Features": self.n_features_in_,
+            "Gate features": self.n_gate_features_,
+            "Training MSE": total_mse,
+            "Rounds": self.n_iter_,
+            "Converged": bool(self.converged_),
+            "Gate updates": self.n_gate_updates_,
+            "Backend": self.backend_,
+        }
+        names = [f"expert {k}" for k in range(K)]
+        tables = [("Experts (hard top-1 routing)", names,
+                   ["routed samples", "share", "training MSE", "model"],
+                   [[int(self.expert_n_samples_[k]), self.expert_n_samples_[k] / max(n, 1),
+                     float(self.expert_mse_[k]), type(self.experts_[k]).__name__]
+                    for k in range(K)])]
+        linear = all(hasattr(e, "coef_") and hasattr(e, "intercept_") and
+                     np.ravel(e.coef_).size == self.n_features_in_ for e in self.experts_)
+        notes = []
+        if linear:
+            feats = [f"x{j}" for j in range(self.n_features_in_)] + ["intercept"]
+            vals = np.column_stack([np.r_[np.ravel(e.coef_), float(np.ravel(e.intercept_)[0])]
+                                    for e in self.experts_])
+            tables.append(("Expert coefficients", feats, names, vals))
+        else:
+            notes.append("The experts are not linear models: no coefficient table.")
+        gate_rows = [f"z{j}" for j in range(self.n_gate_features_)] + ["bias"]
+        tables.append(("Gate coefficients (logits, raw gate-feature units)", gate_rows, names,
+                       self.gate_coef_))
+        notes.append("Each sample is routed to the expert with the largest gate logit; "
+                     "the gate is the least-squares fit of K-means labels of the experts' "
+                     "losses (MixER, Nzoyem et al. 2025). Training MSE is in-sample; no "
+                     "standard errors are given (the routing is data-dependent).")
+        if not self.converged_:
+            notes.append(f"The routing was still changing after {self.n_iter_} rounds.")
+        return ModelSummary("MixERRegressor: mixture of experts with K-means gate", info,
+                            tables, notes)
 
     # ----------------------------------------------------------------- predict
     def route(self, X, Z=None):

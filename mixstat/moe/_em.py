@@ -9,11 +9,14 @@ Objective (mean scale, :math:`N = \sum_i s_i`):
 .. math::
     PL(\theta) = \frac1N \sum_i s_i \log \sum_k g_k(x_i)\,
         N(y_i;\ b_{k0} + x_i^\top b_k,\ \sigma_k^2)
-      - \alpha \sum_k \frac{\|b_k\|_1}{\sigma_k^{c}}
+      - \alpha \sum_k \pi_k^\gamma \frac{\|b_k\|_1}{\sigma_k^{c}}
       - \alpha_g \sum_k \|w_k\|_1 - \frac{\rho}{2}\sum_k \|w_k\|_2^2
 
 with :math:`c = 1` when ``scale_penalty`` (Städler, Bühlmann & van de Geer
-2010) and :math:`c = 0` otherwise.
+2010) and :math:`c = 0` otherwise; :math:`\gamma` = ``penalty_power`` and
+:math:`\pi_k = \frac1N\sum_i s_i g_k(x_i)` (Städler's mixing weight, the
+average gate; held fixed in the expert step, the gate step is line-searched on
+the full objective when :math:`\gamma > 0`).
 
 One iteration (generalised EM, each block increases :math:`PL`):
 

@@ -155,7 +155,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
 
     .. math::
         \frac1N \sum_i s_i \log p(y_i \mid x_i)
-        - \alpha \sum_k \frac{\|b_k\|_1}{\sigma_k^{c}}
+        - \alpha \sum_k \pi_k^\gamma \frac{\|b_k\|_1}{\sigma_k^{c}}
         - \alpha_g \sum_k \|w_k\|_1 - \frac{\rho_g}{2} \sum_k \|w_k\|_2^2 ,
 
     with :math:`c=1` when ``scale_penalty`` is on and :math:`c=0` otherwise,
@@ -181,6 +181,17 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         Penalise :math:`\|b_k\|_1/\sigma_k` (Städler, Bühlmann & van de Geer
         2010), which keeps the objective bounded when :math:`p \ge n_k`; off
         gives the plain objective :math:`\alpha\sum_k\|b_k\|_1`.
+    penalty_power : float in [0, 1], default=0.0
+        Städler et al.'s :math:`\gamma`: expert :math:`k`'s penalty is
+        weighted by :math:`\pi_k^\gamma`, with :math:`\pi_k = \frac1N\sum_i
+        s_i g_k(x_i)` the average gate (their mixing weight; they consider
+        :math:`\gamma \in \{0, 1/2, 1\}`). With :math:`\gamma = 0` every
+        expert pays its full penalty although it carries only about
+        :math:`N_k/N` of the log-likelihood; :math:`\gamma = 1` makes the
+        penalty proportional to the expert's share and is recommended when
+        :math:`p \gg n` (see :func:`relaxed_bic_path`). The gate step is then
+        followed by a line search on the full objective (still monotone).
+        CPU backends only.
     variance : {'per-expert', 'shared'}, default='per-expert'
         One noise variance per expert, or one for all.
     min_variance : float, default=1e-3

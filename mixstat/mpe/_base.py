@@ -27,6 +27,7 @@ from .._validation import (
     validate_data,
 )
 from ..primitives._bootstrap import bootstrap_replicates, percentile_interval
+from ..utils._summary import ModelSummary, SummaryMixin
 
 MIN_SAMPLES_PER_CLASS = 10
 
@@ -125,7 +126,7 @@ def cross_fit_scores(classifier, X_component, X_mixture, n_folds=5, random_state
     return s[:m], s[m:]
 
 
-class BaseMPE(BaseEstimator):
+class BaseMPE(SummaryMixin, BaseEstimator):
     """Base class of the mixture proportion estimators.
 
     Subclasses implement ``_estimate(X_component, X_mixture, rng) -> float``
@@ -137,6 +138,15 @@ class BaseMPE(BaseEstimator):
 
     #: marker that meta-estimators check (``SubsamplingMPE``, ``RegroupingMPE``)
     _is_mpe_estimator = True
+    _summary_fitted_attribute = "proportion_"
+    #: ``(label, attribute)`` pairs of estimator-specific figures for ``summary()``
+    _summary_fields: tuple = ()
+    #: what the estimate targets, printed as the first note of ``summary()``
+    _summary_target = (
+        "The estimate targets kappa(F|H), the largest proportion of H that F contains; "
+        "it equals the true proportion kappa* only when F's other component G is "
+        "irreducible with respect to H (G contains no part of H)."
+    )
 
     _parameter_constraints: dict = {
         "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
@@ -186,6 +196,43 @@ class BaseMPE(BaseEstimator):
             self._bootstrap(X_h, X_f, rng)
         return self
 
+    def _summary(self):
+        name = type(self).__name__
+        reps = getattr(self, "bootstrap_proportions_", None)
+        interval = getattr(self, "proportion_interval_", None)
+        info = {
+            "Estimator": name,
+            "Proportion": self.proportion_,
+            "Component sample (H, y=1)": self.n_component_,
+            "Mixture sample (F, y=0)": self.n_mixture_,
+        }
+        if hasattr(self, "backend_"):
+            info["Backend"] = self.backend_
+        row = [self.proportion_, "", ""]
+        cols = ["estimate", "lower", "upper"]
+        notes = [self._summary_target]
+        if reps is not None and interval is not None:
+            reps = np.asarray(reps, dtype=float)
+            n_failed = int(np.sum(~np.isfinite(reps)))
+            info["Bootstrap replicates"] = int(reps.size)
+            info["Failed replicates"] = n_failed
+            row = [self.proportion_, float(interval[0]), float(interval[1])]
+            level = float(self.confidence)
+            cols = ["estimate", f"[{(1 - level) / 2:.3g}", f"{1 - (1 - level) / 2:.3g}]"]
+            notes.append(
+                f"Percentile bootstrap interval at level {level:g} from {reps.size - n_failed} "
+                f"replicates (each sample resampled with replacement, sizes kept); "
+                f"{n_failed} replicate(s) failed and were left out.")
+        else:
+            notes.append("No interval: fit with n_bootstrap > 0 for a bootstrap interval.")
+        extra = [(label, _cell(getattr(self, attr))) for label, attr in self._summary_fields
+                 if getattr(self, attr, None) is not None]
+        tables = [("Mixture proportion", ["kappa"], cols, [row])]
+        if extra:
+            tables.append(("Estimator details", [lab for lab, _ in extra], ["value"],
+                           [[v] for _, v in extra]))
+        return ModelSummary(f"{name}: mixture proportion estimate", info, tables, notes)
+
     def _bootstrap(self, X_h, X_f, rng):
         X, y = stack(X_h, X_f)
         params = {"n_bootstrap": 0, "verbose": 0}
@@ -204,6 +251,15 @@ class BaseMPE(BaseEstimator):
                 "(the estimator raised on the resample); the interval uses the others.",
                 UserWarning, stacklevel=3)
         self.proportion_interval_ = percentile_interval(reps, self.confidence)
+
+
+def _cell(v):
+    """A table cell: sequences (an interval, say) become one string."""
+    if isinstance(v, tuple | list | np.ndarray):
+        from ..utils._summary import format_value
+
+        return "(" + ", ".join(format_value(x) for x in np.ravel(np.asarray(v, dtype=object))) + ")"
+    return v
 
 
 def _clone_keep_fitted(est):

@@ -103,6 +103,7 @@ class ROCMPE(_ScoreMPE):
     threshold_ : float
     """
 
+    _summary_fields = (("score threshold", "threshold_"), ("delta", "delta"), ("cross-fitting folds", "n_folds"))
     _parameter_constraints = {**_ScoreMPE._parameter_constraints,
                               "delta": [Interval(Real, 0, 1, closed="neither")],
                               "union_bound": ["boolean"]}
@@ -182,6 +183,7 @@ class BestBinMPE(_ScoreMPE):
         DKW interval at the chosen bin, level :math:`1-\delta`.
     """
 
+    _summary_fields = (("score threshold (best bin)", "threshold_"), ("DKW confidence bound at the bin (lower, upper)", "confidence_bound_"), ("delta", "delta"), ("gamma", "gamma"), ("cross-fitting folds", "n_folds"))
     _parameter_constraints = {**_ScoreMPE._parameter_constraints,
                               "delta": [Interval(Real, 0, 1, closed="neither")],
                               "gamma": [Interval(Real, 0, None, closed="left")]}
@@ -237,6 +239,7 @@ class ElkanNotoMPE(_ScoreMPE):
     label_frequency_ : float
     """
 
+    _summary_fields = (("label frequency c", "label_frequency_"), ("cross-fitting folds", "n_folds"))
     _parameter_constraints = {**_ScoreMPE._parameter_constraints,
                               "variant": [StrOptions({"e1", "e3"})]}
 
@@ -333,6 +336,7 @@ class DEDPULMPE(_ScoreMPE):
     n_iter_ : int
     """
 
+    _summary_fields = (("EM iterations", "n_iter_"), ("cross-fitting folds", "n_folds"))
     _parameter_constraints = {
         **_ScoreMPE._parameter_constraints,
         "prior": [StrOptions({"em", "quantile"})],
@@ -453,6 +457,7 @@ class TIcEMPE(BaseMPE):
     label_frequency_ : float
     """
 
+    _summary_fields = (("label frequency c", "label_frequency_"), ("folds", "n_folds"))
     _parameter_constraints = {
         **BaseMPE._parameter_constraints,
         "delta": [None, Interval(Real, 0, 1, closed="neither")],

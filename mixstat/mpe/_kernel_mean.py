@@ -16,27 +16,50 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.spatial.distance import cdist
 from threadpoolctl import threadpool_limits
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 
-from .._backend import lazy_njit
+from .._backend import lazy_njit, resolve_backend, to_numpy
+from .._config import config_context
 from .._validation import Interval, StrOptions
 from ._base import BOOTSTRAP_DOC, BaseMPE
 
 
 # ----------------------------------------------------------------- kernel ---
+# The kernel matrices are written against the array API: NumPy arrays take
+# the exact ``cdist`` path, torch / CuPy arrays (``backend='torch'`` or
+# ``'cupy'``) compute them on their device; the small QP and the r x r
+# eigendecomposition of the Nystroem factor run on the host.
 def _sqdist(A, B):
-    return cdist(A, B, "sqeuclidean")
+    if isinstance(A, np.ndarray):
+        return cdist(A, B, "sqeuclidean")
+    xp = array_namespace(A, B)
+    aa = xp.sum(A * A, axis=1)
+    bb = xp.sum(B * B, axis=1)
+    d = aa[:, None] + bb[None, :] - 2.0 * (A @ xp.permute_dims(B, (1, 0)))
+    return xp.where(d > 0, d, xp.zeros_like(d))
+
+
+def _take_rows(X, idx):
+    """``X[idx]`` for host integer indices ``idx`` on any namespace."""
+    if isinstance(X, np.ndarray):
+        return X[idx]
+    xp = array_namespace(X)
+    return xp.take(X, xp.asarray(np.asarray(idx, dtype=np.int64), device=array_device(X)), axis=0)
 
 
 def rbf_kernel(A, B, width):
-    """``exp(-||a - b||^2 / (2 width^2))``."""
-    return np.exp(-_sqdist(A, B) / (2.0 * width * width))
+    """``exp(-||a - b||^2 / (2 width^2))`` (on the namespace / device of ``A``)."""
+    xp = array_namespace(A, B)
+    return xp.exp(-_sqdist(A, B) / (2.0 * width * width))
 
 
 def median_distance(X, rng, max_points=1000):
     """Median of the pairwise distances (distinct pairs) of a subsample of X."""
-    if len(X) > max_points:
-        X = X[rng.choice(len(X), max_points, replace=False)]
-    d = _sqdist(X, X)[np.triu_indices(len(X), 1)]
+    if X.shape[0] > max_points:
+        X = _take_rows(X, rng.choice(X.shape[0], max_points, replace=False))
+    n = X.shape[0]
+    d = to_numpy(_sqdist(X, X))[np.triu_indices(n, 1)]
     d = d[d > 0]
     if d.size == 0:
         raise ValueError("All points are identical: the kernel width is undefined.")
@@ -46,16 +69,19 @@ def median_distance(X, rng, max_points=1000):
 def mmd_width(X_component, X_mixture, factors, rng, max_points=500):
     """Width maximising the (biased) MMD between the samples over
     ``factors * median distance`` (the KM reference rule)."""
-    Xh = X_component if len(X_component) <= max_points else X_component[
-        rng.choice(len(X_component), max_points, replace=False)]
-    Xf = X_mixture if len(X_mixture) <= max_points else X_mixture[
-        rng.choice(len(X_mixture), max_points, replace=False)]
-    med = median_distance(np.vstack([Xh, Xf]), rng, max_points=1000)
+    m, n = X_component.shape[0], X_mixture.shape[0]
+    Xh = X_component if m <= max_points else _take_rows(
+        X_component, rng.choice(m, max_points, replace=False))
+    Xf = X_mixture if n <= max_points else _take_rows(
+        X_mixture, rng.choice(n, max_points, replace=False))
+    xp = array_namespace(Xh, Xf)
+    med = median_distance(xp.concat([Xh, Xf], axis=0), rng, max_points=1000)
     dff, dhh, dfh = _sqdist(Xf, Xf), _sqdist(Xh, Xh), _sqdist(Xf, Xh)
     best, best_mmd = None, -np.inf
     for f in factors:
         s2 = 2.0 * (f * med) ** 2
-        mmd2 = np.exp(-dff / s2).mean() + np.exp(-dhh / s2).mean() - 2 * np.exp(-dfh / s2).mean()
+        mmd2 = float(xp.mean(xp.exp(-dff / s2)) + xp.mean(xp.exp(-dhh / s2))
+                     - 2 * xp.mean(xp.exp(-dfh / s2)))
         if mmd2 > best_mmd:
             best, best_mmd = f * med, mmd2
     return float(best)
@@ -66,43 +92,50 @@ def pivoted_cholesky_features(X, width, tol=1e-10, max_rank=None):
 
     Stops when the largest residual diagonal entry is below ``tol`` (then
     ``|K - Z Z^T|`` is below ``tol`` entrywise, as the residual is PSD) or at
-    ``max_rank``. Returns ``(Z, residual_trace)``.
+    ``max_rank``. Returns ``(Z, residual_trace)``; ``Z`` is on the namespace
+    and device of ``X``.
     """
-    n = len(X)
+    xp = array_namespace(X)
+    dev = array_device(X)
+    n = X.shape[0]
     max_rank = n if max_rank is None else min(int(max_rank), n)
-    d = np.ones(n)
-    cols = []
-    L = np.zeros((n, min(max_rank, 64)))
+    d = xp.ones(n, dtype=X.dtype, device=dev)
+    L = xp.zeros((n, min(max_rank, 64)), dtype=X.dtype, device=dev)
     k = 0
     while k < max_rank:
-        i = int(np.argmax(d))
-        if d[i] <= tol:
+        i = int(xp.argmax(d))
+        di = float(d[i])
+        if di <= tol:
             break
         if k >= L.shape[1]:
-            L = np.hstack([L, np.zeros((n, L.shape[1]))])
-        col = rbf_kernel(X, X[i:i + 1], width)[:, 0]
+            L = xp.concat([L, xp.zeros_like(L)], axis=1)
+        col = rbf_kernel(X, X[i:i + 1, :], width)[:, 0]
         if k:
-            col -= L[:, :k] @ L[i, :k]
-        col /= np.sqrt(d[i])
+            col = col - L[:, :k] @ L[i, :k]
+        col = col / np.sqrt(di)
         L[:, k] = col
-        d -= col * col
-        np.maximum(d, 0.0, out=d)
+        d = d - col * col
+        d = xp.where(d > 0, d, xp.zeros_like(d))
         d[i] = 0.0
-        cols.append(i)
         k += 1
-    return L[:, :k], float(d.sum())
+    return L[:, :k], float(xp.sum(d))
 
 
 def nystroem_features(X, width, n_landmarks, rng):
     """Nystroem factor on ``n_landmarks`` uniformly drawn landmarks:
-    ``Z = K_{n,r} U S^{-1/2}`` with ``K_{r,r} = U S U^T``."""
-    r = min(int(n_landmarks), len(X))
-    idx = rng.choice(len(X), r, replace=False)
-    Knr = rbf_kernel(X, X[idx], width)
-    s, U = np.linalg.eigh(Knr[idx])
+    ``Z = K_{n,r} U S^{-1/2}`` with ``K_{r,r} = U S U^T`` (``K_{n,r}`` on the
+    device of ``X``, the r x r eigendecomposition on the host)."""
+    n = X.shape[0]
+    r = min(int(n_landmarks), n)
+    idx = rng.choice(n, r, replace=False)
+    Knr = rbf_kernel(X, _take_rows(X, idx), width)
+    s, U = np.linalg.eigh(to_numpy(_take_rows(Knr, idx)))
     keep = s > 1e-10 * s.max()
-    Z = Knr @ (U[:, keep] / np.sqrt(s[keep]))
-    return Z
+    W = U[:, keep] / np.sqrt(s[keep])
+    if isinstance(Knr, np.ndarray):
+        return Knr @ W
+    xp = array_namespace(Knr)
+    return Knr @ xp.asarray(W, dtype=Knr.dtype, device=array_device(Knr))
 
 
 # -------------------------------------------------------------- the QP ---
@@ -308,6 +341,17 @@ def _bisect(dist, nu, eps, lam_max):
     return 0.5 * (lo + hi)
 
 
+_KM_BACKENDS = ("numpy", "numba", "torch", "cupy")
+
+
+def _float64(backend):
+    if backend.name == "torch":
+        import torch
+
+        return torch.float64
+    return np.float64
+
+
 class KernelMeanMPE(BaseMPE):
     __doc__ = r"""Kernel-mean mixture proportion estimator KM1 / KM2.
 
@@ -356,6 +400,19 @@ class KernelMeanMPE(BaseMPE):
         'auto' is 'exact' up to 5000 points in all, else 'nystroem'.
     n_landmarks : int, default=500
         Nystroem landmarks.
+    backend : {'auto', 'numpy', 'numba', 'torch', 'cupy'} or None, default=None
+        Where the kernel matrices (the MMD width grid, the pivoted Cholesky
+        columns or the Nystroem block :math:`K_{n,r}`) are computed, resolved
+        by :func:`mixstat._backend.resolve_backend` (the parameter, then
+        ``mixstat.config_context``, then the input's namespace, then Numba,
+        then NumPy). 'torch' / 'cupy' compute them on the device (torch:
+        the input tensors' device, else ``config_context(device=...)``, else
+        CUDA when available), in float64; the kernel factor then comes back to
+        the host, where the QPs (Wolfe's algorithm, Numba-compiled when Numba
+        is installed, whatever the backend) and the r x r eigendecomposition
+        run. 'numpy' and 'numba' compute the kernels with SciPy's ``cdist``.
+        Inputs may be torch / CuPy arrays; every fitted attribute is a Python
+        float or NumPy array.
     """ + BOOTSTRAP_DOC + """
 
     Attributes
@@ -372,9 +429,12 @@ class KernelMeanMPE(BaseMPE):
         Columns of the kernel factor.
     n_qp_ : int
         Number of QPs solved.
+    backend_ : str
+        The backend the kernel matrices were computed on.
     proportion_interval_ : tuple, when ``n_bootstrap > 0``
     """
 
+    _summary_fields = (("KM1 estimate", "km1_"), ("KM2 estimate", "km2_"), ("lambda at the threshold", "lambda_"), ("kernel width", "kernel_width_"), ("||mu_F - mu_H|| (RKHS)", "distance_"), ("kernel factor rank", "rank_"), ("approximation", "approximation_"), ("QPs solved", "n_qp_"))
     _parameter_constraints = {
         **BaseMPE._parameter_constraints,
         "variant": [StrOptions({"KM1", "KM2"})],
@@ -384,12 +444,13 @@ class KernelMeanMPE(BaseMPE):
         "lambda_max": [Interval(Real, 1, None, closed="neither")],
         "approximation": [StrOptions({"auto", "exact", "nystroem"})],
         "n_landmarks": [Interval(Integral, 2, None, closed="left")],
+        "backend": [None, StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
     }
 
     def __init__(self, variant="KM2", *, kernel_width=None,
                  width_factors=(0.1, 10**-0.5, 1.0, 10**0.5, 10.0), epsilon=0.04,
                  lambda_max=1000.0, approximation="auto", n_landmarks=500,
-                 n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
+                 backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
                  random_state=None):
         self.variant = variant
         self.kernel_width = kernel_width
@@ -398,31 +459,59 @@ class KernelMeanMPE(BaseMPE):
         self.lambda_max = lambda_max
         self.approximation = approximation
         self.n_landmarks = n_landmarks
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
 
+    def _validate(self, X, y):
+        # resolved here, after the parameters were validated by fit
+        backend = resolve_backend(self.backend, X, allowed=_KM_BACKENDS)
+        if backend.name in ("torch", "cupy"):
+            X, y = to_numpy(X), to_numpy(y)
+        out = super()._validate(X, y)
+        self._fit_backend = backend
+        return out
+
+    def _bootstrap(self, X_h, X_f, rng):
+        # the refits resolve ``backend`` again: keep them on the fit's backend
+        device = getattr(self, "_device", None)
+        with config_context(backend=self.backend_,
+                            device=device if self.backend_ == "torch" else None):
+            super()._bootstrap(X_h, X_f, rng)
+
     def _features(self, X, width, rng):
         approx = self.approximation
         if approx == "auto":
-            approx = "exact" if len(X) <= 5000 else "nystroem"
+            approx = "exact" if X.shape[0] <= 5000 else "nystroem"
         self.approximation_ = approx
         if approx == "exact":
             Z, self.residual_trace_ = pivoted_cholesky_features(X, width)
+            Z = to_numpy(Z)
         else:
-            Z = nystroem_features(X, width, self.n_landmarks, rng)
-            self.residual_trace_ = float(len(X) - np.einsum("ij,ij->", Z, Z))
+            Z = to_numpy(nystroem_features(X, width, self.n_landmarks, rng))
+            self.residual_trace_ = float(X.shape[0] - np.einsum("ij,ij->", Z, Z))
         return Z
 
     def _estimate(self, X_h, X_f, rng):
+        backend = self.__dict__.pop("_fit_backend", None)
+        if backend is None:  # a bootstrap refit, or a direct call
+            backend = resolve_backend(self.backend, allowed=_KM_BACKENDS)
+        self.backend_ = backend.name
+        self._device = None if backend.device is None else str(backend.device)
         n, m = len(X_f), len(X_h)
+        if backend.name in ("torch", "cupy"):
+            X_h = backend.asarray(X_h, dtype=_float64(backend))
+            X_f = backend.asarray(X_f, dtype=_float64(backend))
         if self.kernel_width is None:
             width = mmd_width(X_h, X_f, np.asarray(self.width_factors, float), rng)
         else:
             width = float(self.kernel_width)
-        X = np.vstack([X_f, X_h])
+        xp = array_namespace(X_f, X_h)
+        X = xp.concat([X_f, X_h], axis=0) if backend.name in ("torch", "cupy") \
+            else np.vstack([X_f, X_h])
         Z = self._features(X, width, rng)
         dist = _HullDistance(Z, n)
         gap = float(np.linalg.norm(dist.mu_f - dist.mu_h))

@@ -91,6 +91,13 @@ class SubsamplingMPE(BaseMPE):
     base_estimators_ : list
     """
 
+    _summary_fields = (("base estimator proportion (mean over resamples)", "base_proportion_"), ("acceptance rate (mean over resamples)", "acceptance_rate_"), ("resamples", "n_resamples"))
+    _summary_target = (
+        "SuMPE (Zhu et al. 2023): the base estimator targets kappa(F'|H) on the mixture "
+        "subsampled by the acceptance function; proportion_ = acceptance rate x base "
+        "proportion, which equals kappa* when the acceptance function makes the "
+        "subsampled G irreducible with respect to H (without irreducibility of G itself)."
+    )
     _parameter_constraints = {
         **BaseMPE._parameter_constraints,
         "base_estimator": "no_validation",
@@ -227,6 +234,13 @@ class RegroupingMPE(BaseMPE):
     base_estimator_ : fitted base estimator
     """
 
+    _summary_fields = (("mixture points copied into H", "n_copied_"), ("copy fraction", "copy_fraction"))
+    _summary_target = (
+        "ReCPE (Yao et al. 2022): the base estimator runs on H augmented with the mixture "
+        "points most like H; its estimate targets kappa(F|H') which, after regrouping, "
+        "is close to kappa* even when G is not irreducible with respect to H (a small "
+        "bias of order copy_fraction remains)."
+    )
     _parameter_constraints = {
         **BaseMPE._parameter_constraints,
         "base_estimator": "no_validation",

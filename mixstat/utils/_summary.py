@@ -14,7 +14,7 @@ import numpy as np
 
 from .._backend import has_module
 
-__all__ = ["ModelSummary", "format_value"]
+__all__ = ["ModelSummary", "SummaryMixin", "check_summary_fitted", "format_value"]
 
 
 def format_value(v, digits=4):
@@ -111,3 +111,48 @@ class ModelSummary:
 
     def _repr_html_(self):
         return self.as_html()
+
+
+# ------------------------------------------------------ shared estimator part ---
+def check_summary_fitted(estimator, attributes=None):
+    """Raise sklearn's ``NotFittedError`` with a message naming ``summary()``
+    when ``estimator`` is not fitted."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator, attributes)
+    except NotFittedError:
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet: call "
+            "'fit' with appropriate arguments before 'summary()'."
+        ) from None
+
+
+class SummaryMixin:
+    """``summary()`` for an estimator: checks that it is fitted, then returns
+    the :class:`ModelSummary` built by the estimator's ``_summary()``.
+
+    ``_summary_fitted_attribute`` (str or None) names the attribute whose
+    presence means 'fitted' (None: any attribute ending in ``_``).
+    """
+
+    _summary_fitted_attribute = None
+
+    def summary(self):
+        """A summary of the fitted model (prints as text, renders as HTML).
+
+        Returns
+        -------
+        mixstat.utils.ModelSummary
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            When called before ``fit``.
+        """
+        check_summary_fitted(self, self._summary_fitted_attribute)
+        return self._summary()
+
+    def _summary(self):  # pragma: no cover - every user defines it
+        raise NotImplementedError

@@ -1,12 +1,11 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mixstat.circuits import SquaredCircuitDensity, SquaredGaussianMixture
+from mixstat.circuits import SquaredCircuitDensity, SquaredGaussianMixture, SquaredMixture1D
 
 pytest.importorskip("torch")
 
 def _expected(est):
-    # no check is expected to fail (neither estimator takes sample_weight)
     return {}
 
 
@@ -14,6 +13,7 @@ def _expected(est):
     [
         SquaredGaussianMixture(n_components=2, max_iter=20, random_state=0),
         SquaredCircuitDensity(n_units=2, max_epochs=2, batch_size=64, random_state=0),
+        SquaredMixture1D(n_components=2, family="exponential", n_init=1, max_iter=30, random_state=0),
     ],
     expected_failed_checks=_expected,
 )

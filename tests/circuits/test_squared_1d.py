@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+from scipy import integrate
+
+from mixstat.circuits import SquaredMixture1D
+from mixstat.circuits._squared_1d import _log_density, _unpack
+
+
+@pytest.mark.parametrize("family,hi", [("exponential", np.inf), ("gamma", np.inf), ("beta", 1.0)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_normalised_with_negative_weights(family, hi, seed):
+    rng = np.random.default_rng(seed)
+    K = 3
+    theta = np.r_[rng.normal(size=K), rng.normal(scale=0.7, size=K * (1 if family == "exponential" else 2))]
+    w, p = _unpack(theta, family, K, 1)
+    assert np.any(w < 0) or np.any(w > 0)
+    f = lambda t: np.exp(_log_density(np.array([[t]]), w, family, p)[0][0])  # noqa: E731
+    pts = [1e-3, 0.5, 0.999] if family == "beta" else None
+    val, _ = integrate.quad(f, 0, hi, limit=400, epsabs=1e-11, points=pts if hi != np.inf else None)
+    assert abs(val - 1) < 1e-6
+
+
+def test_fit_gamma_hole_and_bad_input():
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.gamma(2.0, 1.0, 600), rng.gamma(30.0, 0.3, 600)][:, None]
+    m1 = SquaredMixture1D(1, family="gamma", random_state=0).fit(x)
+    m3 = SquaredMixture1D(3, family="gamma", random_state=0).fit(x)
+    assert m3.score(x) > m1.score(x) + 0.2
+    assert np.isclose(np.abs(m3.weights_).sum(), 1)
+    assert m3.score_samples(np.array([[-1.0]]))[0] == -np.inf
+    with pytest.raises(ValueError, match="needs data in"):
+        SquaredMixture1D(2, family="beta").fit(x)
+
+    # two features: components are products; normalised on a grid
+    X2 = np.c_[x[:, 0], rng.gamma(3.0, 1.0, len(x))]
+    m2 = SquaredMixture1D(2, family="gamma", n_init=1, random_state=0).fit(X2)
+    g = np.linspace(1e-6, 60, 3001)
+    XX, YY = np.meshgrid(g, g)
+    p = np.exp(m2.score_samples(np.c_[XX.ravel(), YY.ravel()])).reshape(XX.shape)
+    assert abs(integrate.simpson(integrate.simpson(p, x=g), x=g) - 1) < 1e-3
