@@ -164,7 +164,11 @@ def log_likelihood(theta, layout, X, y, sw):
 
 def observed_information(theta, layout, X, y, sw):
     """:math:`-\\nabla^2 \\ell` from central differences of the analytic score."""
-    from statsmodels.tools.numdiff import approx_fprime
+    try:
+        from statsmodels.tools.numdiff import approx_fprime
+    except ImportError:  # pragma: no cover - statsmodels is the 'stats' extra
+        raise ImportError("standard errors from the observed information need statsmodels: "
+                          "pip install 'mixstat[stats]' (or use method='bootstrap')") from None
 
     H = approx_fprime(theta, total_score, centered=True, args=(layout, X, y, sw))
     H = np.atleast_2d(H)
@@ -194,10 +198,9 @@ class MoEInference:
     n_bootstrap: int = 0
     replicates: np.ndarray | None = None
 
-    def table(self, block):
-        """Rows of one block (an expert or a gate contrast)."""
-        idx = [i for i, (b, _) in enumerate(self.names) if b == block]
-        return idx
+    def rows(self, block):
+        """Indices of the parameters of one block (an expert or a gate contrast)."""
+        return [i for i, (b, _) in enumerate(self.names) if b == block]
 
 
 def _invert(info):

@@ -847,7 +847,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         if inf is not None:
             cols = ["coef", "std err", "z", "P>|z|", f"[{q:.3g}", f"{1 - q:.3g}]"]
             for block in dict.fromkeys(b for b, _ in inf.names):
-                idx = inf.table(block)
+                idx = inf.rows(block)
                 rows = [inf.names[i][1] for i in idx]
                 vals = np.column_stack([inf.params[idx], inf.se[idx], inf.z[idx],
                                         inf.pvalue[idx], inf.ci_low[idx], inf.ci_high[idx]])

@@ -29,7 +29,8 @@ from ._moe import GaussianMoERegressor
 __all__ = ["relaxed_bic_path"]
 
 
-def relaxed_bic_path(X, y, alphas, n_components=2, *, max_support_fraction=0.5, **params):
+def relaxed_bic_path(X, y, alphas, n_components=2, *, inits=("screen", "random"),
+                     max_support_fraction=0.5, **params):
     """Upward warm-started penalty continuation, refits, BIC choice.
 
     Parameters
@@ -37,8 +38,13 @@ def relaxed_bic_path(X, y, alphas, n_components=2, *, max_support_fraction=0.5, 
     X, y : training data.
     alphas : sequence of float
         Expert penalties, visited in increasing order; the first (smallest)
-        is fitted cold with ``n_init`` restarts of ``init``.
+        is fitted cold with ``n_init`` restarts of each of ``inits``; the
+        start with the best penalised objective is continued.
     n_components : int
+    inits : sequence of str, default=('screen', 'random')
+        Initialisations tried at the first penalty (measured: on one of three
+        data sets only a 'random' start found the structured basin, on the
+        others 'screen' did).
     max_support_fraction : float, default=0.5
         A refit is admissible only when every expert's support is below this
         fraction of its effective size :math:`N_k` and no variance sits on
@@ -58,7 +64,15 @@ def relaxed_bic_path(X, y, alphas, n_components=2, *, max_support_fraction=0.5, 
     models : list of (lasso, refit) pairs
     """
     alphas = np.sort(np.asarray(alphas, dtype=float))
-    est = GaussianMoERegressor(n_components, alpha=float(alphas[0]), **params)
+    params.pop("init", None)
+    est = None
+    for init in inits:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cand = GaussianMoERegressor(n_components, alpha=float(alphas[0]), init=init,
+                                        **params).fit(X, y)
+        if est is None or cand.lower_bound_ > est.lower_bound_:
+            est = cand
     rows = {k: [] for k in ("alpha", "bic", "lasso_bic", "n_nonzero", "admissible",
                             "lower_bound")}
     models = []
@@ -66,7 +80,8 @@ def relaxed_bic_path(X, y, alphas, n_components=2, *, max_support_fraction=0.5, 
     for i, a in enumerate(alphas):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.set_params(alpha=float(a), warm_start=i > 0).fit(X, y)
+            if i > 0:
+                est.set_params(alpha=float(a), warm_start=True).fit(X, y)
             ref = est.refit(X, y)
         nk = ref.predict_posterior(X, y).sum(axis=0)
         supp = (ref.coef_ != 0).sum(axis=1)

@@ -529,16 +529,17 @@ def weighted_enet_fista(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
     """
     xp = array_namespace(X, y)
     n, p = X.shape
+    dev = array_device(X)
     w = xp.ones_like(y) if sample_weight is None else sample_weight
     sw = xp.sum(w)
     if not float(sw) > 0.0:
-        beta = xp.zeros((p,), dtype=X.dtype) if coef is None else xp.asarray(coef, copy=True)
+        beta = xp.zeros((p,), dtype=X.dtype, device=dev) if coef is None else xp.asarray(coef, copy=True, device=dev)
         return EnetResult(beta, 0.0, 0.0, 0)
     if fit_intercept:
         xbar = (w @ X) / sw
         ybar = xp.sum(w * y) / sw
     else:
-        xbar = xp.zeros((p,), dtype=X.dtype)
+        xbar = xp.zeros((p,), dtype=X.dtype, device=dev)
         ybar = xp.zeros_like(sw)
     yc = y - ybar
     tol_abs = float(tol * xp.sum(w * yc * yc))
@@ -554,7 +555,7 @@ def weighted_enet_fista(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
         return float(0.5 * xp.sum(w * r * r) + 0.5 * lam2 * xp.sum(b * b))
 
     # Lipschitz constant of the smooth part: power iteration on Xc^T W Xc
-    v = xp.ones((p,), dtype=X.dtype) / (p**0.5)
+    v = xp.ones((p,), dtype=X.dtype, device=dev) / (p**0.5)
     for _ in range(_POWER_ITERATIONS):
         u = rmatvec(w * matvec(v))
         nu = xp.sqrt(xp.sum(u * u))
@@ -562,7 +563,7 @@ def weighted_enet_fista(X, y, sample_weight=None, lam1=0.0, lam2=0.0, coef=None,
             break
         v = u / nu
     L = float(xp.sum(v * rmatvec(w * matvec(v)))) * 1.05 + float(lam2) + 1e-12
-    beta = xp.zeros((p,), dtype=X.dtype) if coef is None else xp.asarray(coef, copy=True)
+    beta = xp.zeros((p,), dtype=X.dtype, device=dev) if coef is None else xp.asarray(coef, copy=True, device=dev)
     Xb = matvec(beta)
     z, Xz = beta, Xb
     t = 1.0

@@ -186,3 +186,47 @@ def test_partial_fit_approaches_batch(alpha):
     assert first.log_likelihood(X, y) < ll_o
     with pytest.raises(ValueError, match="features"):
         online.partial_fit(X[:10, :3], y[:10])
+
+
+# ------------------------------------------------ two-stage (relaxed) ---
+def test_relaxed_bic_path_recovers_support_without_variance_inflation():
+    from mixstat.datasets import make_sparse_moe
+    from mixstat.moe import relaxed_bic_path
+
+    X, y, P = make_sparse_moe(200, 60, 2, n_informative=3, random_state=0, return_params=True)
+    best, table, models = relaxed_bic_path(X, y, [0.1, 0.15, 0.2], 2, alpha_gate=0.02,
+                                           penalty_power=1.0, n_init=1, max_iter=200,
+                                           random_state=0)
+    assert best is not None and best.alpha == 0 and best.support_ is not None
+    i = next(j for j, m in enumerate(models) if m[1] is best)
+    assert table["admissible"][i] and table["bic"][i] == table["bic"][table["admissible"]].min()
+    perm = match_components(np.column_stack([P["intercept"], P["coef"]]),
+                            np.column_stack([best.intercept_, best.coef_]))
+    B = best.coef_[perm]
+    assert np.all(B[P["coef"] != 0] != 0)  # every true slope kept
+    assert np.sum((B != 0) & (P["coef"] == 0)) <= 4
+    # the refit removes the scaled penalty's variance inflation (true sigma^2 = 1)
+    lasso_var = models[i][0].noise_variance_
+    assert np.all(np.abs(best.noise_variance_ - 1) < 0.5)
+    assert np.max(np.abs(best.noise_variance_ - 1)) < np.max(np.abs(lasso_var - 1))
+
+
+def test_bootstrap_counts_failed_replicates(monkeypatch):
+    import mixstat.moe._inference as inf_mod
+
+    X, y = _lin(100)
+    m = _mle(1, X, y, n_init=1)
+    real = inf_mod.bootstrap_statistic
+    calls = []
+
+    def flaky(indices, seed, **kw):
+        calls.append(seed)
+        out = real(indices, seed, **kw)
+        return out * np.nan if len(calls) % 4 == 0 else out
+
+    monkeypatch.setattr(inf_mod, "bootstrap_statistic", flaky)
+    with pytest.warns(UserWarning, match="5 of 20 bootstrap replicates failed"):
+        b = m.inference(X, y, method="bootstrap", n_bootstrap=20, random_state=0)
+    assert b.n_failed == 5 and np.all(np.isfinite(b.se))
+    assert "5 of 20" in " ".join(m.summary(X, y, method="bootstrap", n_bootstrap=20,
+                                           random_state=0).notes)
