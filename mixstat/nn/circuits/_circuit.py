@@ -329,7 +329,7 @@ class TensorizedCircuit(nn.Module):
         return self.log_query(torch.nan_to_num(x), mode)
 
     def log_conditional(self, x, target, given):
-        """Conditional log-density :math:`\log p(x_T \mid x_G)` as the ratio of
+        r"""Conditional log-density :math:`\log p(x_T \mid x_G)` as the ratio of
         two marginals of the (squared) circuit.
 
         Parameters
