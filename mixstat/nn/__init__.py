@@ -4,7 +4,7 @@ Submodules: ``gating`` (routers, load-balancing losses), ``moe`` (MoE layer),
 ``sparsemixer`` (SparseMixer gradient estimators), ``mixture_of_tokens``,
 ``diffusion`` (immiscible noise assignment, GMFlow, Score-of-Mixture),
 ``mixer`` (MixER layer and ODE experts), ``circuits`` (tensorised squared
-circuits).
+circuits), ``conversion`` (Dense <-> MoE), ``data_mixing`` (Aioli).
 """
 
 from .._backend import has_module
@@ -12,8 +12,20 @@ from .._backend import has_module
 if not has_module("torch"):  # pragma: no cover - exercised without torch
     raise ImportError("mixstat.nn needs PyTorch: pip install 'mixstat[torch]'")
 
-from . import circuits, diffusion, gating, mixer, mixture_of_tokens, moe, sparsemixer  # noqa: E402
+from . import (  # noqa: E402
+    circuits,
+    conversion,
+    data_mixing,
+    diffusion,
+    gating,
+    mixer,
+    mixture_of_tokens,
+    moe,
+    sparsemixer,
+)
 from .circuits import *  # noqa: E402,F401,F403
+from .conversion import *  # noqa: E402,F401,F403
+from .data_mixing import *  # noqa: E402,F401,F403
 from .diffusion import *  # noqa: E402,F401,F403
 from .gating import *  # noqa: E402,F401,F403
 from .mixer import *  # noqa: E402,F401,F403
@@ -23,6 +35,8 @@ from .sparsemixer import *  # noqa: E402,F401,F403
 
 __all__ = [
     *circuits.__all__,
+    *conversion.__all__,
+    *data_mixing.__all__,
     *diffusion.__all__,
     *gating.__all__,
     *mixer.__all__,
