@@ -4,7 +4,8 @@ Submodules: ``gating`` (routers, load-balancing losses), ``moe`` (MoE layer),
 ``sparsemixer`` (SparseMixer gradient estimators), ``mixture_of_tokens``,
 ``diffusion`` (immiscible noise assignment, GMFlow, Score-of-Mixture),
 ``mixer`` (MixER layer and ODE experts), ``circuits`` (tensorised squared
-circuits), ``conversion`` (Dense <-> MoE), ``data_mixing`` (Aioli).
+circuits), ``conversion`` (Dense <-> MoE), ``data_mixing`` (Aioli), ``denoiser_mixture``
+(Collaborative Diffusion / MixerMDM), ``expert_parallel`` (experts across ranks).
 """
 
 from .._backend import has_module
@@ -16,7 +17,9 @@ from . import (  # noqa: E402
     circuits,
     conversion,
     data_mixing,
+    denoiser_mixture,
     diffusion,
+    expert_parallel,
     gating,
     mixer,
     mixture_of_tokens,
@@ -26,7 +29,9 @@ from . import (  # noqa: E402
 from .circuits import *  # noqa: E402,F401,F403
 from .conversion import *  # noqa: E402,F401,F403
 from .data_mixing import *  # noqa: E402,F401,F403
+from .denoiser_mixture import *  # noqa: E402,F401,F403
 from .diffusion import *  # noqa: E402,F401,F403
+from .expert_parallel import *  # noqa: E402,F401,F403
 from .gating import *  # noqa: E402,F401,F403
 from .mixer import *  # noqa: E402,F401,F403
 from .mixture_of_tokens import *  # noqa: E402,F401,F403
@@ -37,7 +42,9 @@ __all__ = [
     *circuits.__all__,
     *conversion.__all__,
     *data_mixing.__all__,
+    *denoiser_mixture.__all__,
     *diffusion.__all__,
+    *expert_parallel.__all__,
     *gating.__all__,
     *mixer.__all__,
     *mixture_of_tokens.__all__,
