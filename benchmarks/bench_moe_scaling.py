@@ -70,6 +70,7 @@ def main(argv=None):
              "| n | p | per iteration (ms) | one pass X @ v (ms) | ratio | per iteration / (n p K) (ns) |",
              "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
+    results = []
     with threadpool_limits(1):
         for n, p in grid:
             X, y = make_sparse_moe(n, p, args.K, n_informative=(min(3, p), min(5, p)),
@@ -81,10 +82,38 @@ def main(argv=None):
             row = (f"| {n} | {p} | {it * 1e3:.2f} | {floor * 1e3:.3f} | {it / floor:.1f} | "
                    f"{it / (n * p * args.K) * 1e9:.2f} |")
             lines.append(row)
+            results.append((n, p, it, floor))
             print(row, flush=True)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "moe_scaling.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    _plot(results, os.path.join(HERE, "results", "moe_scaling.png"), args.K)
+
+
+def _plot(results, path, K):
+    """Log-log plot of the time per EM iteration against n p K, with the floor."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib absent: no plot")
+        return
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for p in sorted({r[1] for r in results}):
+        rows = sorted((r for r in results if r[1] == p), key=lambda r: r[0])
+        npk = [r[0] * r[1] * K for r in rows]
+        ax.loglog(npk, [r[2] for r in rows], "o-", label=f"EM iteration, p={p}")
+        ax.loglog(npk, [r[3] for r in rows], "x:", color=ax.lines[-1].get_color(),
+                  label=f"one pass X @ v, p={p}")
+    ax.set_xlabel("n p K")
+    ax.set_ylabel("seconds")
+    ax.set_title("GaussianMoERegressor: time per EM iteration")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}")
 
 
 if __name__ == "__main__":

@@ -189,3 +189,43 @@ def test_mixer_ode_summary():
         assert _has(s, v)
     assert np.all(np.isfinite(est.env_loss_)) and np.all(est.env_loss_ >= 0)
     assert "<table" in s._repr_html_()
+
+
+# --- squared mixtures and circuits -------------------------------------------
+def _ring(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 2 * np.pi, n)
+    return np.c_[np.cos(t), np.sin(t)] * 2 + rng.normal(scale=0.2, size=(n, 2))
+
+
+def test_squared_gaussian_mixture_summary():
+    from mixstat.circuits import SquaredGaussianMixture
+
+    with pytest.raises(NotFittedError, match="summary"):
+        SquaredGaussianMixture().summary()
+    m = SquaredGaussianMixture(n_components=3, random_state=0).fit(_ring())
+    s = m.summary()
+    text, html = str(s), s._repr_html_()
+    assert "Squared subtractive Gaussian mixture" in text and "<table" in html
+    frame = s.to_frames()["Components"]
+    np.testing.assert_allclose(frame["weight"].astype(float), m.weights_)
+    np.testing.assert_allclose(frame["mean x1"].astype(float), m.means_[:, 1])
+    assert s.info["Negative weights"] == int(np.sum(m.weights_ < 0))
+    assert s.info["Mean log-lik (train)"] == pytest.approx(m.lower_bound_)
+
+
+def test_squared_circuit_density_summary():
+    pytest.importorskip("torch")
+    from mixstat.circuits import SquaredCircuitDensity
+
+    with pytest.raises(NotFittedError, match="summary"):
+        SquaredCircuitDensity().summary()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = SquaredCircuitDensity(max_epochs=2, n_units=4, random_state=0).fit(_ring(300))
+    s = c.summary()
+    assert s.info["Epochs"] == c.n_iter_
+    assert s.info["Parameters"] == sum(p.numel() for p in c.module_.parameters())
+    curve = s.to_frames()["Training curve (mean log-likelihood per point)"]
+    assert float(curve["train"].iloc[-1]) == pytest.approx(c.train_curve_[-1])
+    assert "+-^2" in str(s)

@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import has_module
+from ..utils._summary import ModelSummary, SummaryMixin
 from .._validation import (
     Interval,
     StrOptions,
@@ -30,7 +31,7 @@ def _torch_dtype(name):
     return {"float64": torch.float64, "float32": torch.float32}[name]
 
 
-class SquaredCircuitDensity(DensityMixin, BaseEstimator):
+class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
     r"""Density estimation with a deep squared tensorised circuit (NPC²).
 
     A circuit :math:`c(x)` built on a region-graph tree (inputs: :math:`K`
@@ -305,6 +306,43 @@ class SquaredCircuitDensity(DensityMixin, BaseEstimator):
         """Log-density of each sample (in the units of the training data)."""
         X = self._check_X(X)
         return self._eval(self.module_, self._transform(X)).astype(np.float64) - self._log_jacobian()
+
+    _summary_fitted_attribute = "module_"
+
+    def _summary(self):
+        kind = {("signed", True): "+-^2 (signed, squared)", ("positive", True): "+^2 (squared)",
+                ("positive", False): "+ (monotonic)", ("signed", False): "signed, not squared"}
+        valid = [v for v in (self.valid_curve_ or []) if np.isfinite(v)]
+        info = {
+            "Model": "SquaredCircuitDensity",
+            "Circuit": kind.get((self.weights, bool(self.squared)), f"{self.weights}"),
+            "Region graph": self.region_graph,
+            "Layer": self.layer,
+            "Inputs": self.inputs,
+            "Units": self.n_units,
+            "Replicas": self.n_replicas,
+            "Features": self.n_features_in_,
+            "Parameters": int(sum(p.numel() for p in self.module_.parameters())),
+            "Epochs": self.n_iter_,
+            "Converged": bool(self.converged_),
+            "Diverged": bool(self.diverged_),
+            "Best valid log-lik": max(valid) if valid else float("nan"),
+            "Fit time (s)": float(self.fit_time_),
+            "Device": str(self.device),
+            "Backend": self.backend_,
+        }
+        rows, vals = [], []
+        for e, tr in enumerate(self.train_curve_):
+            va = self.valid_curve_[e] if e < len(self.valid_curve_) else float("nan")
+            rows.append(f"epoch {e + 1}")
+            vals.append([float(tr), float(va)])
+        step = max(1, len(rows) // 10)  # at most about ten rows
+        keep = sorted(set(range(0, len(rows), step)) | {len(rows) - 1}) if rows else []
+        tables = [("Training curve (mean log-likelihood per point)", [rows[i] for i in keep],
+                   ["train", "valid"], [vals[i] for i in keep])] if keep else []
+        notes = ["Squared tensorised circuit (NPC^2, Loconte et al., ICLR 2024); "
+                 "the training curve is the mean log-likelihood per point (nats) of the training and validation splits."]
+        return ModelSummary("Squared circuit density", info, tables, notes)
 
     def score(self, X, y=None):
         """Mean log-likelihood."""

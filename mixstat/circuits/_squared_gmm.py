@@ -22,6 +22,7 @@ from .._validation import (
     validate_data,
 )
 from ..primitives import gaussian_log_density, gaussian_product_log_integral, signed_logsumexp
+from ..utils._summary import ModelSummary, SummaryMixin
 
 __all__ = ["SquaredGaussianMixture", "SquaredMixtureMarginal"]
 
@@ -183,7 +184,7 @@ def _nll_torch(theta, X, par):
 
 
 # ------------------------------------------------------------ estimator ---
-class SquaredGaussianMixture(DensityMixin, BaseEstimator):
+class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
     r"""Squared subtractive Gaussian mixture (NGMM²).
 
     A mixture with real, possibly negative, weights made non-negative by
@@ -367,6 +368,39 @@ class SquaredGaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
+
+    _summary_fitted_attribute = "weights_"
+
+    def _summary(self):
+        K, d = self.means_.shape
+        info = {
+            "Model": "SquaredGaussianMixture",
+            "Components": K,
+            "Features": d,
+            "Covariance": self.covariance_type,
+            "Mean log-lik (train)": self.lower_bound_,
+            "log Z": float(self.log_normalizer_),
+            "Negative weights": int(np.sum(self.weights_ < 0)),
+            "Iterations": self.n_iter_,
+            "Converged": bool(self.converged_),
+            "Backend": self.backend_,
+        }
+        names = [f"component {k}" for k in range(K)]
+        if self.covariance_type == "full":
+            var = np.stack([np.diag(c) for c in self.covariances_])
+        elif self.covariance_type == "diag":
+            var = self.covariances_
+        else:
+            var = np.repeat(self.covariances_[:, None], d, axis=1)
+        cols = ["weight"] + [f"mean x{j}" for j in range(d)] + [f"var x{j}" for j in range(d)]
+        vals = np.column_stack([self.weights_, self.means_, var])
+        notes = ["p(x) = c(x)^2 / Z with c(x) = sum_k w_k N(x; mu_k, Sigma_k) and "
+                 "Z = w' G w (Loconte et al., ICLR 2024); weights are scaled to "
+                 "sum_k |w_k| = 1 (p is invariant to the scale and sign of w).",
+                 "No standard errors: the weights are identified only up to scale and "
+                 "sign, and none are computed for this model yet."]
+        return ModelSummary("Squared subtractive Gaussian mixture", info,
+                            [("Components", names, cols, vals)], notes)
 
     def _set_params(self, theta, par):
         w, means, cov, _ = par.unpack(theta)
