@@ -53,8 +53,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--K", type=int, default=4)
+    ap.add_argument("--cap", type=float, default=None,
+                    help="largest n*p to run (default 2e6 with --quick, else 1e8)")
     args = ap.parse_args(argv)
-    cap = 2e6 if args.quick else 1e8
+    cap = args.cap if args.cap is not None else (2e6 if args.quick else 1e8)
     grid = []
     for p in (10, 100):
         for n in (1_000, 10_000, 100_000, 1_000_000):
