@@ -66,7 +66,7 @@ class DenoiserGate(nn.Module):
     use_position : bool, default=False
         Feed :math:`x_t` to the gate.
     per_position : bool, default=False
-        Output one logit per denoiser and coordinate (shape (B, K, *x.shape[1:]))
+        Output one logit per denoiser and coordinate (shape ``(B, K, *x.shape[1:])``)
         instead of one per denoiser (shape (B, K)).
     hidden : int, default=64
     n_freq : int, default=8
@@ -130,7 +130,7 @@ class DenoiserMixture(nn.Module):
         the same for all three parametrisations).
     gate : nn.Module
         Called as ``gate(x, t, conds)``; returns logits of shape (B, K) or
-        (B, K, *x.shape[1:]) (per position), e.g. :class:`DenoiserGate`.
+        ``(B, K, *x.shape[1:])`` (per position), e.g. :class:`DenoiserGate`.
     freeze : bool, default=True
         Set ``requires_grad=False`` on the denoisers' parameters (both papers
         train only the gate).
