@@ -48,7 +48,7 @@ def main(argv=None):
              "|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, d in settings:
-        exact, t_exact, runs = [], [], []
+        exact, t_exact = [], []
         data = [_gauss(d, 0.3, n, n, s) for s in seeds]
         for X, y in data:
             t0 = time.perf_counter()

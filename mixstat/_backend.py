@@ -156,7 +156,6 @@ class Backend:
 
     def asarray(self, a, dtype=None):
         """Move ``a`` onto this backend (namespace and device)."""
-        xp = self.xp
         if self.name == "torch":
             import torch
 

@@ -77,7 +77,7 @@ class _Param:
         return w, means, cov, L
 
     def pack(self, w, means, cov):
-        K, d = self.K, self.d
+        d = self.d
         if self.ctype in ("spherical", "diag"):
             c = np.log(np.maximum(cov - self.reg, 1e-12 * np.maximum(cov, 1e-300)))
         else:
@@ -100,7 +100,7 @@ def _nll_and_grad(theta, X, par):
 
     :math:`\partial_{w_k}\mathcal L = -\tfrac2N\sum_n f_k(x_n)/c(x_n) + 2(Gw)_k/Z`.
     """
-    K, d, ctype = par.K, par.d, par.ctype
+    d, ctype = par.d, par.ctype
     w, means, cov, fac = par.unpack(theta)
     if np.any(w == 0):
         w = np.where(w == 0, 1e-300, w)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from ..utils import ModelSummary, parallel_map

@@ -32,8 +32,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .gating import RouterOutput
-from .moe import _ACTIVATIONS, MoELayer, _grouped_mm_supported, expert_ffn_dispatch
+from .moe import (
+    _ACTIVATIONS,
+    MoELayer,
+    _check_and_route,
+    _grouped_mm_supported,
+    expert_ffn_dispatch,
+)
 
 __all__ = ["ExpertParallelMoE", "all_to_all_differentiable"]
 
@@ -140,19 +145,7 @@ class ExpertParallelMoE(nn.Module):
         Every rank of the group must call it (collective), with any number of
         tokens (at least one, for the router).
         """
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim < 1 or x.shape[-1] != self.d_model:
-            raise ValueError(
-                f"x must have last dimension d_model={self.d_model}, got shape {tuple(x.shape)}"
-            )
-        if x.dtype != self.w1.dtype:
-            raise ValueError(f"x has dtype {x.dtype} but the layer has dtype {self.w1.dtype}")
-        shape = x.shape
-        xf = x.reshape(-1, self.d_model)
-        route = self.router(xf)
-        if not isinstance(route, RouterOutput):
-            raise TypeError("the router must return a mixstat.nn.RouterOutput")
+        shape, xf, route = _check_and_route(self, x)
         P, El = self.world_size, self.n_local_experts
         dest = torch.div(route.expert_index, El, rounding_mode="floor")
         order = torch.argsort(route.expert_index, stable=True)  # sorted by expert => by rank

@@ -157,6 +157,24 @@ def expert_ffn_dispatch(
     return y.index_add(0, tok_sorted, out * weight[order].to(out.dtype)[:, None])
 
 
+
+def _check_and_route(layer, x):
+    """Check ``x`` against a MoE layer (``d_model``, ``w1`` dtype, ``router``),
+    flatten it to tokens and route them: ``(shape, tokens, RouterOutput)``."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim < 1 or x.shape[-1] != layer.d_model:
+        raise ValueError(
+            f"x must have last dimension d_model={layer.d_model}, got shape {tuple(x.shape)}"
+        )
+    if x.dtype != layer.w1.dtype:
+        raise ValueError(f"x has dtype {x.dtype} but the layer has dtype {layer.w1.dtype}")
+    xf = x.reshape(-1, layer.d_model)
+    route = layer.router(xf)
+    if not isinstance(route, RouterOutput):
+        raise TypeError("the router must return a mixstat.nn.RouterOutput")
+    return x.shape, xf, route
+
 class MoELayer(nn.Module):
     r"""Sparse mixture-of-experts feed-forward layer.
 
@@ -294,19 +312,7 @@ class MoELayer(nn.Module):
 
         ``dispatch`` overrides the layer's dispatch path for this call.
         """
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim < 1 or x.shape[-1] != self.d_model:
-            raise ValueError(
-                f"x must have last dimension d_model={self.d_model}, got shape {tuple(x.shape)}"
-            )
-        if x.dtype != self.w1.dtype:
-            raise ValueError(f"x has dtype {x.dtype} but the layer has dtype {self.w1.dtype}")
-        shape = x.shape
-        xf = x.reshape(-1, self.d_model)
-        route = self.router(xf)
-        if not isinstance(route, RouterOutput):
-            raise TypeError("the router must return a mixstat.nn.RouterOutput")
+        shape, xf, route = _check_and_route(self, x)
         path = self._resolve_dispatch(xf, dispatch)
         y = expert_ffn_dispatch(
             xf, route.token_index, route.expert_index, route.weight,

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...primitives import logsumexp, log_softmax
+from ...primitives import log_softmax, logsumexp, softmax
 from ...primitives._signed_matmul import signed_log_matmul
 from ._inputs import CDF, INTEGRATED, OBSERVED, BernsteinInput, CategoricalInput, GaussianInput
 from ._region_graph import RegionGraph
@@ -363,7 +363,7 @@ class TensorizedCircuit(nn.Module):
                 ms = mode.repeat_interleave(V, dim=0)
                 ms[:, d] = OBSERVED
                 lp = self.log_query(xs, ms).reshape(n, V)
-                prob = torch.softmax(lp, dim=1)
+                prob = softmax(lp, axis=1)
                 u = torch.multinomial(prob, 1, generator=generator)[:, 0]
                 x[:, d] = u.to(self.dtype_)
             else:
