@@ -21,6 +21,7 @@ import importlib.util
 import os
 import platform
 import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,8 @@ class _LazyJit:
         if self._jitted is None:
             import numba
 
-            self._jitted = numba.njit(cache=True, **self._options)(self.py_func)
+            self._jitted = numba.njit(cache=True, **self._options)(
+                _with_compiled_callees(self.py_func))
         return self._jitted
 
     def __call__(self, *args, **kwargs):
@@ -108,6 +110,26 @@ class _LazyJit:
         # pickled by reference (module + name), like a plain function, so that
         # joblib / Dask can ship code that holds a kernel
         return (_import_attribute, (self.__module__, self.__qualname__))
+
+
+def _with_compiled_callees(func):
+    """``func`` with its global references to other lazy kernels bound to their
+    compiled versions, so that one kernel can call another (Numba cannot type a
+    :class:`_LazyJit`). ``func`` itself is left unchanged: its ``py_func``
+    still calls the lazy wrappers."""
+    names = [name for name in func.__code__.co_names
+             if isinstance(func.__globals__.get(name), _LazyJit)]
+    if not names:
+        return func
+    glob = dict(func.__globals__)
+    for name in names:
+        glob[name] = glob[name].jitted
+    new = types.FunctionType(func.__code__, glob, func.__name__, func.__defaults__,
+                             func.__closure__)
+    new.__qualname__ = func.__qualname__
+    new.__module__ = func.__module__
+    new.__doc__ = func.__doc__
+    return new
 
 
 def _import_attribute(module, qualname):
