@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from .._backend import resolve_backend
+from .._backend import resolve_backend, to_numpy
 from .._validation import (
     Interval,
     StrOptions,
@@ -147,11 +147,18 @@ def _nll_and_grad(theta, X, par):
 
 
 def _nll_torch(theta, X, par):
-    """The same objective with torch autograd (``backend='torch'``)."""
+    """The same objective with torch autograd (``backend='torch'``).
+
+    ``X`` is a float64 torch tensor on any device (a NumPy array is moved to
+    a CPU tensor); ``theta`` (NumPy) is moved to ``X``'s device, the loss and
+    its gradient come back to the host for L-BFGS.
+    """
     import torch
 
-    t = torch.as_tensor(theta, dtype=torch.float64).requires_grad_(True)
-    Xt = torch.as_tensor(X, dtype=torch.float64)
+    if not isinstance(X, torch.Tensor):
+        X = torch.as_tensor(np.asarray(X), dtype=torch.float64)
+    dev, f64 = X.device, torch.float64
+    t = torch.as_tensor(theta, dtype=f64, device=dev).requires_grad_(True)
     K, d = par.K, par.d
     w = t[:K]
     means = t[K : K + K * d].reshape(K, d)
@@ -162,25 +169,32 @@ def _nll_torch(theta, X, par):
         cov = torch.exp(c.reshape(K, d)) + par.reg
     else:
         c = c.reshape(K, -1)
-        L = torch.zeros(K, d, d, dtype=torch.float64)
-        dp = torch.as_tensor(par.diag_pos)
+        L = torch.zeros(K, d, d, dtype=f64, device=dev)
+        dp = torch.as_tensor(par.diag_pos, device=dev)
         vals = c.clone()
         vals[:, dp] = torch.exp(c[:, dp])
-        L[:, par.tril[0], par.tril[1]] = vals
-        cov = L @ L.transpose(1, 2) + par.reg * torch.eye(d, dtype=torch.float64)
-    logf = gaussian_log_density(Xt, means, cov, par.ctype)
+        L[:, torch.as_tensor(par.tril[0], device=dev), torch.as_tensor(par.tril[1], device=dev)] = vals
+        cov = L @ L.transpose(1, 2) + par.reg * torch.eye(d, dtype=f64, device=dev)
+    logf = gaussian_log_density(X, means, cov, par.ctype)
     lc, _ = signed_logsumexp(logf + torch.log(torch.abs(w))[None], torch.sign(w).detach()[None], axis=1)
     logG = gaussian_product_log_integral(means, cov, means, cov, par.ctype)
     aw = torch.log(torch.abs(w))
     lz, _ = signed_logsumexp((aw[:, None] + aw[None] + logG).reshape(-1), torch.outer(torch.sign(w), torch.sign(w)).detach().reshape(-1), axis=0)
     loss = -2.0 * lc.mean() + lz
-    if not torch.isfinite(loss):
-        return np.inf, np.zeros_like(theta)
     loss.backward()
-    g = t.grad.numpy().copy()
-    if not np.all(np.isfinite(g)):
+    # one device-to-host copy per evaluation: the loss rides with the gradient
+    out = torch.cat([loss.detach().reshape(1), t.grad]).cpu().numpy()
+    f, g = float(out[0]), out[1:].copy()
+    if not (np.isfinite(f) and np.all(np.isfinite(g))):
         return np.inf, np.zeros_like(theta)
-    return float(loss.detach()), g
+    return f, g
+
+
+def _to_host(X):
+    """NumPy view of a torch tensor (any device) for scikit-learn's checks."""
+    if type(X).__module__.startswith("torch"):
+        return to_numpy(X)
+    return X
 
 
 # ------------------------------------------------------------ estimator ---
@@ -198,7 +212,10 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
     Negative components carve holes in the density (a ring is a broad bump
     minus a narrow one), which additive mixtures of the same size cannot.
     :math:`p` is invariant to :math:`w \to \alpha w`; the fitted ``weights_``
-    are scaled so that :math:`\sum_k |w_k| = 1`.
+    are scaled so that :math:`\sum_k |w_k| = 1` and the largest is positive.
+    :meth:`inference` and :meth:`summary` give standard errors and intervals
+    (observed information, sandwich, bootstrap) in an identified
+    parameterisation (weight ratios to a reference component).
 
     Fitted by maximum likelihood (EM does not apply to signed weights) with
     L-BFGS on the closed-form gradient (``backend='numpy'``), or on a torch
@@ -223,14 +240,20 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Added to every covariance's diagonal.
     random_state : int, RandomState or None
-    backend : {None, 'auto', 'numpy', 'numba', 'torch'}, default=None
-        'torch' uses autograd for the gradient; anything else the closed form.
+    backend : {None, 'auto', 'numpy', 'numba', 'torch', 'cupy'}, default=None
+        Resolved in ``fit`` (the parameter, ``config_context``, the input's
+        namespace, then NumPy / Numba). 'torch' computes the loss and its
+        autograd gradient on a torch device (a tensor's own device; for NumPy
+        input ``config_context(device=...)``, else CUDA when torch sees it,
+        else the CPU), with L-BFGS steps on the host; the others use the
+        closed-form gradient on the host. 'cupy' raises a ``ValueError`` (no
+        CuPy path: use 'torch' on a GPU).
     learning_rate : float, default=0.01
         Step size of the Adam steps taken by :meth:`partial_fit`.
 
     Attributes
     ----------
-    weights_ : ndarray (K,), signed, :math:`\sum|w_k| = 1`
+    weights_ : ndarray (K,), signed, :math:`\sum|w_k| = 1`, the largest positive
     means_ : ndarray (K, d)
     covariances_ : ndarray, shape as in ``GaussianMixture``
     log_normalizer_ : float, :math:`\log Z`
@@ -246,7 +269,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "reg_covar": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
-        "backend": [StrOptions({"auto", "numpy", "numba", "torch"}), None],
+        "backend": [StrOptions({"auto", "numpy", "numba", "torch", "cupy"}), None],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
@@ -312,44 +335,72 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         w = w * np.exp(-0.5 * lz_diag)
         return par.pack(w, means, cov)
 
+    def _resolve(self, X):
+        """The backend for ``X`` (before validation: a torch tensor selects torch)."""
+        name = self.backend if self.backend not in (None, "auto") else None
+        from .._backend import _namespace_name
+
+        if name == "cupy" or (name is None and _namespace_name([X]) == "cupy"):
+            raise ValueError(
+                "SquaredGaussianMixture has no CuPy path: use backend='torch' (any torch "
+                "device: pass a CUDA tensor, or NumPy with config_context(device='cuda')), "
+                "or 'numpy' / 'numba' on the host")
+        return resolve_backend(self.backend, X, allowed=("numpy", "numba", "torch"))
+
+    def _objective(self, X, backend):
+        """(function of theta, data argument) for L-BFGS on this backend."""
+        if backend.name != "torch":
+            return _nll_and_grad, X
+        import torch
+
+        return _nll_torch, backend.asarray(X, dtype=torch.float64)
+
+    def _minimise(self, fun, theta0, Xarg, par):
+        """L-BFGS from ``theta0``: (theta, nll, n_iter, success)."""
+        if self.max_iter == 0:
+            return theta0, fun(theta0, Xarg, par)[0], 0, False
+        res = minimize(
+            fun, theta0, args=(Xarg, par), jac=True, method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9, "maxls": 40},
+        )
+        if not np.isfinite(res.fun):
+            return theta0, fun(theta0, Xarg, par)[0], res.nit, False
+        return res.x, res.fun, res.nit, res.success
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit by maximum likelihood with L-BFGS (``n_init`` restarts).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or torch tensor of shape (n_samples, n_features)
+            A torch tensor (any device) selects ``backend='torch'`` when
+            ``backend`` is None; the loss and its gradient are then computed on
+            that device. Fitted attributes are NumPy arrays whatever the backend.
         y : ignored
 
         Returns
         -------
         self
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        backend = self._resolve(X)
+        X_in = X
+        X = validate_data(self, _to_host(X), dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.asarray(X, dtype=np.float64)
         check_finite(X)
         check_n_components(X.shape[0], self.n_components)
-        backend = resolve_backend(self.backend, allowed=("numpy", "numba", "torch"))
         self.backend_ = backend.name
-        fun = _nll_torch if backend.name == "torch" else _nll_and_grad
+        fun, Xarg = self._objective(X_in if backend.name == "torch" and not backend.input_is_numpy else X,
+                                    backend)
         rng = check_random_state(self.random_state)
         n, d = X.shape
         par = _Param(self.n_components, d, self.covariance_type, self.reg_covar)
         best = None
         for _ in range(self.n_init):
             theta0 = self._initial(X, par, rng)
-            if self.max_iter == 0:
-                res_x, nll, nit, ok = theta0, fun(theta0, X, par)[0], 0, False
-            else:
-                res = minimize(
-                    fun, theta0, args=(X, par), jac=True, method="L-BFGS-B",
-                    options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9, "maxls": 40},
-                )
-                res_x, nll, nit, ok = res.x, res.fun, res.nit, res.success
-                if not np.isfinite(nll):
-                    res_x, nll = theta0, fun(theta0, X, par)[0]
-            if best is None or nll < best[1]:
-                best = (res_x, nll, nit, ok)
+            res = self._minimise(fun, theta0, Xarg, par)
+            if best is None or res[1] < best[1]:
+                best = res
         theta, nll, nit, ok = best
         if not np.isfinite(nll):
             raise ValueError(
@@ -369,9 +420,178 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             )
         return self
 
+    # ------------------------------------------------------------ inference
+    def _refit_from(self, theta0, X):
+        """L-BFGS on ``X`` from ``theta0`` (NumPy, closed-form gradient):
+        (weights, means, covariances, success-or-finite)."""
+        par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar)
+        theta, nll, _, _ = self._minimise(_nll_and_grad, theta0, X, par)
+        w, means, cov, _ = par.unpack(theta)
+        return w, means, cov, bool(np.isfinite(nll))
+
+    def _inference_layout(self):
+        from ._squared_gmm_inference import InferenceLayout
+
+        K, d = self.means_.shape
+        return InferenceLayout(K, d, self.covariance_type, int(np.argmax(np.abs(self.weights_))))
+
+    def inference(self, X, *, method="observed", level=0.95, n_bootstrap=200,
+                  random_state=None, n_jobs=None, derivatives="auto"):
+        r"""Standard errors, z, p-values and confidence intervals of the fit.
+
+        The weights are identified only up to scale and sign, so the
+        inference is taken in the identified parameters: the :math:`K-1`
+        ratios :math:`w_k / w_r` to the reference component :math:`r` (the
+        largest :math:`|w_k|`), the means and the covariance entries (variances;
+        for 'full' every :math:`\Sigma_{k,ab}`, :math:`a \le b`). The reported
+        normalised ``weights_`` follow by the delta method (bootstrap: from
+        the replicates). With ``n_components=1`` these are the Gaussian
+        MLE's standard errors of :math:`\mu` and of the component covariance
+        :math:`\Sigma_1` (the density's covariance is :math:`\Sigma_1/2`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data the model was fitted on.
+        method : {'observed', 'sandwich', 'bootstrap', 'parametric-bootstrap'}
+            'observed': inverse observed information (exact Hessian of the
+            log-likelihood); 'sandwich': :math:`I^{-1} J I^{-1}` with :math:`J`
+            the outer product of the per-sample scores; 'bootstrap':
+            resampled rows refitted by L-BFGS from this fit, percentile
+            intervals; 'parametric-bootstrap': samples drawn from the fitted
+            model (:meth:`sample`) refitted the same way.
+        level : float, default=0.95
+        n_bootstrap : int, default=200
+        random_state, n_jobs : for the bootstrap (joblib through
+            :func:`mixstat.primitives._bootstrap.bootstrap_replicates`).
+        derivatives : {'auto', 'autograd', 'numdiff'}, default='auto'
+            How the Hessian is taken: torch autograd (exact; 'auto' when torch
+            is installed) or statsmodels' central differences.
+
+        Returns
+        -------
+        SquaredMixtureInference
+            ``names`` ((block, term) pairs), ``params``, ``se``, ``z``,
+            ``pvalue``, ``ci_low``, ``ci_high``, ``cov``, ``reference``.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When the observed information is not positive definite (the fit
+            is not a strict local maximum or the model is not identifiable
+            there: intervals are not defined).
+        ValueError
+            When a covariance sits at the ``reg_covar`` floor (a boundary
+            maximum, where Wald intervals are not valid), or when every
+            bootstrap refit fails.
+        """
+        from ._squared_gmm_inference import (
+            invert_information,
+            log_likelihood_derivatives,
+            wald,
+        )
+
+        check_is_fitted(self)
+        if method not in ("observed", "sandwich", "bootstrap", "parametric-bootstrap"):
+            raise ValueError("method must be 'observed', 'sandwich', 'bootstrap' or "
+                             f"'parametric-bootstrap', got {method!r}")
+        if not 0 < level < 1:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        X = self._check_X(X)
+        if X.shape[0] < 2:
+            raise ValueError("inference needs the training data (at least 2 samples)")
+        var = self._full_covariances()
+        ev = np.linalg.eigvalsh(var)
+        if np.min(ev) <= self.reg_covar * (1 + 1e-6) + 1e-12 * np.max(ev):
+            raise ValueError(
+                "a component's covariance sits at the reg_covar floor (smallest eigenvalue "
+                f"{np.min(ev):.3g}): the maximum is on the boundary of the parameter space, "
+                "where the observed information does not give valid intervals; refit with "
+                "fewer components")
+        if np.any(self.weights_ == 0):
+            raise ValueError("a weight is exactly zero: that component is not identified")
+        layout = self._inference_layout()
+        phi = layout.pack(self.weights_, self.means_, self.covariances_)
+        if method in ("observed", "sandwich"):
+            H, S = log_likelihood_derivatives(phi, X, layout, scores=method == "sandwich",
+                                              derivatives=derivatives)
+            cov = invert_information(-H)
+            if method == "sandwich":
+                cov = cov @ (S.T @ S) @ cov
+            return wald(layout, phi, cov, method, level)
+        return self._bootstrap(X, layout, phi, method, level, n_bootstrap, random_state, n_jobs)
+
+    def _bootstrap(self, X, layout, phi, method, level, n_bootstrap, random_state, n_jobs):
+        import functools
+
+        from scipy import stats
+
+        from ..primitives._bootstrap import bootstrap_replicates, percentile_interval
+        from ._squared_gmm_inference import (
+            SquaredMixtureInference,
+            bootstrap_statistic,
+            extend,
+            extended_names,
+        )
+
+        if int(n_bootstrap) < 2:
+            raise ValueError(f"n_bootstrap must be at least 2, got {n_bootstrap!r}")
+        par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar)
+        theta0 = par.pack(self.weights_, self.means_, self.covariances_)
+        kind = "parametric" if method == "parametric-bootstrap" else "nonparametric"
+        stat = functools.partial(bootstrap_statistic, X=X, model=self, theta0=theta0,
+                                 layout=layout, kind=kind)
+        reps = np.asarray(bootstrap_replicates(stat, np.zeros(X.shape[0]), int(n_bootstrap),
+                                               random_state=random_state, n_jobs=n_jobs,
+                                               desc="squared mixture bootstrap"))
+        ok = np.all(np.isfinite(reps), axis=1)
+        n_failed = int((~ok).sum())
+        if ok.sum() < 2:
+            raise ValueError(f"the bootstrap failed in {n_failed} of {n_bootstrap} replicates "
+                             "(refits diverged or a covariance hit the reg_covar floor): the "
+                             "model is too large for the data; use fewer components")
+        if n_failed:
+            warnings.warn(f"{n_failed} of {n_bootstrap} bootstrap replicates failed and were "
+                          "left out of the intervals", UserWarning, stacklevel=3)
+        full = extend(layout, phi)[0]
+        good = np.stack([extend(layout, r)[0] for r in reps[ok]])
+        lo, hi = percentile_interval(good, level)
+        se = good.std(axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = full / se
+        return SquaredMixtureInference(extended_names(layout), full, se, z,
+                                       2 * stats.norm.sf(np.abs(z)), np.asarray(lo),
+                                       np.asarray(hi), None, method, level, layout.ref,
+                                       n_failed=n_failed, n_bootstrap=int(n_bootstrap),
+                                       replicates=reps)
+
     _summary_fitted_attribute = "weights_"
 
-    def _summary(self):
+    def summary(self, X=None, *, method="observed", level=0.95, n_bootstrap=200,
+                random_state=None, n_jobs=None):
+        """A statsmodels-style summary (:class:`mixstat.utils.ModelSummary`).
+
+        Without ``X``: the fitted weights, means and variances. With ``X``
+        (the training data): also the log-likelihood, AIC / BIC and, per
+        block (the weight ratios :math:`w_k / w_r`, each component, the
+        normalised weights), the estimate, standard error, z, p-value and
+        interval (see :meth:`inference` for ``method``).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            When called before ``fit``.
+        """
+        from ..utils._summary import check_summary_fitted
+
+        check_summary_fitted(self, self._summary_fitted_attribute)
+        inf = None
+        if X is not None:
+            inf = self.inference(X, method=method, level=level, n_bootstrap=n_bootstrap,
+                                 random_state=random_state, n_jobs=n_jobs)
+        return self._summary(X, inf)
+
+    def _summary(self, X=None, inf=None):
         K, d = self.means_.shape
         info = {
             "Model": "SquaredGaussianMixture",
@@ -384,7 +604,16 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             "Iterations": self.n_iter_,
             "Converged": bool(self.converged_),
             "Backend": self.backend_,
+            "Df": self._n_parameters(),
         }
+        if X is not None:
+            Xc = self._check_X(X)
+            ll = float(np.sum(self.score_samples(Xc)))
+            n = Xc.shape[0]
+            info.update({"Observations": n, "Log-likelihood": ll,
+                         "AIC": -2 * ll + 2 * self._n_parameters(),
+                         "BIC": -2 * ll + self._n_parameters() * np.log(n),
+                         "Std. errors": inf.method if inf is not None else "none"})
         names = [f"component {k}" for k in range(K)]
         if self.covariance_type == "full":
             var = np.stack([np.diag(c) for c in self.covariances_])
@@ -394,17 +623,45 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             var = np.repeat(self.covariances_[:, None], d, axis=1)
         cols = ["weight"] + [f"mean x{j}" for j in range(d)] + [f"var x{j}" for j in range(d)]
         vals = np.column_stack([self.weights_, self.means_, var])
+        tables = [("Components", names, cols, vals)]
         notes = ["p(x) = c(x)^2 / Z with c(x) = sum_k w_k N(x; mu_k, Sigma_k) and "
                  "Z = w' G w (Loconte et al., ICLR 2024); weights are scaled to "
-                 "sum_k |w_k| = 1 (p is invariant to the scale and sign of w).",
-                 "No standard errors: the weights are identified only up to scale and "
-                 "sign, and none are computed for this model yet."]
-        return ModelSummary("Squared subtractive Gaussian mixture", info,
-                            [("Components", names, cols, vals)], notes)
+                 "sum_k |w_k| = 1, the largest positive (p is invariant to the scale and "
+                 "sign of w)."]
+        if inf is None:
+            notes.append("No standard errors: pass the training data, summary(X) "
+                         "(method='observed', 'sandwich', 'bootstrap' or "
+                         "'parametric-bootstrap').")
+        else:
+            q = (1 - inf.level) / 2
+            icols = ["coef", "std err", "z", "P>|z|", f"[{q:.3g}", f"{1 - q:.3g}]"]
+            for block in dict.fromkeys(b for b, _ in inf.names):
+                idx = inf.rows(block)
+                rows = [inf.names[i][1] for i in idx]
+                v = np.column_stack([inf.params[idx], inf.se[idx], inf.z[idx], inf.pvalue[idx],
+                                     inf.ci_low[idx], inf.ci_high[idx]])
+                tables.append((block, rows, icols, v))
+            if K > 1:
+                notes.append(f"Weights: the ratios w_k / w_{inf.reference} to the reference "
+                             f"component {inf.reference} (largest |w|) fix the scale and sign "
+                             "that p does not identify; the normalised weights follow by the "
+                             "delta method" + (" (bootstrap: from the replicates)."
+                                               if inf.cov is None else "."))
+            notes.append("Covariance rows are the components' Sigma_k; the density of a "
+                         "single squared Gaussian has covariance Sigma_k / 2.")
+            if inf.n_failed:
+                notes.append(f"{inf.n_failed} of {inf.n_bootstrap} bootstrap replicates failed "
+                             "and were left out.")
+            if not self.converged_:
+                notes.append("L-BFGS did not report convergence: the standard errors assume "
+                             "a maximum.")
+        return ModelSummary("Squared subtractive Gaussian mixture", info, tables, notes)
 
     def _set_params(self, theta, par):
         w, means, cov, _ = par.unpack(theta)
         w = w / np.sum(np.abs(w))
+        if w[np.argmax(np.abs(w))] < 0:  # p is invariant to the sign: fix it
+            w = -w
         self.weights_ = w
         self.means_ = means
         self.covariances_ = cov
@@ -431,7 +688,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         first = getattr(self, "_theta", None) is None or not hasattr(self, "weights_")
         if first:
             self._validate_params()
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            X = validate_data(self, _to_host(X), dtype=[np.float64, np.float32], ensure_min_samples=2)
             X = np.asarray(X, dtype=np.float64)
             check_finite(X)
             check_n_components(X.shape[0], self.n_components)
@@ -470,7 +727,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
     # ------------------------------------------------------------- queries
     def _check_X(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, _to_host(X), reset=False, dtype=[np.float64, np.float32])
         X = np.asarray(X, dtype=np.float64)
         check_finite(X)
         return X

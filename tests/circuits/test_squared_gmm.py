@@ -196,3 +196,207 @@ def test_partial_fit_streams_towards_the_batch_fit():
     assert abs(np.abs(m.weights_).sum() - 1) < 1e-12
     with pytest.raises(ValueError, match="features"):
         m.partial_fit(np.zeros((5, 3)))
+
+
+# --- inference (issue #8) ------------------------------------------------------
+def _k1_fit(X):
+    return SquaredGaussianMixture(1, tol=1e-14, max_iter=2000, random_state=0, backend="numpy").fit(X)
+
+
+def test_k1_standard_errors_are_the_gaussian_mle_1d():
+    X = np.random.default_rng(3).normal(1.0, 1.5, size=(400, 1))
+    m = _k1_fit(X)
+    n, s2 = len(X), X.var()
+    inf = m.inference(X)
+    assert [t for _, t in inf.names] == ["mean x0", "var x0"]
+    # c^2/Z = N(mu, Sigma/2): Sigma = 2 sigma^2, so se(Sigma) = 2 sigma^2 sqrt(2/n)
+    np.testing.assert_allclose(inf.params, [X.mean(), 2 * s2], rtol=1e-7)
+    np.testing.assert_allclose(inf.se, [np.sqrt(s2 / n), 2 * s2 * np.sqrt(2 / n)], rtol=1e-6)
+    # the sandwich: the variance of the sample mean is unchanged; the sample
+    # variance's is the robust (m4 - s^4) / n
+    sw = m.inference(X, method="sandwich")
+    m4 = np.mean((X - X.mean()) ** 4)
+    np.testing.assert_allclose(sw.se, [np.sqrt(s2 / n), 2 * np.sqrt((m4 - s2**2) / n)], rtol=1e-6)
+    lo, hi = inf.ci_low[0], inf.ci_high[0]
+    np.testing.assert_allclose([lo, hi], X.mean() + np.array([-1, 1]) * 1.959963984540054 * np.sqrt(s2 / n))
+
+
+def test_k1_full_covariance_matches_the_gaussian_information():
+    X = np.random.default_rng(4).multivariate_normal([0, 1], [[1.0, 0.6], [0.6, 2.0]], size=500)
+    m = _k1_fit(X)
+    n, S = len(X), np.cov(X.T, bias=True)
+    inf = m.inference(X)
+    cov = inf.cov
+    np.testing.assert_allclose(cov[:2, :2], S / n, rtol=1e-6)
+    np.testing.assert_allclose(cov[:2, 2:], 0, atol=1e-9)
+    # Cov(S_ab, S_cd) = (S_ac S_bd + S_ad S_bc) / n for the MLE; the component
+    # covariance is 2 S
+    tri = [(0, 0), (0, 1), (1, 1)]
+    ref = np.array([[4 * (S[a, c] * S[b, d] + S[a, d] * S[b, c]) / n for c, d in tri] for a, b in tri])
+    np.testing.assert_allclose(cov[2:, 2:], ref, rtol=1e-6)
+
+
+def _two_blob_fit(ctype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.r_[rng.normal(0, 1.5, size=(300, 2)), rng.normal(2, 0.5, size=(300, 2))]
+    return X, SquaredGaussianMixture(2, covariance_type=ctype, tol=1e-12, max_iter=1000,
+                                     random_state=0, backend="numpy").fit(X)
+
+
+@pytest.mark.parametrize("ctype", ["full", "diag", "spherical"])
+def test_autograd_hessian_equals_numdiff(ctype):
+    pytest.importorskip("torch")
+    pytest.importorskip("statsmodels")
+    X, m = _two_blob_fit(ctype)
+    a = m.inference(X, derivatives="autograd")
+    b = m.inference(X, derivatives="numdiff")
+    np.testing.assert_allclose(a.se, b.se, rtol=1e-3)
+    a = m.inference(X, method="sandwich", derivatives="autograd")
+    b = m.inference(X, method="sandwich", derivatives="numdiff")
+    np.testing.assert_allclose(a.se, b.se, rtol=1e-3)
+
+
+def test_normalised_weights_delta_method_keeps_the_constraint():
+    pytest.importorskip("torch")
+    X, m = _two_blob_fit("full")
+    inf = m.inference(X)
+    idx = inf.rows("weights (sum |w| = 1)")
+    np.testing.assert_allclose(inf.params[idx], m.weights_, atol=1e-12)
+    # sum_k sign(w_k) w_k = 1 exactly, so that combination has zero variance
+    s = np.sign(m.weights_)
+    cw = inf.cov[np.ix_(idx, idx)]
+    assert abs(s @ cw @ s) < 1e-12 * np.trace(cw)
+    ratio = inf.rows("weights")
+    assert len(ratio) == 1 and inf.reference == int(np.argmax(np.abs(m.weights_)))
+    np.testing.assert_allclose(inf.params[ratio[0]], np.min(m.weights_) / np.max(m.weights_))
+
+
+def test_bootstrap_agrees_with_observed_information_and_counts_failures(monkeypatch):
+    pytest.importorskip("torch")
+    X = np.random.default_rng(5).normal(0.0, 1.0, size=(300, 1))
+    m = _k1_fit(X)
+    obs = m.inference(X)
+    boot = m.inference(X, method="bootstrap", n_bootstrap=60, random_state=0, n_jobs=1)
+    assert boot.cov is None and boot.n_failed == 0 and boot.replicates.shape == (60, 2)
+    np.testing.assert_allclose(boot.se, obs.se, rtol=0.3)
+    assert np.all(boot.ci_low < boot.params) and np.all(boot.params < boot.ci_high)
+    par = m.inference(X, method="parametric-bootstrap", n_bootstrap=40, random_state=0, n_jobs=1)
+    np.testing.assert_allclose(par.se, obs.se, rtol=0.35)
+    # same seeds, same replicates
+    again = m.inference(X, method="bootstrap", n_bootstrap=60, random_state=0, n_jobs=1)
+    np.testing.assert_array_equal(again.replicates, boot.replicates)
+
+    calls = {"n": 0}
+    real = SquaredGaussianMixture._refit_from
+
+    def flaky(self, theta0, Xb):
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise FloatingPointError("diverged")
+        return real(self, theta0, Xb)
+
+    monkeypatch.setattr(SquaredGaussianMixture, "_refit_from", flaky)
+    with pytest.warns(UserWarning, match="4 of 12 bootstrap replicates failed"):
+        inf = m.inference(X, method="bootstrap", n_bootstrap=12, random_state=0, n_jobs=1)
+    assert inf.n_failed == 4
+    assert "4 of 12 bootstrap replicates failed" in str(m._summary(X, inf))
+    monkeypatch.setattr(SquaredGaussianMixture, "_refit_from",
+                        lambda self, t, Xb: (_ for _ in ()).throw(ValueError("no")))
+    with pytest.raises(ValueError, match="failed in 5 of 5"):
+        m.inference(X, method="bootstrap", n_bootstrap=5, random_state=0, n_jobs=1)
+
+
+def test_inference_not_defined_says_why():
+    X = np.random.default_rng(6).normal(size=(200, 1))
+    # two identical components: only their sum is identified
+    m = _set(SquaredGaussianMixture(2), [1.0, 0.5], [[0.0], [0.0]], [[[2.0]], [[2.0]]], "full", 1)
+    m.reg_covar = 1e-6
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite.*not defined"):
+        m.inference(X, derivatives="numdiff" if not _has_torch() else "auto")
+    # a covariance on the reg_covar floor: a boundary maximum
+    m = _set(SquaredGaussianMixture(1, reg_covar=0.5), [1.0], [[0.0]], [[[0.5]]], "full", 1)
+    with pytest.raises(ValueError, match="reg_covar floor"):
+        m.inference(X)
+    m = _k1_fit(X)
+    with pytest.raises(ValueError, match="method must be"):
+        m.inference(X, method="hessian")
+    with pytest.raises(ValueError, match="features"):
+        m.inference(np.zeros((5, 2)))
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SquaredGaussianMixture().inference(X)
+
+
+def _has_torch():
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def test_summary_holds_the_standard_errors():
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("torch")
+    X, m = _two_blob_fit("diag")
+    inf = m.inference(X)
+    s = m.summary(X)
+    frames = s.to_frames()
+    assert set(frames) == {"Components", "weights", "component 0", "component 1",
+                           "weights (sum |w| = 1)"}
+    for block in ("weights", "component 0", "component 1", "weights (sum |w| = 1)"):
+        idx = inf.rows(block)
+        np.testing.assert_allclose(frames[block]["std err"].astype(float), inf.se[idx])
+        np.testing.assert_allclose(frames[block]["coef"].astype(float), inf.params[idx])
+    assert s.info["Std. errors"] == "observed"
+    assert s.info["Log-likelihood"] == pytest.approx(m.score(X) * len(X))
+    assert s.info["BIC"] == pytest.approx(m.bic(X))
+    assert "std err" in str(s) and "<table" in s._repr_html_()
+    # without data: estimates only, and a note that says how to get errors
+    s0 = m.summary()
+    assert set(s0.to_frames()) == {"Components"}
+    assert any("summary(X)" in n for n in s0.notes)
+
+
+# --- torch path (issue #7) -----------------------------------------------------
+@pytest.mark.parametrize("ctype", ["full", "diag", "spherical"])
+def test_torch_tensor_in_same_optimum_numpy_out(ctype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1.5, size=(200, 2)), rng.normal(2, 0.5, size=(200, 2))]
+    kw = dict(covariance_type=ctype, random_state=0, tol=1e-14, max_iter=3000)
+    a = SquaredGaussianMixture(2, backend="numpy", **kw).fit(X)
+    b = SquaredGaussianMixture(2, **kw).fit(torch.as_tensor(X))
+    assert b.backend_ == "torch"
+    for attr in ("weights_", "means_", "covariances_"):
+        assert type(getattr(b, attr)) is np.ndarray
+        np.testing.assert_allclose(getattr(b, attr), getattr(a, attr), atol=1e-5)
+    assert abs(a.lower_bound_ - b.lower_bound_) < 1e-9
+    np.testing.assert_allclose(b.score_samples(torch.as_tensor(X)), a.score_samples(X), atol=1e-6)
+    import pickle
+
+    from sklearn.base import clone
+
+    assert pickle.loads(pickle.dumps(b)).score(X) == pytest.approx(b.score(X))
+    assert clone(b).get_params() == b.get_params()
+    # float32 tensors are computed in float64 (as NumPy float32 input is)
+    c = SquaredGaussianMixture(2, **kw).fit(torch.as_tensor(X, dtype=torch.float32))
+    d = SquaredGaussianMixture(2, backend="numpy", **kw).fit(X.astype(np.float32))
+    assert abs(c.lower_bound_ - d.lower_bound_) < 1e-9
+
+
+def test_torch_backend_follows_the_config_device():
+    pytest.importorskip("torch")
+    from mixstat import config_context
+
+    X = np.random.default_rng(1).normal(size=(100, 2))
+    with config_context(device="cpu"):
+        m = SquaredGaussianMixture(2, backend="torch", random_state=0).fit(X)
+    assert m.backend_ == "torch"
+    ref = SquaredGaussianMixture(2, backend="numpy", random_state=0).fit(X)
+    assert abs(m.score(X) - ref.score(X)) < 1e-6
+
+
+def test_cupy_is_a_clear_error():
+    X = np.random.default_rng(1).normal(size=(30, 2))
+    with pytest.raises(ValueError, match="no CuPy path.*torch"):
+        SquaredGaussianMixture(2, backend="cupy").fit(X)
