@@ -22,6 +22,7 @@ from .._validation import (
     validate_data,
 )
 from ..primitives import signed_logsumexp
+from ..utils._summary import ModelSummary, SummaryMixin
 
 __all__ = ["SquaredMixture1D"]
 
@@ -84,7 +85,10 @@ def _log_density(X, w, family, p):
     return 2 * lc - lz, float(lz)
 
 
-class SquaredMixture1D(DensityMixin, BaseEstimator):
+_PARAM_NAMES = {"exponential": ("rate",), "gamma": ("shape", "rate"), "beta": ("a", "b")}
+
+
+class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
     r"""Squared (subtractive) mixture of exponential, gamma or beta densities.
 
     .. math:: p(x) = \frac{\big(\sum_k w_k f_k(x)\big)^2}{w^\top G w},\qquad
@@ -119,7 +123,15 @@ class SquaredMixture1D(DensityMixin, BaseEstimator):
     params_ : tuple of ndarrays (K, n_features), the components' parameters
         (rate; shape, rate; a, b)
     log_normalizer_ : float
+    lower_bound_ : float
+        Mean training log-likelihood.
     n_iter_, converged_
+
+    Notes
+    -----
+    :meth:`summary` tabulates the fitted weights and component parameters;
+    it gives no standard errors (the weights are identified only up to scale
+    and sign, and no information matrix is computed for this model).
     """
 
     _parameter_constraints = {
@@ -207,11 +219,48 @@ class SquaredMixture1D(DensityMixin, BaseEstimator):
         self.weights_ = w / np.sum(np.abs(w))
         self.params_ = p
         self.log_normalizer_ = _log_density(x[:1], self.weights_, fam, p)[1]
+        self.lower_bound_ = -float(f)
         self.n_iter_ = int(nit)
         self.converged_ = bool(ok)
         if not ok and self.max_iter > 0:
             warnings.warn("L-BFGS did not converge; increase max_iter.", ConvergenceWarning, stacklevel=2)
         return self
+
+    def _n_parameters(self):
+        K, D = self.params_[0].shape
+        return (K - 1) + K * D * _N_SHAPE[self.family]  # weights up to scale
+
+    _summary_fitted_attribute = "weights_"
+
+    def _summary(self):
+        K, D = self.params_[0].shape
+        info = {
+            "Model": "SquaredMixture1D",
+            "Family": self.family,
+            "Components": K,
+            "Features": D,
+            "Mean log-lik (train)": self.lower_bound_,
+            "log Z": float(self.log_normalizer_),
+            "Negative weights": int(np.sum(self.weights_ < 0)),
+            "Df": self._n_parameters(),
+            "Iterations": self.n_iter_,
+            "Converged": bool(self.converged_),
+            "Backend": "numpy",
+        }
+        names = [f"component {k}" for k in range(K)]
+        cols = ["weight"]
+        vals = [self.weights_]
+        for pname, arr in zip(_PARAM_NAMES[self.family], self.params_, strict=True):
+            cols += [f"{pname} x{j}" for j in range(D)]
+            vals.append(arr)
+        notes = ["p(x) = c(x)^2 / Z with c(x) = sum_k w_k f_k(x), f_k a product of "
+                 f"{self.family} densities over the features, Z = w' G w (closed-form Gram "
+                 "matrix); weights are scaled to sum_k |w_k| = 1 (p is invariant to the "
+                 "scale and sign of w).",
+                 "No standard errors: none are computed for this model "
+                 "(SquaredGaussianMixture.summary(X) has them)."]
+        return ModelSummary(f"Squared subtractive {self.family} mixture", info,
+                            [("Components", names, cols, np.column_stack(vals))], notes)
 
     def score_samples(self, X):
         """Log-density of each sample (``-inf`` outside the support)."""

@@ -38,3 +38,36 @@ def test_fit_gamma_hole_and_bad_input():
     XX, YY = np.meshgrid(g, g)
     p = np.exp(m2.score_samples(np.c_[XX.ravel(), YY.ravel()])).reshape(XX.shape)
     assert abs(integrate.simpson(integrate.simpson(p, x=g), x=g) - 1) < 1e-3
+
+
+@pytest.mark.parametrize("family", ["exponential", "gamma", "beta"])
+def test_summary_holds_the_fitted_numbers(family):
+    pytest.importorskip("statsmodels")
+    from sklearn.exceptions import NotFittedError
+
+    from mixstat.utils._summary import ModelSummary, format_value
+
+    rng = np.random.default_rng(1)
+    X = {"exponential": rng.exponential(1.0, (300, 1)),
+         "gamma": rng.gamma(3.0, 1.0, (300, 2)),
+         "beta": rng.beta(2.0, 5.0, (300, 1))}[family]
+    est = SquaredMixture1D(2, family=family, n_init=1, random_state=0)
+    with pytest.raises(NotFittedError, match="SquaredMixture1D.*summary"):
+        est.summary()
+    est.fit(X)
+    s = est.summary()
+    assert isinstance(s, ModelSummary)
+    frame = s.to_frames()["Components"]
+    np.testing.assert_allclose(frame["weight"].astype(float), est.weights_)
+    names = {"exponential": ["rate"], "gamma": ["shape", "rate"], "beta": ["a", "b"]}[family]
+    for pname, arr in zip(names, est.params_, strict=True):
+        for j in range(X.shape[1]):
+            np.testing.assert_allclose(frame[f"{pname} x{j}"].astype(float), arr[:, j])
+    # the reported training log-likelihood is the model's own
+    assert s.info["Mean log-lik (train)"] == pytest.approx(est.score(X), abs=1e-10)
+    assert s.info["Negative weights"] == int(np.sum(est.weights_ < 0))
+    assert s.info["Df"] == 1 + 2 * X.shape[1] * len(names)
+    text, html = str(s), s._repr_html_()
+    assert family in text and "<table" in html
+    assert format_value(est.log_normalizer_) in text and format_value(est.log_normalizer_) in html
+    assert any("No standard errors" in n for n in s.notes)
