@@ -146,6 +146,13 @@ class MixERODE(SummaryMixin, BaseEstimator):
     n_threads : int, default=1
         torch threads during fit (one thread is fastest for these sizes).
     verbose : int, default=0
+    device : str or None, default=None
+        The torch device to train on (``'cpu'``, ``'cuda'``, ``'cuda:1'``,
+        ``'mps'``...). None: the device of ``mixstat.config_context(device=...)``
+        when one is set, else the CPU (these small float32 ODE models are
+        launch-bound on a GPU unless there are many environments). The
+        initial weights are drawn on the CPU, so a seed gives the same start on
+        every device.
 
     Attributes
     ----------
@@ -161,7 +168,10 @@ class MixERODE(SummaryMixin, BaseEstimator):
         Mean squared error of the fitted model on each training environment's
         full trajectories (after the last step).
     backend_ : str
-        ``'torch'`` (CPU, float32).
+        ``'torch'`` (float32).
+    device_ : str
+        The torch device the model was trained on (``module_`` is kept on the
+        CPU between calls; :meth:`adapt` and :meth:`predict` run on this device).
     n_iter_ : int
         Outer steps run.
     history_ : dict of lists
@@ -203,6 +213,7 @@ class MixERODE(SummaryMixin, BaseEstimator):
         "random_state": ["random_state"],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
+        "device": [None, str],
     }
 
     def __init__(self, n_experts=4, context_dim=2, expert="coda", hidden=64, depth=3,
@@ -211,7 +222,7 @@ class MixERODE(SummaryMixin, BaseEstimator):
                  kmeans_max_iter=20, kmeans_tol=1e-4, kmeans_init="uniform", lstsq_noise=1e-4,
                  lr=(1e-3, 1e-3),
                  substeps=1, curriculum=None, adapt_steps=500, adapt_lr=1e-2, random_state=None, n_threads=1,
-                 verbose=0):
+                 verbose=0, device=None):
         self.n_experts = n_experts
         self.context_dim = context_dim
         self.expert = expert
@@ -237,6 +248,7 @@ class MixERODE(SummaryMixin, BaseEstimator):
         self.random_state = random_state
         self.n_threads = n_threads
         self.verbose = verbose
+        self.device = device
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -246,9 +258,28 @@ class MixERODE(SummaryMixin, BaseEstimator):
             raise ValueError(f"{name} must be a pair (contexts, model), got {v!r}")
         return v
 
+    def _torch_device(self):
+        """The device of ``device`` (None: ``config_context(device=...)`` when set
+        to a device, else the CPU), checked against what torch sees."""
+        import torch
+
+        from .._config import get_config
+
+        dev = self.device
+        if dev is None:
+            cfg = get_config().get("device")
+            dev = cfg if cfg not in (None, "auto") else "cpu"
+        try:
+            dev = torch.device(dev)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={str(dev)!r} was asked for but torch sees no CUDA device")
+        return dev
+
     def _loss(self, torch, pred, target, env_idx, n_envs):
         err = ((pred - target) ** 2).mean(dim=(1, 2))
-        tot = torch.zeros(n_envs, dtype=err.dtype).index_add(0, env_idx, err)
+        tot = torch.zeros(n_envs, dtype=err.dtype, device=err.device).index_add(0, env_idx, err)
         cnt = torch.bincount(env_idx, minlength=n_envs).to(err.dtype)
         present = cnt > 0
         return (tot[present] / cnt[present]).mean()
@@ -299,17 +330,22 @@ class MixERODE(SummaryMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(2**31 - 1))
+        dev = self._torch_device()
         n_threads_before = torch.get_num_threads()
         torch.set_num_threads(self.n_threads)
         try:
             torch.manual_seed(seed)
             np_rng = np.random.default_rng(seed)
             dtype = torch.float32
-            Xt = torch.as_tensor(X, dtype=dtype)
-            tt = torch.as_tensor(t, dtype=dtype)
-            ei = torch.as_tensor(env_idx, dtype=torch.long)
-            layer = MixERLayer(self.n_experts, E, X.shape[2], self.context_dim, self.hidden,
-                               self.depth, self.expert, self.split_context, self.gate)
+            Xt = torch.as_tensor(X, dtype=dtype, device=dev)
+            tt = torch.as_tensor(t, dtype=dtype, device=dev)
+            ei = torch.as_tensor(env_idx, dtype=torch.long, device=dev)
+            # built on the CPU (the same initial weights on every device), then moved
+            with torch.device("cpu"):
+                layer = MixERLayer(self.n_experts, E, X.shape[2], self.context_dim,
+                                   self.hidden, self.depth, self.expert, self.split_context,
+                                   self.gate)
+            layer.to(dev)
             model_params = [p for n, p in layer.named_parameters() if n != "contexts"]
             n_theta = sum(p.numel() for p in model_params)
             opt_ctx = torch.optim.Adam([layer.contexts], lr=lrs[0])
@@ -348,7 +384,7 @@ class MixERODE(SummaryMixin, BaseEstimator):
                         if lstsq and step % self.gate_every == 0:
                             self._gate_step(layer, Xw, tw, ei, np_rng)
                 with torch.no_grad():
-                    routing = layer.route(layer.contexts).numpy().copy()
+                    routing = layer.route(layer.contexts).cpu().numpy().copy()
                 history["loss"].append(loss_val)
                 history["routing"].append(routing)
                 history["n_gate_updates"].append(layer.n_gate_updates)
@@ -363,8 +399,22 @@ class MixERODE(SummaryMixin, BaseEstimator):
                         f"Training diverged (loss {loss_val}) at outer step {outer + 1}; "
                         "lower lr or increase substeps."
                     )
+            with torch.no_grad():
+                routing_ = layer.route(layer.contexts).cpu().numpy().copy()
+                if self.n_outer > 0:
+                    pred = layer(Xt[:, 0], tt, ei, substeps=self.substeps)
+                    err = ((pred - Xt) ** 2).mean(dim=(1, 2))
+                    tot = torch.zeros(E, dtype=err.dtype, device=dev).index_add(0, ei, err)
+                    cnt = torch.bincount(ei, minlength=E).to(err.dtype)
+                    env_loss = (tot / cnt).cpu().numpy().astype(np.float64)
+                else:
+                    env_loss = np.full(E, np.nan)
         finally:
             torch.set_num_threads(n_threads_before)
+        layer.to("cpu")  # fitted state on the host: pickling needs no GPU
+        if layer._centers is not None:
+            layer._centers = layer._centers.cpu() if hasattr(layer._centers, "cpu") \
+                else layer._centers
         self.module_ = layer
         self.history_ = history
         self.n_iter_ = self.n_outer
@@ -373,16 +423,9 @@ class MixERODE(SummaryMixin, BaseEstimator):
         self.gate_coef_ = layer.gate_weight.detach().numpy().copy()
         self.cluster_centers_ = None if layer._centers is None else \
             np.asarray(layer._centers).copy()
-        with torch.no_grad():
-            self.routing_ = layer.route(layer.contexts).numpy().copy()
-            if self.n_outer > 0:
-                pred = layer(Xt[:, 0], tt, ei, substeps=self.substeps)
-                err = ((pred - Xt) ** 2).mean(dim=(1, 2))
-                tot = torch.zeros(E, dtype=err.dtype).index_add(0, ei, err)
-                cnt = torch.bincount(ei, minlength=E).to(err.dtype)
-                self.env_loss_ = (tot / cnt).numpy().astype(np.float64)
-            else:
-                self.env_loss_ = np.full(E, np.nan)
+        self.routing_ = routing_
+        self.env_loss_ = env_loss
+        self.device_ = str(dev)
         self.backend_ = "torch"
         self.n_features_in_ = X.shape[2]
         self.adapted_envs_ = np.empty(0, dtype=self.envs_.dtype)
@@ -406,7 +449,7 @@ class MixERODE(SummaryMixin, BaseEstimator):
             "Outer steps": self.n_iter_,
             "Final training loss": float(losses[-1]) if losses.size else np.nan,
             "Best training loss": float(np.nanmin(losses)) if losses.size else np.nan,
-            "Backend": f"{self.backend_} (cpu)",
+            "Backend": f"{self.backend_} ({getattr(self, 'device_', 'cpu')})",
         }
         env_rows = [str(e) for e in self.envs_]
         tables = [
@@ -451,13 +494,16 @@ class MixERODE(SummaryMixin, BaseEstimator):
             raise ValueError(f"Environments {clash.tolist()} were seen in fit; adapt new ones.")
         n_steps = self.adapt_steps if n_steps is None else int(n_steps)
         layer = self.module_
+        dev = torch.device(getattr(self, "device_", "cpu"))
         n_threads_before = torch.get_num_threads()
         torch.set_num_threads(self.n_threads)
         try:
-            Xt = torch.as_tensor(X, dtype=torch.float32)
-            tt = torch.as_tensor(t, dtype=torch.float32)
-            ei = torch.as_tensor(env_idx, dtype=torch.long)
-            ctx = torch.zeros(new_envs.size, layer.contexts.shape[1], requires_grad=True)
+            layer.to(dev)
+            Xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
+            tt = torch.as_tensor(t, dtype=torch.float32, device=dev)
+            ei = torch.as_tensor(env_idx, dtype=torch.long, device=dev)
+            ctx = torch.zeros(new_envs.size, layer.contexts.shape[1], requires_grad=True,
+                              device=dev)
             for p in layer.parameters():
                 p.requires_grad_(False)
             opt = torch.optim.Adam([ctx], lr=self.adapt_lr)
@@ -470,8 +516,9 @@ class MixERODE(SummaryMixin, BaseEstimator):
         finally:
             for p in layer.parameters():
                 p.requires_grad_(True)
+            layer.to("cpu")
             torch.set_num_threads(n_threads_before)
-        out = ctx.detach().numpy().copy()
+        out = ctx.detach().cpu().numpy().copy()
         keep = ~np.isin(self.adapted_envs_, new_envs)
         self.adapted_envs_ = np.concatenate([self.adapted_envs_[keep], new_envs])
         self.adapted_contexts_ = np.concatenate([self.adapted_contexts_[keep], out])
@@ -515,13 +562,18 @@ class MixERODE(SummaryMixin, BaseEstimator):
         _, t, envs = _check_trajectories(np.zeros((x0.shape[0], np.size(t), x0.shape[1])), t,
                                          env)
         uniq, inv = np.unique(envs, return_inverse=True)
-        ctx = torch.as_tensor(self._contexts_of(uniq), dtype=torch.float32)
-        with torch.no_grad():
-            out = self.module_(torch.as_tensor(x0, dtype=torch.float32),
-                               torch.as_tensor(t, dtype=torch.float32),
-                               torch.as_tensor(inv, dtype=torch.long), contexts=ctx,
-                               substeps=self.substeps)
-        return out.numpy().astype(np.float64)
+        dev = torch.device(getattr(self, "device_", "cpu"))
+        ctx = torch.as_tensor(self._contexts_of(uniq), dtype=torch.float32, device=dev)
+        try:
+            self.module_.to(dev)
+            with torch.no_grad():
+                out = self.module_(torch.as_tensor(x0, dtype=torch.float32, device=dev),
+                                   torch.as_tensor(t, dtype=torch.float32, device=dev),
+                                   torch.as_tensor(inv, dtype=torch.long, device=dev),
+                                   contexts=ctx, substeps=self.substeps)
+        finally:
+            self.module_.to("cpu")
+        return out.cpu().numpy().astype(np.float64)
 
     def route(self, envs=None, context=None):
         """Expert of environments (labels) or of raw contexts.

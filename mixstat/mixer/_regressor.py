@@ -13,6 +13,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._backend import resolve_backend, to_numpy
 from .._validation import (
     Interval,
     StrOptions,
@@ -22,6 +23,7 @@ from .._validation import (
     check_random_state,
     validate_data,
 )
+from ..primitives._gram import weighted_gram_stats
 from ..primitives._kmeans import kmeans_lstsq_gate, lstsq_gate_logits
 from ..utils import parallel_map
 from ..utils._summary import ModelSummary, SummaryMixin
@@ -29,9 +31,80 @@ from ..utils._summary import ModelSummary, SummaryMixin
 __all__ = ["MixERRegressor"]
 
 
+_BACKENDS = ("numpy", "numba", "torch", "cupy")
+
+
 def _fit_one(args):
     est, X, y = args
     return est.fit(X, y)
+
+
+def _to_host(a):
+    return None if a is None else to_numpy(a)
+
+
+def lstsq_experts(X, routes, y, n_experts, previous=None):
+    r"""Least-squares experts (with intercept) on their routed rows, array API.
+
+    Expert :math:`k` is the ordinary least-squares fit of ``y`` on ``X`` over
+    the rows with ``routes == k`` (the minimum-norm solution when the design is
+    rank deficient, as :class:`~sklearn.linear_model.LinearRegression`). The
+    data enter through their centred Gram matrices per expert, computed on the
+    device of ``X`` (one product per expert,
+    :func:`mixstat.primitives._gram.weighted_gram_stats`); the (p x p) solves
+    run on the host.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        Any array-API array (torch on any device, CuPy, NumPy, array-api-strict).
+    routes : ndarray of shape (n_samples,)
+        Expert of every row (NumPy integers).
+    y : array of shape (n_samples,)
+        Same namespace and device as ``X``.
+    n_experts : int
+    previous : tuple (coef, intercept), optional
+        An expert that receives no row keeps these values; without it, it is
+        fitted on every row.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_experts, n_features)
+    intercept : ndarray of shape (n_experts,)
+    """
+    from array_api_compat import array_namespace
+    from array_api_compat import device as array_device
+
+    xp = array_namespace(X, y)
+    routes = np.asarray(routes)
+    counts = np.bincount(routes, minlength=n_experts)
+    onehot = np.eye(n_experts)[routes]
+    onehot[:, counts == 0] = 1.0 if previous is None else 0.0
+    Wd = xp.asarray(onehot, dtype=X.dtype, device=array_device(X))
+    st = weighted_gram_stats(X, Wd, y[:, None])
+    coef = np.zeros((n_experts, X.shape[1]))
+    intercept = np.zeros(n_experts)
+    for k in range(n_experts):
+        if counts[k] == 0 and previous is not None:
+            coef[k], intercept[k] = previous[0][k], previous[1][k]
+            continue
+        # normal equations: singular values of G are those of the centred
+        # design squared, hence the cut-off 1e-12 (1e-6 on the design)
+        coef[k] = np.linalg.lstsq(st["gram"][k], st["cross"][k], rcond=1e-12)[0]
+        intercept[k] = st["zbar"][k] - float(st["xbar"][k] @ coef[k])
+    return coef, intercept
+
+
+def _as_linear_regression(coef, intercept, n_features):
+    """A fitted :class:`~sklearn.linear_model.LinearRegression` holding the
+    coefficients of a device least-squares fit (NumPy attributes)."""
+    est = LinearRegression()
+    est.coef_ = np.asarray(coef, dtype=np.float64).copy()
+    est.intercept_ = float(intercept)
+    est.n_features_in_ = int(n_features)
+    est.rank_ = None
+    est.singular_ = None
+    return est
 
 
 class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
@@ -92,6 +165,17 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
     random_state : int, RandomState or None, default=None
     n_jobs : int or None, default=None
         Experts are fitted in parallel through :func:`mixstat.utils.parallel_map`.
+    backend : {None, 'auto', 'numpy', 'numba', 'torch', 'cupy'}, default=None
+        Where the fit runs, resolved in ``fit`` by
+        :func:`mixstat._backend.resolve_backend` (the parameter, then
+        :func:`mixstat.config_context`, then the input's namespace, then the
+        host). 'numpy' and 'numba' run on the host (MixER has no Numba kernel:
+        both record ``backend_='numpy'``). 'torch' (any device) and 'cupy' run
+        the K-means and least-squares gate on the device, and with
+        ``expert=None`` the least-squares experts too (their Gram matrices on
+        the device, :func:`lstsq_experts`); a user-given ``expert`` is fitted
+        on the host. The fitted attributes are NumPy arrays and scikit-learn
+        objects whatever the backend; ``predict`` returns NumPy.
 
     Attributes
     ----------
@@ -110,7 +194,7 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         Training mean squared error of each expert on its routed samples
         (nan for an expert that receives none).
     backend_ : str
-        Always ``'numpy'``: experts and gate are fitted on the host.
+        What ran: ``'numpy'`` (host), ``'torch'`` or ``'cupy'``.
     n_iter_ : int
     converged_ : bool
     n_features_in_ : int
@@ -137,11 +221,13 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         "noise": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "n_jobs": [None, numbers.Integral],
+        "backend": [None, StrOptions({"auto", *_BACKENDS})],
     }
 
     def __init__(self, n_experts=2, expert=None, gate_features=None, n_rounds=20,
                  gate_every=1, distance="l1-mean", match="greedy", kmeans_init="k-means++",
-                 kmeans_max_iter=20, tol=1e-4, noise=1e-4, random_state=None, n_jobs=None):
+                 kmeans_max_iter=20, tol=1e-4, noise=1e-4, random_state=None, n_jobs=None,
+                 backend=None):
         self.n_experts = n_experts
         self.expert = expert
         self.gate_features = gate_features
@@ -155,6 +241,7 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         self.noise = noise
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.backend = backend
 
     # ------------------------------------------------------------------ helpers
     def _gate_input(self, X, Z, fitting):
@@ -227,6 +314,10 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         -------
         self
         """
+        backend = resolve_backend(self.backend, X, y, Z, allowed=_BACKENDS)
+        device = backend.name in ("torch", "cupy")
+        if device:  # one host copy for scikit-learn's validation
+            X, y, Z = _to_host(X), _to_host(y), _to_host(Z)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         check_n_components(X.shape[0], self.n_experts, "n_experts")
         self._separate_z = Z is not None
@@ -247,19 +338,36 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         centers = None
         n_updates = 0
         routes = np.argmax(lstsq_gate_logits(Zs, W), axis=1)
+        # the device arrays: gate features always, data when the experts are
+        # least squares (expert=None); otherwise the experts fit on the host
+        device_experts = device and self.expert is None
+        Zg = backend.asarray(Zs) if device else Zs
+        if device_experts:
+            Xd, yd = backend.asarray(X), backend.asarray(y)
         experts = None
+        lin = None  # (coef, intercept) of the device least-squares experts
         converged = False
         n_iter = 0
         for r in range(1, self.n_rounds + 1):
             n_iter = r
-            experts = self._fit_experts(X, y, routes, experts, template)
+            if device_experts:
+                lin = lstsq_experts(Xd, routes, yd, K, previous=lin)
+            else:
+                experts = self._fit_experts(X, y, routes, experts, template)
             if (r - 1) % self.gate_every != 0:
                 continue
-            preds = np.column_stack([e.predict(X) for e in experts])
-            losses = (preds - y[:, None]) ** 2
-            losses = np.where(np.isfinite(losses), losses, np.finfo(float).max)
+            if device_experts:
+                preds = Xd @ backend.asarray(lin[0]).T + backend.asarray(lin[1])[None, :]
+                xp = backend.xp
+                losses = (preds - yd[:, None]) ** 2
+                big = xp.full_like(losses, np.finfo(float).max)
+                losses = xp.where(xp.isfinite(losses), losses, big)
+            else:
+                preds = np.column_stack([e.predict(X) for e in experts])
+                losses = (preds - y[:, None]) ** 2
+                losses = np.where(np.isfinite(losses), losses, np.finfo(float).max)
             res = kmeans_lstsq_gate(
-                Zs, losses, distance=self.distance, match=self.match, noise=self.noise,
+                Zg, losses, distance=self.distance, match=self.match, noise=self.noise,
                 max_iter=self.kmeans_max_iter, tol=self.tol,
                 init=centers if centers is not None else self.kmeans_init, random_state=rng,
             )
@@ -268,13 +376,20 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
                 continue
             n_updates += 1
             W, centers = res.coef, res.centers
-            new_routes = np.argmax(lstsq_gate_logits(Zs, W), axis=1)
+            new_routes = np.asarray(to_numpy(backend.xp.argmax(lstsq_gate_logits(Zg, W),
+                                                               axis=1)
+                                             if device else
+                                             np.argmax(lstsq_gate_logits(Zg, W), axis=1)))
+            new_routes = new_routes.astype(np.intp)
             if np.array_equal(new_routes, routes):
                 converged = True
                 break
             routes = new_routes
         if not converged:
-            experts = self._fit_experts(X, y, routes, experts, template)
+            if device_experts:
+                lin = lstsq_experts(Xd, routes, yd, K, previous=lin)
+            else:
+                experts = self._fit_experts(X, y, routes, experts, template)
             if self.n_rounds > 1:
                 warnings.warn(
                     f"MixERRegressor: routing still changing after n_rounds={self.n_rounds} "
@@ -282,6 +397,12 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
                     ConvergenceWarning,
                     stacklevel=2,
                 )
+        if device_experts:
+            experts = [_as_linear_regression(lin[0][k], lin[1][k], X.shape[1])
+                       for k in range(K)]
+        W = np.asarray(to_numpy(W), dtype=np.float64)
+        if centers is not None:
+            centers = np.asarray(to_numpy(centers), dtype=np.float64)
         self.experts_ = experts
         self.labels_ = routes
         self.expert_n_samples_ = np.bincount(routes, minlength=K)
@@ -291,7 +412,7 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
             if idx.any():
                 mse[k] = float(np.mean((experts[k].predict(X[idx]) - y[idx]) ** 2))
         self.expert_mse_ = mse
-        self.backend_ = "numpy"
+        self.backend_ = backend.name if device else "numpy"
         self.n_gate_updates_ = n_updates
         self.n_iter_ = n_iter
         self.converged_ = converged
@@ -367,8 +488,8 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._route(X, Z)
+        X = validate_data(self, _to_host(X), reset=False, dtype=np.float64)
+        return self._route(X, _to_host(Z))
 
     def _route(self, X, Z):
         Zraw = self._gate_input(X, Z, fitting=False)
@@ -388,7 +509,8 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, _to_host(X), reset=False, dtype=np.float64)
+        Z = _to_host(Z)
         routes = self._route(X, Z)
         out = np.empty(X.shape[0])
         for k in np.unique(routes):
@@ -398,4 +520,4 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
 
     def score(self, X, y, Z=None, sample_weight=None):
         """Coefficient of determination :math:`R^2` of ``predict(X, Z)``."""
-        return r2_score(y, self.predict(X, Z), sample_weight=sample_weight)
+        return r2_score(_to_host(y), self.predict(X, Z), sample_weight=_to_host(sample_weight))

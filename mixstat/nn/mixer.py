@@ -281,7 +281,7 @@ class MixERLayer(nn.Module):
         if not self.split_context:
             return ctx
         chunks = ctx.view(ctx.shape[0], self.n_experts, self.context_dim)
-        return chunks[torch.arange(ctx.shape[0]), idx]
+        return chunks[torch.arange(ctx.shape[0], device=ctx.device), idx]
 
     def forward(self, x0, t, env_idx=None, contexts=None, expert=None, substeps=1):
         """Integrate the routed vector field of every trajectory.
@@ -304,7 +304,7 @@ class MixERLayer(nn.Module):
         """
         ctx_all = self.contexts if contexts is None else contexts
         if env_idx is None:
-            env_idx = torch.arange(x0.shape[0])
+            env_idx = torch.arange(x0.shape[0], device=x0.device)
         ctx = ctx_all[env_idx]
         scale = None
         if expert is None:
@@ -312,7 +312,7 @@ class MixERLayer(nn.Module):
             idx = torch.argmax(logits, dim=-1)
             if self.gate == "softmax_gd":
                 g = softmax(logits, axis=-1)
-                scale = g[torch.arange(ctx.shape[0]), idx][:, None, None]
+                scale = g[torch.arange(ctx.shape[0], device=ctx.device), idx][:, None, None]
         else:
             idx = expert
         # build the weights once per distinct (environment, expert) pair
@@ -346,15 +346,16 @@ class MixERLayer(nn.Module):
         """
         ctx_all = self.contexts if contexts is None else contexts
         n, K = trajectories.shape[0], self.n_experts
-        idx = torch.arange(K).repeat_interleave(n)
+        idx = torch.arange(K, device=trajectories.device).repeat_interleave(n)
         envs = env_idx.repeat(K)
         pred = self.forward(trajectories[:, 0].repeat(K, 1), t, envs, ctx_all, expert=idx,
                             substeps=substeps)
         err = ((pred - trajectories.repeat(K, 1, 1)) ** 2).mean(dim=(1, 2)).view(K, n)
         E = ctx_all.shape[0]
         err = torch.nan_to_num(err, nan=1e30, posinf=1e30).clamp_max(1e30)
-        tot = torch.zeros(E, K, dtype=err.dtype).index_add_(0, env_idx, err.T)
-        cnt = torch.zeros(E, dtype=err.dtype).index_add_(0, env_idx, torch.ones(n, dtype=err.dtype))
+        tot = torch.zeros(E, K, dtype=err.dtype, device=err.device).index_add_(0, env_idx, err.T)
+        cnt = torch.zeros(E, dtype=err.dtype, device=err.device).index_add_(
+            0, env_idx, torch.ones(n, dtype=err.dtype, device=err.device))
         return tot / cnt.clamp_min(1)[:, None]
 
     @torch.no_grad()
