@@ -85,11 +85,9 @@ class KMeansGateResult(NamedTuple):
 
 
 def _to_numpy(a):
-    try:
-        return np.asarray(a)
-    except Exception:  # torch on a GPU, or a strict array without __array__
-        xp = array_namespace(a)
-        return np.asarray(xp.asarray(a, device="cpu")) if hasattr(a, "device") else np.asarray(a)
+    from .._backend import to_numpy
+
+    return np.asarray(to_numpy(a))  # NumPy, torch (any device), CuPy, array-api-strict
 
 
 def _pairwise(Z, C, distance, xp):
