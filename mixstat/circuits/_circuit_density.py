@@ -52,7 +52,8 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
 
     Continuous data are standardised for 'gaussian' inputs (the density is
     reported in the original units) and mapped to [0, 1] for 'bernstein'
-    inputs (a density supported on the padded training range);
+    and 'bspline' inputs (a density supported on the training range padded
+    by 5% on each side);
     'categorical' inputs take integers ``0 .. n_categories-1`` per feature.
 
     Parameters
@@ -62,7 +63,9 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
     n_replicas : int, default=1
         Positive mixture of this many squared circuits on independently drawn
         trees.
-    inputs : {'gaussian', 'categorical', 'bernstein'}, default='gaussian'
+    inputs : {'gaussian', 'categorical', 'bernstein', 'bspline'}, default='gaussian'
+        Univariate input units: Gaussians, categoricals, Bernstein polynomials
+        or B-splines (both for bounded data; exact integrals of products).
     layer : {'cp', 'tucker'}, default='cp'
     weights : {'signed', 'positive'}, default='signed'
     squared : bool, default=True
@@ -80,8 +83,11 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
     device : str, default='cpu'
     image_shape : tuple, optional
         (height, width) for ``region_graph='quad-tree'``.
-    degree : int, default=12
-        Degree of Bernstein inputs.
+    degree : int or None, default=None
+        Degree of Bernstein (None: 12) or B-spline (None: 3, cubic) inputs.
+    n_knots : int, default=32
+        Number of uniform knot intervals of B-spline inputs on the padded
+        data range.
     random_state : int, RandomState or None
     verbose : int, default=0
         Progress bar over epochs (tqdm) when > 0.
@@ -101,7 +107,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         "region_graph": [StrOptions({"binary-tree", "linear-tree", "quad-tree"}), object],
         "n_units": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_replicas": [Interval(numbers.Integral, 1, None, closed="left")],
-        "inputs": [StrOptions({"gaussian", "categorical", "bernstein"})],
+        "inputs": [StrOptions({"gaussian", "categorical", "bernstein", "bspline"})],
         "layer": [StrOptions({"cp", "tucker"})],
         "weights": [StrOptions({"signed", "positive"})],
         "squared": ["boolean"],
@@ -115,7 +121,8 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         "dtype": [StrOptions({"float64", "float32"})],
         "device": [str],
         "image_shape": [tuple, None],
-        "degree": [Interval(numbers.Integral, 1, None, closed="left")],
+        "degree": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_knots": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -139,7 +146,8 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         dtype="float64",
         device="cpu",
         image_shape=None,
-        degree=12,
+        degree=None,
+        n_knots=32,
         random_state=None,
         verbose=0,
     ):
@@ -161,6 +169,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         self.device = device
         self.image_shape = image_shape
         self.degree = degree
+        self.n_knots = n_knots
         self.random_state = random_state
         self.verbose = verbose
 
@@ -168,7 +177,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
     def _transform(self, X):
         if self.inputs == "gaussian":
             return (X - self.shift_) / self.scale_
-        if self.inputs == "bernstein":
+        if self.inputs in ("bernstein", "bspline"):
             return (X - self.shift_) / self.scale_
         return X
 
@@ -214,7 +223,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
             self.shift_ = X.mean(axis=0)
             sd = X.std(axis=0)
             self.scale_ = np.where(sd > 1e-12, sd, 1.0)
-        elif self.inputs == "bernstein":
+        elif self.inputs in ("bernstein", "bspline"):
             lo, hi = X.min(axis=0), X.max(axis=0)
             span = np.where(hi - lo > 1e-12, hi - lo, 1.0)
             self.shift_ = lo - 0.05 * span
@@ -238,6 +247,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
             squared=self.squared,
             n_categories=getattr(self, "n_categories_", None),
             degree=self.degree,
+            n_knots=self.n_knots,
             dtype=tdtype,
             generator=gen,
         ).to(self.device)

@@ -59,7 +59,8 @@ def test_sample_shape_and_moments():
 
 @pytest.mark.parametrize("kw", [dict(weights="positive", squared=False), dict(weights="positive"),
                                 dict(layer="tucker"), dict(n_replicas=2), dict(region_graph="linear-tree"),
-                                dict(inputs="bernstein", degree=5), dict(dtype="float32")])
+                                dict(inputs="bernstein", degree=5), dict(inputs="bspline"),
+                                dict(inputs="bspline", degree=1, n_knots=8), dict(dtype="float32")])
 def test_variants_fit_and_are_finite(kw):
     X = make_circuit_dataset("rings8", 400, random_state=0)[:, :4]
     m = _fit(X, max_epochs=2, **kw)
@@ -98,3 +99,22 @@ def test_bad_input():
         _fit(np.c_[C[:, 0], C[:, 1] + 0.5], inputs="categorical")
     with pytest.raises(ValueError, match="features must be"):
         m.marginal([2])
+
+
+def test_bspline_density_normalised_in_data_units_and_marginal():
+    X = make_circuit_dataset("banana", 400, random_state=0, standardize=False) * [3.0, 0.5] + [10, -2]
+    m = _fit(X, inputs="bspline", n_knots=6, degree=2, max_epochs=3)
+    # Gauss-Legendre with 6 nodes per knot cell is exact for the squared spline
+    z, w = np.polynomial.legendre.leggauss(6)
+    u = np.linspace(0, 1, 7)
+    g01 = (u[:-1, None] + np.diff(u)[:, None] * (1 + z) / 2).ravel()
+    w01 = np.repeat(np.diff(u), 6) * np.tile(w, 6) / 2
+    gx, gy = (m.shift_[j] + m.scale_[j] * g01 for j in range(2))
+    wx, wy = (m.scale_[j] * w01 for j in range(2))
+    XX, YY = np.meshgrid(gx, gy, indexing="ij")
+    p = np.exp(m.score_samples(np.c_[XX.ravel(), YY.ravel()])).reshape(XX.shape)
+    assert abs(wx @ p @ wy - 1) < 1e-8
+    np.testing.assert_allclose(np.exp(m.marginal([0]).score_samples(gx[:, None])), p @ wy, rtol=1e-8)
+    assert np.isneginf(m.score_samples([[X[:, 0].max() + 10 * m.scale_[0], 0.0]])).all()  # outside the support
+    S = m.sample(30, random_state=0)
+    assert np.all((S >= m.shift_) & (S <= m.shift_ + m.scale_))

@@ -105,6 +105,80 @@ def test_normalised_1d_quadrature_bernstein():
     assert abs(val - 1) < 1e-6
 
 
+def _gl_knot_cells(n_knots, q):
+    """Gauss-Legendre nodes/weights, q per knot interval of [0, 1]: exact for
+    piecewise polynomials of degree <= 2q - 1 on those intervals."""
+    z, w = np.polynomial.legendre.leggauss(q)
+    u = np.linspace(0, 1, n_knots + 1)
+    h = np.diff(u)
+    return (u[:-1, None] + h[:, None] * (1 + z) / 2).ravel(), (h[:, None] * w / 2).ravel()
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+def test_bspline_basis_matches_scipy_and_is_normalised(degree):
+    from scipy.interpolate import BSpline
+
+    from mixstat.nn.circuits import BSplineInput
+
+    inp = BSplineInput([0], 2, n_knots=5, degree=degree)
+    x = torch.linspace(-0.2, 1.2, 281, dtype=F64)
+    b = inp.basis(x).numpy()
+    t = inp.knots.numpy()
+    ref = BSpline.design_matrix(np.clip(x.numpy(), 0, 1), t, degree).toarray() * inp.basis_scale.numpy()
+    ref[(x.numpy() < 0) | (x.numpy() > 1)] = 0.0
+    np.testing.assert_allclose(b, ref, atol=1e-12)
+    g, w = _gl_knot_cells(5, degree + 1)
+    B = inp.basis(torch.as_tensor(g)).numpy()
+    np.testing.assert_allclose(w @ B, 1.0, atol=1e-12)  # each basis is a density
+    np.testing.assert_allclose(inp.cum_gram[-1].numpy(), (B * w[:, None]).T @ B, atol=1e-10)
+
+
+@pytest.mark.parametrize("weights,squared,layer", [("signed", True, "cp"), ("signed", True, "tucker"),
+                                                   ("positive", True, "cp"), ("positive", False, "cp")])
+def test_bspline_normalised_marginal_and_cdf(weights, squared, layer):
+    from scipy import integrate
+
+    from mixstat.nn.circuits._inputs import CDF, INTEGRATED
+
+    m = _model(2, 3, weights, squared, layer, inputs="bspline", n_knots=6, degree=2)
+    g, w = _gl_knot_cells(6, 6)  # c^2 is of degree 4 per variable and knot cell: exact
+    X = torch.as_tensor(np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2))
+    with torch.no_grad():
+        p = torch.exp(m(X)).numpy().reshape(len(g), len(g))
+        assert abs(w @ p @ w - 1) < 1e-10
+        # a point outside the support has zero density
+        assert float(m(torch.tensor([[1.2, 0.5]], dtype=F64))) == -math.inf
+        obs = torch.tensor([True, False])
+        for x0 in (0.13, 0.61):
+            num = w @ torch.exp(m(torch.as_tensor(np.c_[np.full_like(g, x0), g]))).numpy()
+            lm = float(torch.exp(m.log_marginal(torch.tensor([[x0, 0.0]], dtype=F64), obs)))
+            assert abs(lm - num) < 1e-10
+            # integral of the marginal up to x0 (the CDF query used for sampling)
+            cdf = float(torch.exp(m.log_query(torch.tensor([[x0, 0.0]], dtype=F64), torch.tensor([[CDF, INTEGRATED]]))))
+            ref, _ = integrate.quad(
+                lambda s: float(torch.exp(m.log_marginal(torch.tensor([[s, 0.0]], dtype=F64), obs))),
+                0, x0, points=[1 / 6, 2 / 6, 3 / 6], epsabs=1e-13, epsrel=1e-12,
+            )
+            assert abs(cdf - ref) < 1e-9
+
+
+def test_bspline_gradcheck_and_sampling():
+    m = _model(2, 2, inputs="bspline", n_knots=4, degree=2)
+    X = torch.rand(5, 2, dtype=F64, generator=torch.Generator().manual_seed(0)) * 0.9 + 0.05
+    theta = m.input.theta.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda th: torch.func.functional_call(m, {"input.theta": th}, (X,)), (theta,))
+    S = m.sample(1500, generator=torch.Generator().manual_seed(0), n_bisect=40)
+    assert float(S.min()) >= 0 and float(S.max()) <= 1
+    with torch.no_grad():
+        grid = torch.linspace(0, 1, 401, dtype=F64)
+        from mixstat.nn.circuits._inputs import CDF, INTEGRATED
+
+        mode = torch.tensor([[CDF, INTEGRATED]]).expand(len(grid), -1)
+        cdf = torch.exp(m.log_query(torch.stack([grid, torch.zeros_like(grid)], 1), mode)).numpy()
+    emp = np.searchsorted(np.sort(S[:, 0].numpy()), grid.numpy()) / len(S)
+    assert np.max(np.abs(emp - cdf)) < 1.63 / np.sqrt(len(S)) + 1e-3  # KS at 1%
+
+
 @pytest.mark.parametrize("weights,squared,rg", [("signed", True, "bt"), ("positive", False, "lt"), ("positive", True, "lt")])
 def test_normalised_by_enumeration_categorical(weights, squared, rg):
     ncat = [3, 2, 4, 2]

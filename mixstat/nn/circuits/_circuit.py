@@ -34,7 +34,7 @@ from torch import nn
 
 from ...primitives import log_softmax, logsumexp, softmax
 from ...primitives._signed_matmul import signed_log_matmul
-from ._inputs import CDF, INTEGRATED, OBSERVED, BernsteinInput, CategoricalInput, GaussianInput
+from ._inputs import CDF, INTEGRATED, OBSERVED, BernsteinInput, BSplineInput, CategoricalInput, GaussianInput
 from ._region_graph import RegionGraph
 
 __all__ = ["TensorizedCircuit"]
@@ -59,7 +59,7 @@ class TensorizedCircuit(nn.Module):
         One tree per replica (same ``n_variables``).
     n_units : int
         :math:`K`, units per region (inputs and sum layers).
-    inputs : {'gaussian', 'categorical', 'bernstein'}
+    inputs : {'gaussian', 'categorical', 'bernstein', 'bspline'}
     layer : {'cp', 'tucker'}
     weights : {'signed', 'positive'}
         Real weights (initialised :math:`U(0,1)`, free to turn negative, as the
@@ -67,8 +67,10 @@ class TensorizedCircuit(nn.Module):
     squared : bool
     n_categories : array of int, optional
         Domain sizes per variable (categorical inputs).
-    degree : int
-        Bernstein degree.
+    degree : int, optional
+        Bernstein degree (default 12) or B-spline degree (default 3).
+    n_knots : int, default=32
+        Knot intervals of B-spline inputs on [0, 1].
     dtype : torch.dtype, default float64
     generator : torch.Generator, optional
     """
@@ -82,8 +84,9 @@ class TensorizedCircuit(nn.Module):
         weights="signed",
         squared=True,
         n_categories=None,
-        degree=12,
+        degree=None,
         dtype=torch.float64,
+        n_knots=32,
         generator=None,
     ):
         super().__init__()
@@ -152,9 +155,13 @@ class TensorizedCircuit(nn.Module):
             ncat = torch.as_tensor(n_categories, dtype=torch.long)[torch.as_tensor(leaf_vars)]
             self.input = CategoricalInput(leaf_vars, K, ncat, generator=generator, dtype=dtype)
         elif inputs == "bernstein":
-            self.input = BernsteinInput(leaf_vars, K, degree=degree, generator=generator, dtype=dtype)
+            self.input = BernsteinInput(leaf_vars, K, degree=12 if degree is None else degree,
+                                        generator=generator, dtype=dtype)
+        elif inputs == "bspline":
+            self.input = BSplineInput(leaf_vars, K, n_knots=n_knots, degree=3 if degree is None else degree,
+                                      generator=generator, dtype=dtype)
         else:
-            raise ValueError(f"inputs must be 'gaussian', 'categorical' or 'bernstein', got {inputs!r}")
+            raise ValueError(f"inputs must be 'gaussian', 'categorical', 'bernstein' or 'bspline', got {inputs!r}")
         self.sum_weights = nn.ParameterList()
         for g in self.groups:
             k_out = 1 if g.is_root else K

@@ -13,7 +13,9 @@ Every input layer holds ``n_units`` normalised univariate densities
 - ``log_gram()``: ``(F, K, K)``.
 
 All Gram matrices are closed-form (Loconte et al., ICLR 2024, App. B): the
-Gaussian one is :math:`N(\\mu_i; \\mu_j, \\sigma_i^2 + \\sigma_j^2)`.
+Gaussian one is :math:`N(\\mu_i; \\mu_j, \\sigma_i^2 + \\sigma_j^2)`; the
+Bernstein and B-spline ones are :math:`\\alpha B \\alpha^\\top` with the
+exact Gram matrix :math:`B` of the basis.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import math
 import torch
 from torch import nn
 
-from ...primitives import log_softmax, logsumexp, normal_log_density
+from ...primitives import log_softmax, logsumexp, normal_log_density, softmax
 
-__all__ = ["GaussianInput", "CategoricalInput", "BernsteinInput"]
+__all__ = ["GaussianInput", "CategoricalInput", "BernsteinInput", "BSplineInput"]
 
 OBSERVED, INTEGRATED, CDF = 0, 1, 2
 
@@ -233,6 +235,134 @@ class BernsteinInput(_Input):
         la = self._log_alpha()
         y = logsumexp(la[:, None, :, None, :] + lcdf[:, :, None], axis=-1)  # (F, B, K_j, M)
         cdf = logsumexp(la[:, None, :, None, :] + y[:, :, None], axis=-1)  # (F, B, K_i, K_j)
+        return _select(mode, obs, self.log_gram()[:, None], cdf)
+
+    def bounds(self):
+        z = torch.zeros(self.n_leaves, dtype=self.theta.dtype, device=self.theta.device)
+        return z, z + 1.0
+
+
+class BSplineInput(_Input):
+    r"""B-spline units on [0, 1] (bounded data, scaled beforehand).
+
+    Clamped knots :math:`t` (``degree + 1`` copies of 0 and 1, ``n_knots - 1``
+    uniform interior knots) give :math:`M = n_{\text{knots}} + \text{degree}`
+    B-splines :math:`N_m`; each is normalised to a density,
+    :math:`b_m = N_m\,(k+1)/(t_{m+k+1} - t_m)` (:math:`k` the degree), and a
+    unit is the mixture :math:`f_u(x) = \sum_m \alpha_{um} b_m(x)` with
+    :math:`\alpha_u = \mathrm{softmax}(\theta_u)`: a normalised density
+    supported on [0, 1]. The basis is evaluated in torch by the Cox-de Boor
+    recursion. The integrals that squaring needs are exact: the Gram matrix of
+    the basis :math:`B_{mn} = \int b_m b_n` and its partial sums over the
+    knot intervals are computed once (Gauss-Legendre with ``degree + 1``
+    nodes per interval, exact for the products of two splines, on
+    ``scipy.interpolate.BSpline`` basis values); a unit Gram matrix is
+    :math:`\alpha B \alpha^\top`, and the integral up to :math:`x` adds the
+    same quadrature on the partial interval.
+
+    Parameters
+    ----------
+    variables : sequence of int
+    n_units : int
+    n_knots : int, default=32
+        Number of knot intervals on [0, 1].
+    degree : int, default=3
+        Spline degree (3: cubic).
+    generator : torch.Generator, optional
+    dtype : torch.dtype
+    """
+
+    def __init__(self, variables, n_units, n_knots=32, degree=3, generator=None, dtype=torch.float64):
+        super().__init__(variables, n_units)
+        import numpy as np
+        from scipy.interpolate import BSpline
+
+        k, n = int(degree), int(n_knots)
+        if k < 0 or n < 1:
+            raise ValueError(f"B-spline inputs need degree >= 0 and n_knots >= 1, got {degree}, {n_knots}")
+        self.degree, self.n_knots = k, n
+        u = np.linspace(0.0, 1.0, n + 1)
+        t = np.r_[np.zeros(k), u, np.ones(k)]
+        M = n + k
+        self.n_basis = M
+        scale = (k + 1) / (t[k + 1 :] - t[: M])  # (M,) normalisation to unit integral
+        # Gauss-Legendre with k + 1 nodes is exact for polynomials of degree 2k + 1
+        z, w = np.polynomial.legendre.leggauss(k + 1)
+        h = np.diff(u)
+        nodes = u[:-1, None] + h[:, None] * (1 + z[None, :]) / 2  # (n, Q)
+        wts = h[:, None] * w[None, :] / 2
+        Bq = BSpline.design_matrix(nodes.ravel(), t, k).toarray().reshape(n, k + 1, M) * scale
+        unit_int = np.einsum("jq,jqm->jm", wts, Bq)  # (n, M) integral of b_m over interval j
+        gram_int = np.einsum("jq,jqm,jqp->jmp", wts, Bq, Bq)  # (n, M, M)
+        cum_unit = np.concatenate([np.zeros((1, M)), np.cumsum(unit_int, axis=0)])  # (n+1, M)
+        cum_gram = np.concatenate([np.zeros((1, M, M)), np.cumsum(gram_int, axis=0)])
+        self.register_buffer("knots", torch.as_tensor(t, dtype=dtype))
+        self.register_buffer("basis_scale", torch.as_tensor(scale, dtype=dtype))
+        self.register_buffer("gl_nodes", torch.as_tensor((1 + z) / 2, dtype=dtype))
+        self.register_buffer("gl_weights", torch.as_tensor(w / 2, dtype=dtype))
+        self.register_buffer("cum_unit", torch.as_tensor(cum_unit, dtype=dtype))
+        self.register_buffer("cum_gram", torch.as_tensor(cum_gram, dtype=dtype))
+        self.theta = nn.Parameter(0.5 * torch.randn(self.n_leaves, n_units, M, generator=generator, dtype=dtype))
+
+    def _alpha(self):
+        return softmax(self.theta, axis=-1)  # (F, K, M)
+
+    def basis(self, x):
+        """Normalised basis :math:`b_m(x)`, shape ``x.shape + (M,)``; zero
+        outside [0, 1] (Cox-de Boor recursion)."""
+        t, k = self.knots, self.degree
+        x = x[..., None]
+        lo, hi = t[:-1], t[1:]
+        last = torch.zeros_like(lo, dtype=torch.bool)
+        last[k + self.n_knots - 1] = True  # the last non-empty interval is closed on the right
+        b = ((x >= lo) & ((x < hi) | (last & (x <= hi)))).to(t.dtype)  # degree 0, (..., n + 2k)
+        for d in range(1, k + 1):
+            n_b = b.shape[-1] - 1
+            t0, t1, t2, t3 = t[:n_b], t[d : d + n_b], t[1 : n_b + 1], t[d + 1 : d + 1 + n_b]
+            den_l, den_r = t1 - t0, t3 - t2
+            left = torch.where(den_l > 0, (x - t0) / torch.where(den_l > 0, den_l, 1), 0) * b[..., :-1]
+            right = torch.where(den_r > 0, (t3 - x) / torch.where(den_r > 0, den_r, 1), 0) * b[..., 1:]
+            b = left + right
+        return b * self.basis_scale
+
+    def _partial(self, xv):
+        """Interval index and Gauss-Legendre nodes / weights on
+        :math:`[u_j, x]` for x clamped to [0, 1]."""
+        n = self.n_knots
+        xc = xv.clamp(0.0, 1.0)
+        j = torch.clamp(torch.floor(xc * n), 0, n - 1).long()
+        start = j.to(xc.dtype) / n
+        span = xc - start
+        y = start[..., None] + span[..., None] * self.gl_nodes  # (F, B, Q)
+        return j, self.basis(y), span[..., None] * self.gl_weights  # (F, B, Q, M), (F, B, Q)
+
+    def log_unit(self, x, mode=None):
+        xv = self._x(x).T  # (F, B)
+        al = self._alpha()
+        obs = torch.log(torch.einsum("fbm,fkm->fbk", self.basis(xv), al))
+        if mode is None:
+            return obs
+        j, by, wy = self._partial(xv)
+        cum = self.cum_unit[j] + torch.einsum("fbq,fbqm->fbm", wy, by)  # int_0^x b_m
+        cdf = torch.log(torch.einsum("fbm,fkm->fbk", cum, al))
+        return _select(mode, obs, torch.zeros_like(obs[:, :1]), cdf)
+
+    def log_gram(self):
+        al = self._alpha()
+        return torch.log(torch.einsum("fim,mp,fjp->fij", al, self.cum_gram[-1], al))
+
+    def log_pair(self, x, mode=None):
+        lf = self.log_unit(x)
+        obs = lf[:, :, :, None] + lf[:, :, None, :]
+        if mode is None:
+            return obs
+        al = self._alpha()
+        xv = self._x(x).T
+        j, by, wy = self._partial(xv)
+        cg = torch.einsum("fim,jmp,fkp->fjik", al, self.cum_gram, al)  # (F, n+1, K, K)
+        head = torch.gather(cg, 1, j[:, :, None, None].expand(-1, -1, *cg.shape[2:]))
+        a = torch.einsum("fbqm,fkm->fbqk", by, al)  # (F, B, Q, K)
+        cdf = torch.log(head + torch.einsum("fbq,fbqi,fbqk->fbik", wy, a, a))
         return _select(mode, obs, self.log_gram()[:, None], cdf)
 
     def bounds(self):
