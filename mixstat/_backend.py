@@ -116,7 +116,9 @@ def _with_compiled_callees(func):
     """``func`` with its global references to other lazy kernels bound to their
     compiled versions, so that one kernel can call another (Numba cannot type a
     :class:`_LazyJit`). ``func`` itself is left unchanged: its ``py_func``
-    still calls the lazy wrappers."""
+    still calls the lazy wrappers. Numba's on-disk cache only watches the
+    caller's own source file: after editing a callee in another module, delete
+    the caller module's ``__pycache__/*.nbi``/``*.nbc`` files."""
     names = [name for name in func.__code__.co_names
              if isinstance(func.__globals__.get(name), _LazyJit)]
     if not names:

@@ -189,12 +189,16 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
 # --------------------------------------------------------------- kernel ---
 @lazy_njit
 def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
-                        cd_max_iter, cd_tol):  # pragma: no cover - jitted
+                        cd_max_iter, cd_tol, nll0=np.nan, P0=None):  # pragma: no cover - jitted
     """The proximal-Newton step of :func:`penalized_multinomial_update` in one
     kernel: per-class weighted CD with residual updates on ``features``,
     Armijo backtracking on the joint step, recentring. ``W`` and ``b`` are
-    updated in place; returns ``(objective, n_iter)``."""
-    def _nll_from_eta(eta, T, s):
+    updated in place; returns ``(objective, n_iter)``. When the caller already
+    has the (unpenalised) NLL ``nll0`` and the probabilities ``P0`` (n, K) at
+    the starting ``W``, ``b`` (an E-step computes both), they are not
+    recomputed."""
+    def _nll_from_eta(eta, T, s, P):
+        # the NLL, and the probabilities softmax(eta) into P
         n_, K_ = eta.shape
         f = 0.0
         for i in range(n_):
@@ -204,10 +208,12 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
                     m = eta[i, k]
             acc = 0.0
             for k in range(K_):
-                acc += np.exp(eta[i, k] - m)
+                P[i, k] = np.exp(eta[i, k] - m)
+                acc += P[i, k]
             lse = m + np.log(acc)
             row = 0.0
             for k in range(K_):
+                P[i, k] /= acc
                 if T[i, k] != 0.0:
                     row += T[i, k] * (eta[i, k] - lse)
             f -= s[i] * row
@@ -235,8 +241,15 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
             if wkj != 0.0:
                 for i in range(n):
                     eta[i, k] += X[i, j] * wkj
-    f_old = _nll_from_eta(eta, T, s) + _penalty(W, gamma, rho)
     P = np.empty((n, K))
+    P_try = np.empty((n, K))
+    if P0 is None:
+        f_old = _nll_from_eta(eta, T, s, P) + _penalty(W, gamma, rho)
+    else:
+        f_old = nll0 + _penalty(W, gamma, rho)
+        for i in range(n):
+            for k in range(K):
+                P[i, k] = P0[i, k]
     Wn = W.copy()
     bn = b.copy()
     deta = np.empty((n, K))
@@ -247,19 +260,15 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
     r = np.empty(n)
     xbar = np.empty(nf)
     h = np.empty(nf)
+    # Gram-matrix CD when it is cheaper than cd_max_iter residual sweeps
+    gram = nf + 1 <= 4 * min(cd_max_iter, 5)
+    Xc = np.empty((n, nf if gram else 0))
+    G = np.empty((nf, nf) if gram else (0, 0))
+    cz = np.empty(nf)
+    Gw = np.empty(nf)
     it = 0
     for it in range(1, max_iter + 1):
-        for i in range(n):
-            m = eta[i, 0]
-            for k in range(1, K):
-                if eta[i, k] > m:
-                    m = eta[i, k]
-            acc = 0.0
-            for k in range(K):
-                P[i, k] = np.exp(eta[i, k] - m)
-                acc += P[i, k]
-            for k in range(K):
-                P[i, k] /= acc
+        # P holds softmax(eta): from the start, then from the accepted line-search step
         pred = 0.0
         for k in range(K):
             # working response on the free columns: z = b_k + X_F W_kF - (P - T) / curv
@@ -282,6 +291,67 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
                 bn[k] = b[k]
                 continue
             zbar /= sw
+            if gram:
+                # few free columns: coordinate descent on the weighted Gram
+                # matrix of the centred columns (O(n nf^2) once, then O(nf^2)
+                # per sweep), the same iterates as the residual form below
+                for jj in range(nf):
+                    j = features[jj]
+                    a = 0.0
+                    for i in range(n):
+                        a += v[i] * X[i, j]
+                    xbar[jj] = a / sw
+                    for i in range(n):
+                        Xc[i, jj] = X[i, j] - xbar[jj]
+                for jj in range(nf):
+                    a = 0.0
+                    for i in range(n):
+                        a += v[i] * Xc[i, jj] * (z[i] - zbar)
+                    cz[jj] = a
+                    for ll in range(jj, nf):
+                        a = 0.0
+                        for i in range(n):
+                            a += v[i] * Xc[i, jj] * Xc[i, ll]
+                        G[jj, ll] = a
+                        G[ll, jj] = a
+                    h[jj] = G[jj, jj]
+                for jj in range(nf):
+                    a = 0.0
+                    for ll in range(nf):
+                        a += G[jj, ll] * Wn[k, features[ll]]
+                    Gw[jj] = a
+                for sweep in range(cd_max_iter):
+                    dmax = 0.0
+                    cmax = 0.0
+                    for jj in range(nf):
+                        j = features[jj]
+                        old = Wn[k, j]
+                        if h[jj] <= 1e-12 * sw:
+                            new = 0.0
+                        else:
+                            zz = cz[jj] - Gw[jj] + h[jj] * old
+                            if zz > gamma:
+                                new = (zz - gamma) / (h[jj] + rho)
+                            elif zz < -gamma:
+                                new = (zz + gamma) / (h[jj] + rho)
+                            else:
+                                new = 0.0
+                        if new != old:
+                            dd = new - old
+                            for ll in range(nf):
+                                Gw[ll] += G[ll, jj] * dd
+                            Wn[k, j] = new
+                            if abs(dd) > dmax:
+                                dmax = abs(dd)
+                        if abs(new) > cmax:
+                            cmax = abs(new)
+                    if cmax == 0.0 or dmax <= cd_tol * cmax:
+                        break
+                a = zbar
+                for jj in range(nf):
+                    a -= xbar[jj] * Wn[k, features[jj]]
+                bn[k] = a
+                continue
             for jj in range(nf):
                 j = features[jj]
                 a = 0.0
@@ -351,6 +421,7 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
         t = 1.0
         accepted = False
         f_try = f_old
+        nll_try = 0.0
         for ls in range(30):
             for i in range(n):
                 for k in range(K):
@@ -358,7 +429,8 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
             for k in range(K):
                 for j in range(p):
                     W_try[k, j] = W[k, j] + t * (Wn[k, j] - W[k, j])
-            f_try = _nll_from_eta(eta_try, T, s) + _penalty(W_try, gamma, rho)
+            nll_try = _nll_from_eta(eta_try, T, s, P_try)
+            f_try = nll_try + _penalty(W_try, gamma, rho)
             if np.isfinite(f_try) and f_try <= f_old + 1e-4 * t * pred:
                 accepted = True
                 break
@@ -372,6 +444,7 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
         for i in range(n):
             for k in range(K):
                 eta[i, k] = eta_try[i, k]
+                P[i, k] = P_try[i, k]
         # recentre: a per-feature shift of every W_k (and of every b_k) leaves
         # the likelihood unchanged; remove the one that lowers the penalty
         mb = 0.0
@@ -393,7 +466,8 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
                 for k in range(K):
                     W[k, j] -= c
             # eta changes by a row constant only: the probabilities do not move
-        f_new = _nll_from_eta(eta, T, s) + _penalty(W, gamma, rho)
+        # (eta is not recomputed, so its NLL is the line search's nll_try)
+        f_new = nll_try + _penalty(W, gamma, rho)
         decrease = f_old - f_new
         f_old = f_new
         if decrease <= tol * max(abs(f_old), 1.0):
