@@ -47,7 +47,7 @@ from ..primitives import (
     responsibilities,
 )
 from ..primitives._lasso import _enet_cd_kernel, _enet_cd_numpy
-from ._kernels import column_moments, column_moments_numpy
+from ._kernels import column_moments, column_moments_numpy, em_loop_kernel, m_step_kernel
 
 # a full coordinate sweep over every feature at least this often (iterations)
 _FULL_SWEEP_EVERY = 5
@@ -77,6 +77,15 @@ class EMConfig:
     # move (the others stay zero), and the gate columns allowed to move
     expert_support: tuple | None = None
     gate_support: np.ndarray | None = None
+    # the compiled EM (mixstat.moe._kernels) where it applies (see uses_fused);
+    # False forces the step-by-step NumPy/Numba path (the two agree, tested)
+    fused: bool = True
+
+    def uses_fused(self):
+        """Whether the EM runs as one compiled loop: Numba backend,
+        ``penalty_power == 0`` and no fixed support."""
+        return (self.fused and self.use_numba and self.penalty_power == 0
+                and self.expert_support is None and self.gate_support is None)
 
 
 @dataclass
@@ -181,6 +190,9 @@ def m_step(X, y, sw, resp, state, cfg, n_eff, mu=None, features=None, n_sweeps=1
     current expert means (computed when None). Returns the new state and the
     new expert means.
     """
+    if features is None and cfg.uses_fused():
+        return _m_step_fused(X, y, sw, resp, state, cfg, n_eff, mu, n_sweeps, update_gates,
+                             gate_steps)
     K = cfg.n_components
     p = X.shape[1]
     new = state.copy()
@@ -235,6 +247,26 @@ def m_step(X, y, sw, resp, state, cfg, n_eff, mu=None, features=None, n_sweeps=1
                                gate_steps)
         else:
             _gate_step(X, sw, resp, new, cfg, n_eff, full=features is None, steps=gate_steps)
+    return new, mu
+
+
+def _contiguous_copy(state):
+    return MoEState(*(np.array(a, dtype=np.float64, order="C", copy=True)
+                      for a in (state.coef, state.intercept, state.gate_coef,
+                                state.gate_intercept, state.var)))
+
+
+def _m_step_fused(X, y, sw, resp, state, cfg, n_eff, mu, n_sweeps, update_gates, gate_steps):
+    """:func:`m_step` with full sweeps in one compiled call
+    (:func:`mixstat.moe._kernels.m_step_kernel`)."""
+    new = _contiguous_copy(state)
+    mu = np.array(expert_means(X, state) if mu is None else mu, dtype=np.float64, order="C")
+    m_step_kernel(X, y, sw, np.ascontiguousarray(resp, dtype=np.float64), new.coef,
+                  new.intercept, new.gate_coef, new.gate_intercept, new.var, mu,
+                  n_eff * cfg.alpha, cfg.scale_penalty, cfg.shared_variance, cfg.var_floor,
+                  _EMPTY_FRACTION, False, int(n_sweeps), bool(update_gates), int(gate_steps),
+                  n_eff * cfg.alpha_gate, n_eff * cfg.ridge_gate, int(cfg.gate_cd_sweeps),
+                  np.nan, mu)  # (mu: an unused stand-in for the gate probabilities)
     return new, mu
 
 
@@ -330,6 +362,8 @@ def run_em(X, y, sw, state, cfg, callback=None):
     -------
     dict with keys state, objective, loglik, n_iter, converged, history.
     """
+    if callback is None and cfg.uses_fused():
+        return _run_em_fused(X, y, sw, state, cfg)
     n_eff = float(sw.sum())
     K = cfg.n_components
     p = X.shape[1]
@@ -367,6 +401,25 @@ def run_em(X, y, sw, state, cfg, callback=None):
             break
     return {"state": state, "objective": obj, "loglik": ll, "n_iter": n_iter,
             "converged": converged, "history": np.asarray(history),
+            "log_resp": log_resp}
+
+
+def _run_em_fused(X, y, sw, state, cfg):
+    """:func:`run_em` as one compiled loop
+    (:func:`mixstat.moe._kernels.em_loop_kernel`): the same steps and stopping
+    rule, without the Python overhead of each step."""
+    st = _contiguous_copy(state)
+    history = np.empty(cfg.max_iter + 1)
+    log_resp = np.empty((X.shape[0], cfg.n_components))
+    n_iter, converged, obj, ll, ok = em_loop_kernel(
+        X, y, sw, st.coef, st.intercept, st.gate_coef, st.gate_intercept, st.var,
+        float(cfg.alpha), float(cfg.alpha_gate), float(cfg.ridge_gate), bool(cfg.scale_penalty),
+        bool(cfg.shared_variance), float(cfg.var_floor), int(cfg.max_iter), float(cfg.tol),
+        int(cfg.gate_cd_sweeps), _FULL_SWEEP_EVERY, _EMPTY_FRACTION, history, log_resp)
+    if not ok:
+        raise FloatingPointError("the penalised log-likelihood became non-finite")
+    return {"state": st, "objective": float(obj), "loglik": float(ll), "n_iter": int(n_iter),
+            "converged": bool(converged), "history": history[:n_iter + 1].copy(),
             "log_resp": log_resp}
 
 

@@ -377,10 +377,15 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
             job = functools.partial(_single_fit, X=X, y=y, sw=sw, cfg=cfg, init=self.init,
                                     device_backend=device)
-            # the device path keeps its restarts in this process (one device)
-            results = parallel_map(job, [(int(s), r) for r, s in enumerate(seeds)],
-                                   n_jobs=1 if device is not None else self.n_jobs,
-                                   verbose=self.verbose, desc="GaussianMoERegressor restarts")
+            tasks = [(int(s), r) for r, s in enumerate(seeds)]
+            if len(tasks) == 1 and not self.verbose:
+                results = [job(tasks[0])]  # one restart: no pool to set up
+            else:
+                # the device path keeps its restarts in this process (one device)
+                results = parallel_map(job, tasks,
+                                       n_jobs=1 if device is not None else self.n_jobs,
+                                       verbose=self.verbose,
+                                       desc="GaussianMoERegressor restarts")
         self._set_result(X, y, results, backend)
         self._n_train = float(sw.sum())
         for name in ("support_", "gate_support_"):

@@ -174,6 +174,115 @@ def test_column_moments_kernel_matches_py_func_and_numpy():
         assert h[3] == 0.0 and xbar[1] == 0.0
 
 
+# ------------------------------------------------ the fused EM loop ---
+def _em_problem(n=120, p=5, K=2, seed=0, weights=False):
+    from mixstat.moe._moe import _init_resp
+
+    rng = np.random.default_rng(seed)
+    X = np.asfortranarray(rng.standard_normal((n, p)))
+    y = X[:, 0] * rng.choice([-2.0, 2.0], n) + 0.5 * X[:, 1] + rng.standard_normal(n)
+    sw = rng.uniform(0.2, 2.0, n) if weights else np.ones(n)
+    return X, y, sw, _init_resp, rng
+
+
+_FUSED_CASES = {
+    "mle": dict(alpha=0.0, alpha_gate=0.0),
+    "lasso": dict(alpha=0.05, alpha_gate=0.02),
+    "lasso-plain-scale": dict(alpha=0.05, alpha_gate=0.02, scale_penalty=False),
+    "shared": dict(alpha=0.05, alpha_gate=0.0, variance="shared"),
+    "ridge-gate": dict(alpha=0.02, alpha_gate=0.0, ridge_gate=0.1),
+    "weights": dict(alpha=0.05, alpha_gate=0.02, weights=True),
+    "K3": dict(alpha=0.03, alpha_gate=0.01, K=3),
+}
+
+
+@pytest.mark.parametrize("case", list(_FUSED_CASES))
+def test_fused_em_equals_generic_path(case):
+    """The compiled EM loop (and compiled init M-steps) give the same fit as the
+    step-by-step path: same iterations, objective history and parameters."""
+    from dataclasses import replace
+
+    from mixstat.moe._em import run_em, state_from_resp
+
+    kw = dict(_FUSED_CASES[case])
+    K = kw.pop("K", 2)
+    X, y, sw, init_resp, _ = _em_problem(K=K, weights=kw.pop("weights", False))
+    m = GaussianMoERegressor(K, max_iter=300, tol=1e-8, **kw)
+    Xv, yv, swv, backend = m._validate_fit_data(X, y, sw)
+    cfg = m._make_config(Xv, yv, swv, backend)
+    if not cfg.use_numba:
+        pytest.skip("the fused loop runs on the Numba backend")
+    assert cfg.uses_fused()
+    resp = init_resp(Xv, yv, swv, cfg, "random", np.random.default_rng(1), 1)
+    out = []
+    for c in (cfg, replace(cfg, fused=False)):
+        state = state_from_resp(Xv, yv, swv, resp, c, float(swv.sum()))
+        out.append((state, run_em(Xv, yv, swv, state, c)))
+    (s_a, a), (s_b, b) = out
+    for name in ("coef", "intercept", "gate_coef", "gate_intercept", "var"):
+        np.testing.assert_allclose(getattr(s_a, name), getattr(s_b, name), atol=1e-10)
+    assert a["n_iter"] == b["n_iter"] and a["converged"] == b["converged"]
+    np.testing.assert_allclose(a["history"], b["history"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a["loglik"], b["loglik"], rtol=1e-10)
+    sa, sb = a["state"], b["state"]
+    for name in ("coef", "intercept", "gate_coef", "gate_intercept", "var"):
+        np.testing.assert_allclose(getattr(sa, name), getattr(sb, name), atol=1e-8)
+    np.testing.assert_allclose(a["log_resp"], b["log_resp"], atol=1e-8)
+    assert np.all(np.diff(a["history"]) >= -1e-12 * (1 + np.abs(a["history"][1:])))
+
+
+def test_fused_kernels_equal_their_py_func():
+    """Each compiled EM kernel equals its plain-Python version (same inputs)."""
+    from mixstat.moe import _kernels as kk
+    from mixstat.moe._em import state_from_resp
+
+    X, y, sw, init_resp, _ = _em_problem(n=40, p=3, weights=True)
+    m = GaussianMoERegressor(2, alpha=0.05, alpha_gate=0.02, max_iter=6, tol=0.0)
+    cfg = m._make_config(X, y, sw, m._validate_fit_data(X, y, sw)[3])
+    resp = init_resp(X, y, sw, cfg, "random", np.random.default_rng(0), 1)
+    st0 = state_from_resp(X, y, sw, resp, cfg, float(sw.sum()))
+
+    def params():
+        return [np.array(a, order="C") for a in (st0.coef, st0.intercept, st0.gate_coef,
+                                                 st0.gate_intercept, st0.var)]
+
+    n, K = X.shape[0], 2
+    mu = np.empty((n, K))
+    kk.expert_means_kernel.py_func(X, st0.coef, st0.intercept, mu)
+    np.testing.assert_allclose(mu, st0.intercept + X @ st0.coef.T, atol=1e-12)
+    res = []
+    for f in (kk.e_step_kernel, kk.e_step_kernel.py_func):
+        out = [np.empty((n, K)) for _ in range(3)]
+        res.append((f(X, y, sw, mu, st0.var, st0.gate_coef, st0.gate_intercept, *out), out))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-12)
+    for u, v in zip(res[0][1], res[1][1]):
+        np.testing.assert_allclose(u, v, atol=1e-12)
+    log_resp, resp1, gate_prob = res[0][1]
+    np.testing.assert_allclose(resp1.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(log_resp), resp1, atol=1e-12)
+    outs = []
+    for f in (kk.m_step_kernel, kk.m_step_kernel.py_func):
+        p_ = params()
+        mu_ = mu.copy()
+        f(X, y, sw, resp1, *p_, mu_, float(sw.sum()) * 0.05, True, False, cfg.var_floor,
+          1e-8, False, 1, True, 1, float(sw.sum()) * 0.02, 0.0, 5, res[0][0][1], gate_prob)
+        outs.append(p_ + [mu_])
+    for u, v in zip(*outs):
+        np.testing.assert_allclose(u, v, atol=1e-10)
+    outs = []
+    for f in (kk.em_loop_kernel, kk.em_loop_kernel.py_func):
+        p_ = params()
+        hist, lr = np.empty(7), np.empty((n, K))
+        r = f(X, y, sw, *p_, 0.05, 0.02, 0.0, True, False, cfg.var_floor, 6, 0.0, 5, 5, 1e-8,
+              hist, lr)
+        outs.append((r, p_, hist, lr))
+    (ra, pa, ha, la), (rb, pb, hb, lb) = outs
+    assert ra[0] == rb[0] == 6 and ra[4] and rb[4]
+    np.testing.assert_allclose(ha, hb, rtol=1e-10)
+    for u, v in zip(pa + [la], pb + [lb]):
+        np.testing.assert_allclose(u, v, atol=1e-8)
+
+
 # ------------------------------------------------------ fidelity ---
 def test_recovers_khalili_design(khalili):
     X, y, P = khalili
