@@ -43,6 +43,10 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 
+# the device of the GPU rows (a local dry run of the GPU code paths may set "cpu")
+GPU = "cuda"
+
+
 class Skip(Exception):
     """Raised by a section that cannot run here (the message says why)."""
 
@@ -120,7 +124,7 @@ def section_gpu_tests(ctx):
     """pytest -m gpu over the whole test tree (each family marks its GPU tests)."""
     cmd = [sys.executable, "-m", "pytest", "tests", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-x"]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     tail = "\n".join(r.stdout.strip().splitlines()[-15:])
     print(tail)
     if r.returncode not in (0, 5):  # 5: nothing collected
@@ -208,82 +212,140 @@ def _moe_data(n, p, K, seed=0):
     return X, y
 
 
-def _moe_time_per_iter(X, y, backend, iters, torch_default_cuda=False):
-    """Seconds per EM iteration: (t(1 + iters) - t(1)) / (n_iter difference), so
-    the initialisation and the host-device copies are left out.
-
-    ``torch_default_cuda`` runs the fit under ``torch.device('cuda')``: a
-    workaround for primitives that create tensors without ``device=`` (they
-    then land on the CPU and torch refuses to mix them with CUDA tensors)."""
-    import contextlib
+def _moe_warm_time(base, X, y, backend, iters, fit_args=None):
+    """Seconds per EM iteration of ``backend``, from the fitted ``base``:
+    warm-started fits of 1 and 1 + ``iters`` iterations (tol=0), so that the
+    initialisation, the validation and the host-device copies cancel out."""
+    import copy
     import warnings
 
-    from mixstat.moe import GaussianMoERegressor
-
     out = {}
-    for m in (1, 1 + iters):
-        est = GaussianMoERegressor(4, n_init=1, init="random", max_iter=m, tol=0.0,
-                                   random_state=0, backend=backend)
-        if torch_default_cuda:
-            import torch
-
-            where = torch.device("cuda")
-        else:
-            where = contextlib.nullcontext()
-        with warnings.catch_warnings(), where:
+    for m in (0, 1, 1 + iters):  # m=0: an untimed warm-up fit of one iteration
+        est = copy.deepcopy(base)
+        est.set_params(backend=backend, warm_start=True, max_iter=max(m, 1), tol=0.0)
+        Xa, ya = (X, y) if fit_args is None else fit_args
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _sync()
             t0 = time.perf_counter()
-            est.fit(X, y)
+            est.fit(Xa, ya)
             _sync()
         out[m] = (time.perf_counter() - t0, est.n_iter_, est.log_likelihood_, est.backend_)
     (ta, ia, _, _), (tb, ib, ll, name) = out[1], out[1 + iters]
-    return (tb - ta) / max(ib - ia, 1), ll, name
+    if ib - ia != iters:
+        raise AssertionError(f"{backend}: {ib - ia} EM iterations ran, {iters} expected")
+    return (tb - ta) / iters, ll, name
+
+
+def _moe_profile(base, X, y):
+    """torch.profiler table of one warm EM iteration on CUDA (top device ops)."""
+    import copy
+    import warnings
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from mixstat import config_context
+
+    est = copy.deepcopy(base)
+    est.set_params(backend="torch", warm_start=True, max_iter=2, tol=0.0)
+    with warnings.catch_warnings(), config_context(device=GPU):
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            est.fit(X, y)
+            torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=10, max_name_column_width=40)
 
 
 def section_moe_em(ctx):
     """Gaussian MoE, EM time per iteration: GPU (torch, cupy) vs CPU (numba) at n=1e6, p=100, K=4."""
+    import warnings
+
+    from mixstat import config_context
+    from mixstat._backend import cupy_device_available, numba_available
+    from mixstat.moe import GaussianMoERegressor
+
     if ctx.cpu_only:
         n, p, iters = 3000, 10, 3
     else:
         n, p, iters = (200_000, 100, 3) if ctx.quick else (1_000_000, 100, 4)
-    from mixstat._backend import cupy_device_available, numba_available
-
     X, y = _moe_data(n, p, 4)
     cpu_backend = "numba" if numba_available() else "numpy"
     if numba_available():  # compile the kernels outside the timing
         Xs, ys = _moe_data(500, p, 4, seed=1)
-        _moe_time_per_iter(Xs, ys, cpu_backend, 1)
-    t_cpu, ll_cpu, _ = _moe_time_per_iter(X, y, cpu_backend, iters)
-    rows = ["| backend | s / EM iteration | log-lik / n |", "|---|---|---|",
-            f"| {cpu_backend} (CPU) | {t_cpu:.3f} | {ll_cpu / n:.6f} |"]
-    gpu_backends = []
-    if not ctx.cpu_only and _cuda_ok():
+        small = GaussianMoERegressor(4, n_init=1, init="random", max_iter=2, random_state=0,
+                                     backend=cpu_backend)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            small.fit(Xs, ys)
+        _moe_warm_time(small, Xs, ys, cpu_backend, 1)
+    # one initialisation (host), shared by every row: each row starts from it
+    base = GaussianMoERegressor(4, n_init=1, init="random", max_iter=1, tol=0.0,
+                                random_state=0, backend=cpu_backend)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base.fit(X, y)
+    t_init = time.perf_counter() - t0
+    t_cpu, ll_cpu, _ = _moe_warm_time(base, X, y, cpu_backend, iters)
+    rows = ["| backend | s / EM iteration | timed iterations | log-lik / n after them |",
+            "|---|---|---|---|",
+            f"| {cpu_backend} (CPU) | {t_cpu:.4f} | {iters} | {ll_cpu / n:.8f} |"]
+    gpu_rows = []
+    if (not ctx.cpu_only and _cuda_ok()) or GPU != "cuda":
+        import torch
+
+        gpu_rows.append(("torch, NumPy in, backend='torch' (Gram form)", "torch", None, None))
+        gpu_rows.append(("torch, CUDA tensors in (Gram form)", None,
+                         lambda: (torch.as_tensor(X, device=GPU),
+                                  torch.as_tensor(y, device=GPU)), None))
         if cupy_device_available():
-            gpu_backends.append(("cupy", False))
-        gpu_backends.append(("torch", False))
-        gpu_backends.append(("torch", True))
+            gpu_rows.append(("cupy, NumPy in, backend='cupy' (Gram form)", "cupy", None, None))
+        gpu_rows.append(("torch, FISTA form (10 steps / expert, host gate)", "torch", None,
+                         "fista"))
     failures = []
-    for b, default_cuda in gpu_backends:
-        label = b + (" under torch.device('cuda')" if default_cuda else "")
-        Xs, ys = _moe_data(2000, p, 4, seed=1)
-        try:  # warm-up: CUDA context, kernels
-            _moe_time_per_iter(Xs, ys, b, 1, default_cuda)
+    from mixstat.moe import _em_xp
+
+    # a GPU iteration costs milliseconds: more of them, so that the variation of
+    # the fixed costs (validation, copies of X), divided by their number, stays small
+    gpu_iters = 5 * iters
+    for label, b, make_args, form in gpu_rows:
+        old = _em_xp._GRAM_MAX_FEATURES
+        it_row = iters if form == "fista" else gpu_iters
+        try:
+            if form == "fista":
+                _em_xp._GRAM_MAX_FEATURES = 0
+            args = make_args() if make_args is not None else None
+            with config_context(device=GPU):
+                t_gpu, ll_gpu, name = _moe_warm_time(base, X, y, b, it_row, args)
         except Exception as exc:  # noqa: BLE001 - reported in the table
-            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            traceback.print_exc()
+            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
             rows.append(f"| {label} (GPU) | FAILED: {msg} | |")
             failures.append(label)
             continue
-        t_gpu, ll_gpu, name = _moe_time_per_iter(X, y, b, iters, default_cuda)
-        rows.append(f"| {label} (GPU) | {t_gpu:.3f} | {ll_gpu / n:.6f} |")
+        finally:
+            _em_xp._GRAM_MAX_FEATURES = old
+        rows.append(f"| {label} (GPU, backend_={name!r}) | {t_gpu:.4f} | {it_row} | "
+                    f"{ll_gpu / n:.8f} |")
+        same = "" if it_row == iters else f" (after {it_row} iterations, CPU after {iters})"
         ctx.add_ratio("moe_em", f"GaussianMoE EM iteration, n={n}, p={p}, K=4, {label}",
-                      t_cpu, t_gpu, f"log-lik/n diff {abs(ll_gpu - ll_cpu) / n:.1e}")
-    if not gpu_backends:
+                      t_cpu, t_gpu, f"log-lik/n diff {abs(ll_gpu - ll_cpu) / n:.1e}{same}")
+    if not gpu_rows:
         ctx.add_ratio("moe_em", f"GaussianMoE EM iteration, n={n}, p={p}, K=4", t_cpu, None,
                       "CPU half only")
-    out = (f"n={n}, p={p}, K=4, {iters} timed EM iterations after one (init='random', "
-           "n_init=1, tol=0)\n\n" + "\n".join(rows))
-    if failures and len(failures) == len(gpu_backends):
+    out = (f"n={n}, p={p}, K=4; one host initialisation (init='random', {t_init:.1f} s), then "
+           "for each row warm-started fits of 1 and 1+m EM iterations (tol=0), after an "
+           "untimed warm-up fit: s / iteration = difference / m (validation, copies and "
+           "initialisation cancel)\n\n" + "\n".join(rows))
+    if gpu_rows and len(failures) < len(gpu_rows):
+        try:
+            out += ("\n\ntorch.profiler, one warm EM iteration plus the set-up of the fit "
+                    "(torch, Gram form), top device ops:\n\n```\n" + _moe_profile(base, X, y)
+                    + "\n```")
+        except Exception as exc:  # noqa: BLE001 - the profile is optional
+            out += f"\n\n(profile failed: {type(exc).__name__}: {exc})"
+    if failures and len(failures) == len(gpu_rows):
         raise AssertionError("every GPU backend failed:\n" + out)
     return out
 
@@ -365,55 +427,71 @@ def section_mpe_kernel_mean(ctx):
 
 
 def section_circuit_epoch(ctx):
-    """SquaredCircuitDensity: one training epoch on 10,000 2-D points, device='cuda' vs 'cpu'."""
+    """SquaredCircuitDensity: training epochs on 2-D points, device='cuda' vs 'cpu', batch 256 and 4096."""
     import warnings
 
     import numpy as np
 
     from mixstat.circuits import SquaredCircuitDensity
 
-    n = 1000 if ctx.cpu_only else 10_000
-    rng = np.random.default_rng(0)
-    X = np.r_[rng.normal(-2, 0.7, (n // 2, 2)), rng.normal(2, 1.0, (n - n // 2, 2))]
     devices = ["cpu"] + (["cuda"] if not ctx.cpu_only and _cuda_ok() else [])
-    res = {}
-    for dev in devices:
-        est = SquaredCircuitDensity(max_epochs=3, early_stopping=False, device=dev,
-                                    random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(X)
-        # epoch 1 holds the warm-up (CUDA context, kernels): the later epochs are timed
-        res[dev] = (float(np.median(est.epoch_times_[1:])), float(est.score(X)))
-    tc, lc = res["cpu"]
-    rows = ["| device | s / epoch | mean log-lik after 3 epochs |", "|---|---|---|",
-            f"| cpu | {tc:.3f} | {lc:.4f} |"]
-    if "cuda" in res:
-        tg, lg = res["cuda"]
-        rows.append(f"| cuda | {tg:.3f} | {lg:.4f} |")
-        ctx.add_ratio("circuit_epoch", f"SquaredCircuitDensity epoch, n={n}, 2-D", tc, tg,
-                      f"log-lik diff {abs(lg - lc):.1e}")
-    else:
-        ctx.add_ratio("circuit_epoch", f"SquaredCircuitDensity epoch, n={n}, 2-D", tc, None,
-                      "CPU half only")
-    return f"default SquaredCircuitDensity (batch 256, float64), {n} points\n\n" + "\n".join(rows)
+    rows = ["| points | batch | device | s / epoch | mean log-lik after 3 epochs |",
+            "|---|---|---|---|---|"]
+    for n, batch in ((1000, 256), (4000, 1024)) if ctx.cpu_only else ((10_000, 256),
+                                                                      (100_000, 4096)):
+        rng = np.random.default_rng(0)
+        X = np.r_[rng.normal(-2, 0.7, (n // 2, 2)), rng.normal(2, 1.0, (n - n // 2, 2))]
+        res = {}
+        for dev in devices:
+            est = SquaredCircuitDensity(max_epochs=3, early_stopping=False, device=dev,
+                                        batch_size=batch, random_state=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(X)
+            # epoch 1 holds the warm-up (CUDA context, kernels): the later epochs are timed
+            res[dev] = (float(np.median(est.epoch_times_[1:])), float(est.score(X)))
+            rows.append(f"| {n} | {batch} | {dev} | {res[dev][0]:.4f} | {res[dev][1]:.4f} |")
+        tc, lc = res["cpu"]
+        task = f"SquaredCircuitDensity epoch, n={n}, 2-D, batch {batch}"
+        if "cuda" in res:
+            tg, lg = res["cuda"]
+            ctx.add_ratio("circuit_epoch", task, tc, tg, f"log-lik diff {abs(lg - lc):.1e}")
+        else:
+            ctx.add_ratio("circuit_epoch", task, tc, None, "CPU half only")
+    return "default SquaredCircuitDensity (float64)\n\n" + "\n".join(rows)
 
 
 SECTIONS = [
     Section("nn_dispatch", section_nn_dispatch, requires=("mixstat.nn.moe",)),
-    Section("gpu_tests", section_gpu_tests, requires=("pytest",)),
     Section("nn_samplers", section_nn_samplers, requires=("mixstat.nn.diffusion",)),
     Section("moe_em", section_moe_em, requires=("mixstat.moe",), cpu_half=True),
     Section("mpe_kernel_mean", section_mpe_kernel_mean, requires=("mixstat.mpe", "torch"),
             cpu_half=True),
     Section("circuit_epoch", section_circuit_epoch, requires=("mixstat.circuits", "torch"),
             cpu_half=True),
+    # last: the benchmarks' tables come back even if the test run is slow
+    Section("gpu_tests", section_gpu_tests, requires=("pytest",)),
 ]
 
 
 # --------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------
+
+
+def _versions_line():
+    import datetime
+    import platform
+
+    parts = [datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+             f"python {platform.python_version()}", f"{os.cpu_count()} CPU cores"]
+    for mod in ("numpy", "numba", "cupy", "sklearn", "array_api_compat", "torch"):
+        if _module_present(mod):
+            m = importlib.import_module(mod)
+            parts.append(f"{mod} {getattr(m, '__version__', '?')}")
+        else:
+            parts.append(f"{mod} absent")
+    return "date and versions: " + ", ".join(parts)
 
 
 def main(argv=None):
@@ -447,6 +525,10 @@ def main(argv=None):
         ]
     if not args.no_install and not args.cpu_only:
         header.append(ensure_cupy())
+    header.insert(0, "<!-- produced by: python " + " ".join(
+        [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:] if argv is None else
+        ["benchmarks/gpu_suite.py", *argv]) + " -->")
+    header.append(_versions_line())
     print("\n".join(header), flush=True)
     ctx = Context(quick=args.quick, cpu_only=args.cpu_only)
     summary = []

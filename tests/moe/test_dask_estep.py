@@ -31,11 +31,14 @@ def test_moe_estep_with_the_primitives_on_dask_arrays(moe):
     log_gate = log_softmax(est.gate_intercept_ + X @ est.gate_coef_.T, axis=1)
     log_resp, log_norm = responsibilities(log_dens, log_gate)
     assert isinstance(log_resp, da.Array) and log_resp.chunks[0] == (100,) * 4  # lazy
-    Nk = da.exp(log_resp).sum(axis=0)  # a sufficient statistic: one pass, chunk by chunk
-    resp, ll, Nk = da.compute(da.exp(log_resp), log_norm.sum(), Nk)
+    resp = da.exp(log_resp)
+    # sufficient statistics of one M-step: reductions over the chunks
+    resp, ll, Nk, Sx = da.compute(resp, log_norm.sum(), resp.sum(axis=0), resp.T @ X)
     np.testing.assert_allclose(resp, est.predict_posterior(Xn, yn), atol=1e-12)
     np.testing.assert_allclose(ll, est.log_likelihood(Xn, yn), rtol=1e-12)
-    np.testing.assert_allclose(Nk, est.predict_posterior(Xn, yn).sum(axis=0), rtol=1e-12)
+    post = est.predict_posterior(Xn, yn)
+    np.testing.assert_allclose(Nk, post.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(Sx, post.T @ Xn, rtol=1e-10, atol=1e-10)
 
 
 def test_moe_score_samples_by_map_blocks(moe):
