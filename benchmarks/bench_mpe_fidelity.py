@@ -9,8 +9,8 @@ x < 2; lower threshold 1e-5, as in ``experiments_synth_SuMPE.py``).
 Mean absolute error |kappa_hat - kappa*| (std over trials).
 
 Then: does averaging several rejection passes (``n_resamples``, our
-extension) lower the variance? And the convergence of each base estimator to
-kappa(F|H) at n = 1e3 and 1e4.
+extension) lower the variance? (The convergence of each base estimator to
+kappa(F|H) is in ``bench_mpe_convergence.py``.)
 
 Run: ``.venv/bin/python benchmarks/bench_mpe_fidelity.py [--trials 10]``
 (writes benchmarks/results/mpe_fidelity.md).
@@ -145,26 +145,8 @@ def main():
         out(f"| {r} | {est.mean():.3f} | {est.std():.4f} | {np.abs(est - 0.25).mean():.3f} |")
     out()
 
-    # ---- convergence to kappa(F|H)
-    out("## Convergence of the base estimators to kappa(F|H) (kappa* = 0.5, 3 data sets)")
-    out()
-    out("| estimator | abs. error n = 1e3 | abs. error n = 1e4 |")
-    out("|---|---|---|")
-    conv = {}
-    for n in (1000, 10_000):
-        for s in range(3):
-            d = make_sumpe_synthetic(0.5, n_component=n, n_mixture=n, random_state=900 + s)
-            for name, make in BASES.items():
-                if make is None:
-                    continue
-                e = make().set_params(random_state=s).fit(d.X, d.y)
-                if name == "KM2":
-                    conv.setdefault(("KM1", n), []).append(abs(e.km1_ - d.kappa_max))
-                    conv.setdefault(("KM2", n), []).append(abs(e.km2_ - d.kappa_max))
-                else:
-                    conv.setdefault((name, n), []).append(abs(e.proportion_ - d.kappa_max))
-    for name in names:
-        out(f"| {name} | {np.mean(conv[(name, 1000)]):.3f} | {np.mean(conv[(name, 10_000)]):.3f} |")
+    out("The convergence of each base estimator to kappa(F|H) (n = 1e3 and 1e4) is in "
+        "`mpe_convergence.md` (`benchmarks/bench_mpe_convergence.py`).")
     out()
     out(f"Total time {time.perf_counter() - t0:.0f} s.")
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)

@@ -20,8 +20,11 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import ClassifierTags
 
+from .._backend import _namespace_name, resolve_backend, to_numpy
+from .._config import config_context
 from .._validation import (
     Interval,
+    StrOptions,
     _fit_context,
     check_random_state,
     validate_data,
@@ -154,7 +157,10 @@ class BaseMPE(SummaryMixin, BaseEstimator):
         "n_jobs": [None, Integral],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
+        "backend": [None, StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
     }
+    #: the backends the ``backend`` parameter may resolve to
+    _backends = ("numpy", "numba", "torch", "cupy")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -166,7 +172,36 @@ class BaseMPE(SummaryMixin, BaseEstimator):
     def _estimate(self, X_component, X_mixture, rng):  # pragma: no cover
         raise NotImplementedError
 
+    def _resolve_backend(self, X):
+        """Resolve ``backend`` (the parameter, then ``config_context``, then
+        the input's namespace, then Numba, then NumPy) and keep it for fit."""
+        backend = resolve_backend(getattr(self, "backend", None), X, allowed=self._backends)
+        self._fit_backend = backend
+        return backend
+
+    def _backend_context(self):
+        """``config_context`` that hands the resolved backend (and torch
+        device) to the estimators fitted inside this one (a meta-estimator's
+        base estimator, bootstrap refits)."""
+        backend = self.__dict__.get("_fit_backend")
+        if backend is None:
+            name = getattr(self, "backend_", None)
+            device = getattr(self, "_device", None)
+        else:
+            name = backend.name
+            device = None if backend.device is None else str(backend.device)
+        if name is None:
+            return config_context()
+        return config_context(backend=name, device=device if name == "torch" else None)
+
     def _validate(self, X, y):
+        if "backend" in self.get_params(deep=False):
+            backend = self._resolve_backend(X)
+            self._device = None if backend.device is None else str(backend.device)
+            # the scikit-learn classifiers and the score rules run on the host:
+            # device arrays (torch, CuPy) are copied there
+            X = to_numpy(X) if _namespace_name((X,)) else X
+            y = to_numpy(y) if _namespace_name((y,)) else y
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2,
                              y_numeric=False)
         return split_samples(X, y)
@@ -190,6 +225,9 @@ class BaseMPE(SummaryMixin, BaseEstimator):
         X_h, X_f = self._validate(X, y)
         rng = check_random_state(self.random_state)
         kappa = float(self._estimate(X_h, X_f, rng))
+        backend = self.__dict__.pop("_fit_backend", None)
+        if backend is not None:
+            self.backend_ = backend.name
         self.proportion_ = float(np.clip(kappa, 0.0, 1.0)) if np.isfinite(kappa) else np.nan
         self.n_component_, self.n_mixture_ = len(X_h), len(X_f)
         if getattr(self, "n_bootstrap", 0):
@@ -240,9 +278,10 @@ class BaseMPE(SummaryMixin, BaseEstimator):
             params["n_jobs"] = None
         template = _clone_keep_fitted(self).set_params(**params)
         stat = _BootstrapStatistic(template, X, y)
-        reps = bootstrap_replicates(stat, y, self.n_bootstrap, random_state=rng,
-                                    n_jobs=self.n_jobs, verbose=self.verbose,
-                                    desc=type(self).__name__)
+        with self._backend_context():
+            reps = bootstrap_replicates(stat, y, self.n_bootstrap, random_state=rng,
+                                        n_jobs=self.n_jobs, verbose=self.verbose,
+                                        desc=type(self).__name__)
         self.bootstrap_proportions_ = reps
         self.n_bootstrap_failed_ = int(np.sum(~np.isfinite(reps)))
         if self.n_bootstrap_failed_:
@@ -305,6 +344,17 @@ def check_mpe_estimator(est, name="base_estimator"):
         )
     return est
 
+
+BACKEND_DOC = """
+    backend : {'auto', 'numpy', 'numba', 'torch', 'cupy'} or None, default=None
+        Resolved in ``fit`` by :func:`mixstat._backend.resolve_backend` (the
+        parameter, then ``mixstat.config_context``, then the input's
+        namespace, then Numba when installed, then NumPy) and recorded in
+        ``backend_``. ``X`` and ``y`` may be torch tensors or CuPy arrays:
+        they are copied to the host, because the classifier runs where
+        scikit-learn runs (the CPU) and so do the score rules; the result is a
+        Python float whatever the backend. Asking for 'cupy' without a CUDA
+        device raises a ``ValueError``."""
 
 BOOTSTRAP_DOC = """
     n_bootstrap : int, default=0

@@ -12,11 +12,12 @@ import heapq
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.ndimage import median_filter
 from scipy.stats import beta
 
 from .._validation import Interval, StrOptions
 from ..primitives import logsumexp, normal_log_density
-from ._base import BOOTSTRAP_DOC, BaseMPE, cross_fit_scores
+from ._base import BACKEND_DOC, BOOTSTRAP_DOC, BaseMPE, cross_fit_scores
 
 _CLF_DOC = """
     classifier : scikit-learn classifier or None
@@ -95,11 +96,13 @@ class ROCMPE(_ScoreMPE):
     ----------
     delta : float, default=0.1
     union_bound : bool, default=True
-    """ + _CLF_DOC + BOOTSTRAP_DOC + """
+    """ + _CLF_DOC + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
     ----------
     proportion_ : float
+    backend_ : str
+        The resolved backend (see ``backend``).
     threshold_ : float
     """
 
@@ -109,11 +112,12 @@ class ROCMPE(_ScoreMPE):
                               "union_bound": ["boolean"]}
 
     def __init__(self, delta=0.1, *, union_bound=True, classifier=None, n_folds=5,
-                 n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+                 backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.delta = delta
         self.union_bound = union_bound
         self.classifier = classifier
         self.n_folds = n_folds
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -173,11 +177,13 @@ class BestBinMPE(_ScoreMPE):
     ----------
     delta : float, default=0.1
     gamma : float, default=0.01
-    """ + _CLF_DOC + BOOTSTRAP_DOC + r"""
+    """ + _CLF_DOC + BACKEND_DOC + BOOTSTRAP_DOC + r"""
 
     Attributes
     ----------
     proportion_ : float
+    backend_ : str
+        The resolved backend (see ``backend``).
     threshold_ : float
     confidence_bound_ : (float, float)
         DKW interval at the chosen bin, level :math:`1-\delta`.
@@ -189,11 +195,12 @@ class BestBinMPE(_ScoreMPE):
                               "gamma": [Interval(Real, 0, None, closed="left")]}
 
     def __init__(self, delta=0.1, gamma=0.01, *, classifier=None, n_folds=5,
-                 n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+                 backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.delta = delta
         self.gamma = gamma
         self.classifier = classifier
         self.n_folds = n_folds
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -228,14 +235,35 @@ class ElkanNotoMPE(_ScoreMPE):
 
     (:math:`(1-c)/c` for balanced samples).
 
+    Consistency. The population classifier is
+    :math:`g(x) = mh(x)/(mh(x) + nf(x)) = m/(m + n f(x)/h(x))`, and
+    :math:`f/h \ge \kappa(F|H)` everywhere with equality on the anchor set, so
+
+    .. math:: g(x) \le c_0 := \frac{m}{m + n\kappa(F|H)},\qquad
+              \frac mn\frac{1-c_0}{c_0} = \kappa(F|H).
+
+    ``e3`` takes the maximum of :math:`g`, which tends to :math:`c_0`: it is
+    consistent for :math:`\kappa(F|H)` (with a well-specified classifier).
+    ``e1`` takes :math:`E_H[g] \le c_0`, with equality only when
+    :math:`g = c_0` on all of H's support, i.e. when H lies entirely inside
+    the anchor set (Elkan & Noto's assumption :math:`P(y=1|x) = 1` at every
+    labelled point: H and G do not overlap). When they overlap,
+    :math:`E_H[g] < c_0` and ``e1`` converges to a value *above*
+    :math:`\kappa(F|H)`, whatever the classifier: in the synthetic setting of
+    :func:`mixstat.datasets.make_sumpe_synthetic` at :math:`\kappa^*=0.5`,
+    :math:`E_H[g] = 0.610` and the e1 limit is 0.640 against
+    :math:`\kappa(F|H) = 0.545` (``benchmarks/results/mpe_convergence.md``).
+
     Parameters
     ----------
     variant : {'e1', 'e3'}, default='e1'
-    """ + _CLF_DOC + BOOTSTRAP_DOC + """
+    """ + _CLF_DOC + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
     ----------
     proportion_ : float
+    backend_ : str
+        The resolved backend (see ``backend``).
     label_frequency_ : float
     """
 
@@ -243,11 +271,12 @@ class ElkanNotoMPE(_ScoreMPE):
     _parameter_constraints = {**_ScoreMPE._parameter_constraints,
                               "variant": [StrOptions({"e1", "e3"})]}
 
-    def __init__(self, variant="e1", *, classifier=None, n_folds=5, n_bootstrap=0,
+    def __init__(self, variant="e1", *, classifier=None, n_folds=5, backend=None, n_bootstrap=0,
                  confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.variant = variant
         self.classifier = classifier
         self.n_folds = n_folds
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -270,41 +299,68 @@ def _kde_log(points, data, bw):
     return out
 
 
+def _logit(s, eps=1e-7):
+    s = np.clip(np.asarray(s, dtype=float), eps, 1.0 - eps)
+    return np.log(s) - np.log1p(-s)
+
+
+def dedpul_density_ratio(s_h, s_f, bw_mixture=0.05, bw_component=0.1, max_ratio=50.0,
+                         n_grid=1025):
+    r"""DEDPUL's density ratio :math:`r(s) = f_H(s)/f_F(s)` at the mixture scores.
+
+    As in the reference implementation (Ivanov 2020, ``estimate_diff`` with
+    its defaults): Gaussian KDEs of the *logit* of the scores, each with
+    bandwidth ``bw * std`` of its sample (SciPy's ``gaussian_kde`` factor),
+    the ratio capped at ``max_ratio``, smoothed by a running median over
+    ``2 (n // 20) + 1`` neighbouring mixture scores, then rearranged to be
+    non-decreasing in the score (the largest ratio goes to the highest
+    score). The reference's intermediate monotonising passes, which the final
+    rearrangement overrides up to ties, are left out.
+    """
+    t_h, t_f = _logit(s_h), _logit(s_f)
+    sd_h = float(np.std(t_h, ddof=1)) if len(t_h) > 1 else 1.0
+    sd_f = float(np.std(t_f, ddof=1)) if len(t_f) > 1 else 1.0
+    h_h = bw_component * (sd_h if sd_h > 0 else 1.0)
+    h_f = bw_mixture * (sd_f if sd_f > 0 else 1.0)
+    lo, hi = min(t_h.min(), t_f.min()), max(t_h.max(), t_f.max())
+    grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo - 1.0, lo + 1.0])
+    lr = _kde_log(grid, t_h, h_h) - _kde_log(grid, t_f, h_f)
+    order = np.argsort(t_f, kind="stable")
+    r = np.minimum(np.exp(np.interp(t_f[order], grid, lr)), max_ratio)
+    k = len(t_f) // 20
+    if k > 0:
+        r = median_filter(r, size=2 * k + 1, mode="nearest")
+    out = np.empty_like(r)
+    out[order] = np.sort(r)
+    return out
+
+
 def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
-                      quantile=0.95, tol=1e-6, max_iter=1000):
+                      quantile=0.95, tol=1e-5, max_iter=1000):
     r"""DEDPUL prior from 1-D scores (Ivanov, ICMLA 2020).
 
-    Density ratio :math:`r(s) = f_H(s)/f_F(s)` of the scores by 1-D Gaussian
-    KDEs, evaluated at the mixture scores and made non-decreasing in
-    :math:`s` (cumulative maximum) and rescaled so that its mean over the
-    mixture is 1 (:math:`E_F[h/f] = 1`); then either the EM fixed point started at
-    :math:`\kappa = 1`,
+    :math:`r` is :func:`dedpul_density_ratio` at the mixture points. With
+    ``prior='em'``, the EM of the reference code, started at
+    :math:`\kappa = 1`:
 
-    .. math:: 1-\kappa \leftarrow \frac1n\sum_{x\in F}
-              \min\{1,\max[0,\,1-\kappa\, r(s(x))]\},
+    .. math:: 1-\kappa \leftarrow \frac1n\sum_{x\in F}\max[0,\,1-\kappa\, r(s(x))],
 
-    or the quantile rule :math:`\kappa = 1/q_{0.95}(r)`.
+    stopped when :math:`\kappa` moves by less than ``tol`` or when no
+    posterior is clipped at 0 (then :math:`\kappa` is an exact fixed point);
+    with ``prior='quantile'``, :math:`\kappa = 1/\max(q_{0.95}(r), 1)`.
     Returns ``(kappa, n_iter)``.
     """
-    grid = np.linspace(0.0, 1.0, 513)
-    lr = _kde_log(grid, s_h, bw_component) - _kde_log(grid, s_f, bw_mixture)
-    r = np.exp(np.interp(s_f, grid, lr))
-    order = np.argsort(s_f)
-    r_sorted = np.maximum.accumulate(r[order])
-    r = np.empty_like(r)
-    r[order] = r_sorted
-    r /= r.mean()  # E_F[h/f] = 1: KDE smoothing biases the ratio's scale
+    r = dedpul_density_ratio(s_h, s_f, bw_mixture, bw_component)
     if prior == "quantile":
-        return float(np.clip(1.0 / np.quantile(r, quantile), 0.0, 1.0)), 0
-    kappa = 1.0
-    it = 0
+        return float(1.0 / max(np.quantile(r, quantile, method="higher"), 1.0)), 0
+    kappa, it = 1.0, 0
     for it in range(1, max_iter + 1):
-        alpha = np.clip(1.0 - kappa * r, 0.0, 1.0).mean()
-        new = 1.0 - alpha
-        if abs(new - kappa) < tol:
-            kappa = new
-            break
+        post = np.maximum(0.0, 1.0 - kappa * r)
+        new = 1.0 - float(post.mean())
+        done = abs(new - kappa) < tol or post.min() > 0
         kappa = new
+        if done:
+            break
     return float(np.clip(kappa, 0.0, 1.0)), it
 
 
@@ -313,26 +369,40 @@ class DEDPULMPE(_ScoreMPE):
     Difference-of-Estimated-Densities-based Positive-Unlabeled Learning",
     ICMLA 2020).
 
-    Cross-fitted classifier score :math:`s(x)`, density ratio
-    :math:`r = f_H(s)/f_F(s)` of the 1-D scores by KDE (bandwidths 0.05 for
-    the mixture, 0.1 for the component, as in the reference code), made
-    monotone in :math:`s`; the proportion is the EM fixed point
-    (``prior='em'``) or :math:`1/q_{0.95}(r)` (``prior='quantile'``).
-    Deviations: the reference smooths the ratio before the monotone step;
-    here only the cumulative maximum is applied, and the ratio is rescaled to
-    mean one over the mixture (without it the EM map contracts to 0 whenever
-    the KDE underestimates the ratio).
+    Cross-fitted classifier score :math:`s(x)`; density ratio
+    :math:`r = f_H(s)/f_F(s)` of the scores by Gaussian KDEs of
+    :math:`\operatorname{logit} s` (bandwidth factors 0.05 for the mixture and
+    0.1 for the component, times each sample's standard deviation, as the
+    reference code's ``gaussian_kde``), capped at 50, smoothed by a running
+    median and rearranged to be non-decreasing in :math:`s`
+    (:func:`dedpul_density_ratio`); the proportion comes from the
+    reference's EM (``prior='em'``) or is :math:`1/q_{0.95}(r)`
+    (``prior='quantile'``). Left out: the reference's "non-convergence"
+    heuristic (a second-difference rule on a grid of priors, used when the EM
+    stops at a trivial value) and its intermediate monotonising passes.
+
+    Consistency: the population DEDPUL prior is :math:`1/\sup_s r(s)`,
+    reached at the top of the score range, where the KDE with a bandwidth
+    that does not shrink with the sample (a fixed factor of the standard
+    deviation) is biased; the EM also stops (at ``tol``) before reaching the
+    fixed point :math:`1/\max r`. So DEDPUL keeps a bias of a few hundredths
+    with respect to :math:`\kappa(F|H)` even with the exact posterior as
+    the score (``benchmarks/results/mpe_convergence.md``).
 
     Parameters
     ----------
     prior : {'em', 'quantile'}, default='em'
     bandwidth_mixture, bandwidth_component : float
+        KDE bandwidth factors (times the standard deviation of the logit
+        scores of the mixture / component sample).
     quantile : float, default=0.95
-    """ + _CLF_DOC + BOOTSTRAP_DOC + """
+    """ + _CLF_DOC + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
     ----------
     proportion_ : float
+    backend_ : str
+        The resolved backend (see ``backend``).
     n_iter_ : int
     """
 
@@ -346,7 +416,7 @@ class DEDPULMPE(_ScoreMPE):
     }
 
     def __init__(self, prior="em", *, bandwidth_mixture=0.05, bandwidth_component=0.1,
-                 quantile=0.95, classifier=None, n_folds=5, n_bootstrap=0,
+                 quantile=0.95, classifier=None, n_folds=5, backend=None, n_bootstrap=0,
                  confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.prior = prior
         self.bandwidth_mixture = bandwidth_mixture
@@ -354,6 +424,7 @@ class DEDPULMPE(_ScoreMPE):
         self.quantile = quantile
         self.classifier = classifier
         self.n_folds = n_folds
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -427,8 +498,9 @@ class TIcEMPE(BaseMPE):
     induction", AAAI 2018).
 
     Features are min-max scaled to [0, 1]. For each fold, a tree is grown
-    best-first on that fold (each feature cut at 0.25, 0.5, 0.75, used once
-    per path; split criterion max-bepp :math:`\max_{\text{child}} L/(T+k)`)
+    best-first on that fold (each feature cut into ``n_splits + 1`` equal
+    pieces of [0, 1], at 0.25, 0.5, 0.75 by default, and used once per path;
+    split criterion max-bepp :math:`\max_{\text{child}} L/(T+k)`)
     and every subset :math:`S` it visits gives, counted on the *other*
     folds, a lower bound of the label frequency
 
@@ -438,7 +510,28 @@ class TIcEMPE(BaseMPE):
     (:math:`T` the size of the estimation part). :math:`\hat c` is the mean
     over folds of the best bound; two passes (prior :math:`c=0.5`, then the
     first estimate). The proportion follows from the case-control relation
-    :math:`\hat\kappa = (m/n)(1-\hat c)/\hat c`.
+    :math:`\hat\kappa = (m/n)(1-\hat c)/\hat c`. This is the published
+    algorithm (Bekker & Davis's code cuts each feature into the same four
+    pieces).
+
+    Consistency: TIcE estimates a *lower confidence bound* of :math:`c`,
+    hence an upper bound of :math:`\kappa(F|H)`, and converges slowly:
+
+    - the correction :math:`\sqrt{c(1-c)(1-\delta)/(\delta T_S)}` with
+      :math:`\delta` floored at 0.025 (so :math:`(1-\delta)/\delta = 39`
+      once :math:`T \ge 9750`) shrinks only as :math:`T_S^{-1/2}`; through
+      :math:`\kappa = (m/n)(1-c)/c` a deficit :math:`\Delta c` becomes
+      :math:`\Delta c/c^2` in :math:`\hat\kappa`. In 1-D at
+      :math:`m = n = 10^4` this term alone is about +0.1;
+    - the subsets are intersections of the fixed cells, so in low dimension
+      the best one cannot shrink onto the anchor region where :math:`h/f` is
+      smallest: its population label frequency
+      :math:`mH(S)/(mH(S) + nF(S))` stays below
+      :math:`c = m/(m + n\kappa(F|H))`. More cuts (``n_splits``) reduce this.
+
+    Both push :math:`\hat\kappa` above :math:`\kappa(F|H)`; with
+    ``delta=0.5`` and ``n_splits=15`` the bias is near zero at
+    :math:`n = 10^4` in 1-D (``benchmarks/results/mpe_convergence.md``).
 
     Parameters
     ----------
@@ -449,11 +542,15 @@ class TIcEMPE(BaseMPE):
     delta : float or None
         None uses the formula above (the SuMPE runs used 0.2 with k = 10).
     n_iterations : int, default=2
-    """ + BOOTSTRAP_DOC + """
+    n_splits : int, default=3
+        Cuts per feature (equal-width pieces of [0, 1]); 3 as published.
+    """ + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
     ----------
     proportion_ : float
+    backend_ : str
+        The resolved backend (see ``backend``).
     label_frequency_ : float
     """
 
@@ -466,17 +563,20 @@ class TIcEMPE(BaseMPE):
         "max_splits": [Interval(Integral, 1, None, closed="left")],
         "min_T": [Interval(Integral, 1, None, closed="left")],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "n_splits": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, k=5, *, max_splits=500, min_T=10, n_folds=5, delta=None,
-                 n_iterations=2, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
+                 n_iterations=2, n_splits=3, backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
                  random_state=None):
         self.k = k
         self.delta = delta
         self.n_iterations = n_iterations
+        self.n_splits = n_splits
         self.max_splits = max_splits
         self.min_T = min_T
         self.n_folds = n_folds
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -497,7 +597,7 @@ class TIcEMPE(BaseMPE):
                 est = ~tree
                 delta = self.delta if self.delta is not None else _tice_delta(est.sum())
                 cs.append(_tice_fold(X, s, tree, est, self.k, self.max_splits, self.min_T,
-                                     c, delta))
+                                     c, delta, n_borders=self.n_splits))
             c = float(np.clip(np.mean(cs), 1e-6, 1.0 - 1e-9))
         self.label_frequency_ = c
         return _label_frequency_to_kappa(c, len(X_h), len(X_f))

@@ -8,8 +8,10 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import clone
 
+from .._backend import _namespace_name, to_numpy
 from .._validation import Interval, StrOptions, check_probability
 from ._base import (
+    BACKEND_DOC,
     BOOTSTRAP_DOC,
     BaseMPE,
     check_mpe_estimator,
@@ -78,11 +80,13 @@ class SubsamplingMPE(BaseMPE):
     mode : {'linear', 'quadratic'}, default='linear'
         Keep with probability :math:`\alpha` or :math:`\alpha^2`.
     n_resamples : int, default=1
-    """ + BOOTSTRAP_DOC + """
+    """ + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
     ----------
     proportion_ : float
+    backend_ : str
+        The resolved backend (see ``backend``).
     base_proportion_ : float
         Mean of the base estimates :math:`\\hat\\kappa(\\tilde F|H)`.
     acceptance_rate_ : float
@@ -109,7 +113,7 @@ class SubsamplingMPE(BaseMPE):
     }
 
     def __init__(self, base_estimator=None, acceptance=None, *, region=None,
-                 lower_threshold=0.0, mode="linear", n_resamples=1, n_bootstrap=0,
+                 lower_threshold=0.0, mode="linear", n_resamples=1, backend=None, n_bootstrap=0,
                  confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.base_estimator = base_estimator
         self.acceptance = acceptance
@@ -117,6 +121,7 @@ class SubsamplingMPE(BaseMPE):
         self.lower_threshold = lower_threshold
         self.mode = mode
         self.n_resamples = n_resamples
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -156,7 +161,8 @@ class SubsamplingMPE(BaseMPE):
             if keep.sum() < 10:
                 raise ValueError(f"Only {int(keep.sum())} mixture points were kept by the "
                                  "acceptance function; at least 10 are needed.")
-            est = _fit_base(base, X_h, X_f[keep], int(rng.randint(0, 2**31 - 1)))
+            with self._backend_context():  # the base estimator resolves the same backend
+                est = _fit_base(base, X_h, X_f[keep], int(rng.randint(0, 2**31 - 1)))
             c = keep.mean()
             bases.append(est.proportion_)
             rates.append(c)
@@ -177,9 +183,10 @@ class SubsamplingMPE(BaseMPE):
             stat = _SuMPEArrayStatistic(clone(self).set_params(n_bootstrap=0, n_jobs=None,
                                                                verbose=0), X_h, X_f)
             strata = np.r_[np.ones(len(X_h), int), np.zeros(len(X_f), int)]
-            reps = bootstrap_replicates(stat, strata, self.n_bootstrap, random_state=rng,
-                                        n_jobs=self.n_jobs, verbose=self.verbose,
-                                        desc="SubsamplingMPE")
+            with self._backend_context():
+                reps = bootstrap_replicates(stat, strata, self.n_bootstrap, random_state=rng,
+                                            n_jobs=self.n_jobs, verbose=self.verbose,
+                                            desc="SubsamplingMPE")
             self.bootstrap_proportions_ = reps
             self.proportion_interval_ = percentile_interval(reps, self.confidence)
             return
@@ -225,11 +232,13 @@ class RegroupingMPE(BaseMPE):
     ranker : classifier or None
         None uses the quadratic logistic regression.
     n_folds : int, default=5
-    """ + BOOTSTRAP_DOC + """
+    """ + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
     ----------
     proportion_ : float
+    backend_ : str
+        The resolved backend (see ``backend``).
     n_copied_ : int
     base_estimator_ : fitted base estimator
     """
@@ -250,11 +259,12 @@ class RegroupingMPE(BaseMPE):
     }
 
     def __init__(self, base_estimator=None, copy_fraction=0.1, *, ranker=None, n_folds=5,
-                 n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+                 backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.base_estimator = base_estimator
         self.copy_fraction = copy_fraction
         self.ranker = ranker
         self.n_folds = n_folds
+        self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.n_jobs = n_jobs
@@ -270,7 +280,8 @@ class RegroupingMPE(BaseMPE):
             top = np.argsort(-s_f, kind="stable")[:n_copy]
             X_h = np.vstack([X_h, X_f[top]])
         self.n_copied_ = n_copy
-        est = _fit_base(base, X_h, X_f, int(rng.randint(0, 2**31 - 1)))
+        with self._backend_context():  # the base estimator resolves the same backend
+            est = _fit_base(base, X_h, X_f, int(rng.randint(0, 2**31 - 1)))
         self.base_estimator_ = est
         return est.proportion_
 
@@ -326,8 +337,11 @@ def mixture_proportion(X_component, X_mixture, method="KM2", *, acceptance=None,
     -------
     float, or (float, fitted estimator)
     """
-    Xh = np.asarray(X_component, dtype=float)
-    Xf = np.asarray(X_mixture, dtype=float)
+    if params.get("backend") is None:
+        # device arrays in: the estimator records their backend
+        params = {**params, "backend": _namespace_name((X_component, X_mixture))}
+    Xh = np.asarray(to_numpy(X_component), dtype=float)
+    Xf = np.asarray(to_numpy(X_mixture), dtype=float)
     Xh = Xh.reshape(-1, 1) if Xh.ndim == 1 else Xh
     Xf = Xf.reshape(-1, 1) if Xf.ndim == 1 else Xf
     if Xh.ndim != 2 or Xf.ndim != 2 or Xh.shape[1] != Xf.shape[1]:
@@ -338,10 +352,12 @@ def mixture_proportion(X_component, X_mixture, method="KM2", *, acceptance=None,
     if acceptance is not None and regroup:
         raise ValueError("Use either acceptance (SuMPE) or regroup (ReCPE), not both.")
     if acceptance is not None:
-        est = SubsamplingMPE(base, acceptance, region=region, random_state=rs)
+        est = SubsamplingMPE(base, acceptance, region=region, random_state=rs,
+                             backend=params.get("backend"))
     elif regroup:
         frac = 0.1 if regroup is True else float(regroup)
-        est = RegroupingMPE(base, copy_fraction=frac, random_state=rs)
+        est = RegroupingMPE(base, copy_fraction=frac, random_state=rs,
+                            backend=params.get("backend"))
     else:
         est = base
     X, y = stack(Xh, Xf)

@@ -47,6 +47,45 @@ def test_wolfe_inside_hull_is_zero_and_warm_start_agrees():
     assert warm == pytest.approx(cold, abs=1e-9)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_nnls_solver_matches_wolfe_and_slsqp(seed):
+    # the NNLS reformulation min_{v>=0} |(Z-b)^T v|^2 + (1 - 1^T v)^2 is exact:
+    # v / sum(v) are the nearest point's weights
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(40, 5))
+    b = rng.normal(size=5) * 3
+    d, (S, w), _ = simplex_nearest_point(Z, b, method="nnls")
+    assert d == pytest.approx(_slsqp_distance(Z, b), abs=1e-6)
+    assert d == pytest.approx(simplex_nearest_point(Z, b)[0], abs=1e-9)
+    assert np.all(w > 0) and w.sum() == pytest.approx(1.0)
+    assert np.linalg.norm(w @ Z[S] - b) == pytest.approx(d, abs=1e-10)
+
+
+def test_nnls_solver_inside_hull_and_high_rank():
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(80, 60))  # many points active
+    b = Z[:50].mean(0)
+    assert simplex_nearest_point(Z, b, method="nnls")[0] < 1e-8
+    b2 = 1.5 * Z[:50].mean(0) - 0.5 * Z[50:].mean(0)
+    a = simplex_nearest_point(Z, b2, method="nnls")[0]
+    assert a == pytest.approx(simplex_nearest_point(Z, b2, method="wolfe")[0], abs=1e-8)
+    with pytest.raises(ValueError, match="method"):
+        simplex_nearest_point(Z, b2, method="cvxopt")
+
+
+def test_qp_solvers_give_the_same_estimate():
+    rng = np.random.default_rng(0)
+    Xh = rng.normal(size=(120, 5))
+    Xf = np.r_[rng.normal(size=(40, 5)), rng.normal(size=(80, 5)) + 1.5]
+    X, y = np.r_[Xh, Xf], np.r_[np.ones(120, int), np.zeros(120, int)]
+    w = KernelMeanMPE(qp_solver="wolfe", random_state=0).fit(X, y)
+    n = KernelMeanMPE(qp_solver="nnls", random_state=0).fit(X, y)
+    assert (w.qp_solver_, n.qp_solver_) == ("wolfe", "nnls")
+    assert n.km1_ == pytest.approx(w.km1_, abs=1e-6)
+    assert n.km2_ == pytest.approx(w.km2_, abs=1e-6)
+    assert KernelMeanMPE(random_state=0).fit(X, y).qp_solver_ == "wolfe"
+
+
 def test_numba_kernel_equals_python():
     rng = np.random.default_rng(2)
     Z = rng.normal(size=(30, 4))
