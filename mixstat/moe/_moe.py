@@ -216,10 +216,13 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
     backend : {'auto', 'numpy', 'numba', 'torch', 'cupy'} or None, default=None
         Resolved by :func:`mixstat._backend.resolve_backend`; 'numba' runs the
-        Lasso sweeps in the Numba kernel; 'torch' / 'cupy' run the E-step on
-        the device through the array-API primitives and the expert M-step
-        with :func:`~mixstat.primitives.weighted_enet_fista` (the gate step
-        stays on the host); fitted attributes are NumPy arrays in every case.
+        Lasso sweeps in the Numba kernel; 'torch' / 'cupy' run the EM loop on
+        the device (:mod:`mixstat.moe._em_xp`): up to 512 features, the
+        E-step, the weighted Gram matrices of the expert and gate steps and
+        the gate's line search on the device and the p x p coordinate descent
+        on the host (the iterates of the CPU path); above, the expert steps by
+        :func:`~mixstat.primitives.weighted_enet_fista` and the gate step on
+        the host. Fitted attributes are NumPy arrays in every case.
     verbose : int, default=0
         Progress bar over the restarts when > 0.
     n_jobs : int or None, default=None
