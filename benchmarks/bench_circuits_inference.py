@@ -130,6 +130,9 @@ def coverage(n_sets, n, boot_sets, n_bootstrap, level=0.95):
             cover = (inf.ci_low[idx] <= true_phi[idx]) & (true_phi[idx] <= inf.ci_high[idx])
             hits[meth].append(cover)
             names = order
+        if (s + 1) % 10 == 0:
+            print(f"  {s + 1}/{n_sets} data sets, {time.time() - t0:.0f} s", file=sys.stderr,
+                  flush=True)
     secs = time.time() - t0
     rows = []
     for i, nm in enumerate(names):
