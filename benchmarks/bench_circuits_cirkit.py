@@ -11,7 +11,7 @@ float32. One torch thread each.
 
 Run (after setting up the peer venv, see bench_circuits_cirkit_peer.py):
 
-    .venv/bin/python benchmarks/bench_circuits_cirkit.py            # full
+    .venv/bin/python benchmarks/bench_circuits_cirkit.py            # full (3 seeds)
     .venv/bin/python benchmarks/bench_circuits_cirkit.py --quick    # smoke
 
 Writes benchmarks/results/circuits_cirkit.md.
@@ -31,7 +31,7 @@ import torch
 torch.set_num_threads(1)
 
 from mixstat.datasets import make_circuit_dataset  # noqa: E402
-from mixstat.nn.circuits import TensorizedCircuit, random_binary_tree, train_density  # noqa: E402
+from mixstat.nn.circuits import RegionGraph, TensorizedCircuit, train_density  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_PY = os.path.join(HERE, "envs", "cirkit", "bin", "python")
@@ -46,11 +46,26 @@ def split(name, seed):
     return [(a - mu) / sd for a in (tr, va, te)]
 
 
-def run_mixstat(data, model, K, epochs, seed, dtype):
+def tree_to_region_graph(tree, n_variables):
+    """mixstat RegionGraph of the peer's tree (nested lists, leaves are
+    variables): both libraries then use the very same partitions."""
+    rg = RegionGraph(n_variables)
+
+    def build(node):
+        if isinstance(node, int):
+            return rg.add([node]), [node]
+        kids = [build(c) for c in node]
+        return rg.add([v for _, sc in kids for v in sc], [i for i, _ in kids]), [v for _, sc in kids for v in sc]
+
+    rg.root = build(tree)[0]
+    return rg.validate()
+
+
+def run_mixstat(data, model, K, epochs, seed, dtype, tree):
     tr, va, te = data
     w, sq, _ = MODELS[model]
     gen = torch.Generator().manual_seed(seed)
-    m = TensorizedCircuit([random_binary_tree(tr.shape[1], seed)], n_units=K, weights=w, squared=sq,
+    m = TensorizedCircuit([tree_to_region_graph(tree, tr.shape[1])], n_units=K, weights=w, squared=sq,
                           dtype=dtype, generator=gen)
     T = [torch.as_tensor(a, dtype=dtype) for a in (tr, va, te)]
     res = train_density(m, T[0], T[1], max_epochs=epochs, batch_size=256, learning_rate=5e-3,
@@ -67,7 +82,7 @@ def run_peer(path, model, K, epochs, seed):
             "benchmarks/envs/cirkit/bin/pip install torch==2.13.0 && "
             "benchmarks/envs/cirkit/bin/pip install libcirkit==0.3.1"
         )
-    out = path + f".{model}.json"
+    out = path + f".{model}.{epochs}.json"
     subprocess.run([PEER_PY, PEER, path, model, str(K), str(epochs), str(seed), out], check=True)
     return json.load(open(out))
 
@@ -75,48 +90,88 @@ def run_peer(path, model, K, epochs, seed):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds-2d", type=int, nargs="+", default=None, help="seeds of the D = 2 rows (default: --seeds)")
+    ap.add_argument("--no-f32-ll", action="store_true", help="time float32 but skip its full-length runs")
+    ap.add_argument("--timing-epochs", type=int, default=3,
+                    help="epochs of the paired timing runs (cirkit, mixstat f64, f32 back to back)")
+    ap.add_argument("--peer-cache", default=None,
+                    help="JSON of earlier full-length peer runs {'data/seed/model': result} to reuse for "
+                         "the peer's test LL (deterministic: fixed seed, one thread); timings are always re-measured")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "circuits_cirkit.md"))
     args = ap.parse_args()
-    settings = [("rings", 16, 30), ("rings8", 16, 20)]
+    settings = [("rings", 16, 60), ("rings8", 16, 30)]
     if args.quick:
         settings = [("rings", 8, 2), ("rings8", 8, 2)]
-    seed = 0
-    lines = [
-        "| data (D) | K | epochs | model | cirkit test LL | mixstat f64 test LL | mixstat f32 test LL "
-        "| cirkit s/epoch | mixstat f64 s/epoch | mixstat f32 s/epoch | speed-up f64 | speed-up f32 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        args.seeds = args.seeds[:1]
+    seeds_of = {"rings": args.seeds_2d or args.seeds, "rings8": args.seeds}
+    cache = json.load(open(args.peer_cache)) if args.peer_cache else {}
+    res = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, K, epochs in settings:
-            data = split(name, seed)
-            path = os.path.join(tmp, f"{name}.npz")
-            np.savez(path, train=data[0], valid=data[1], test=data[2])
-            for model in MODELS:
-                t = time.perf_counter()
-                p = run_peer(path, model, K, epochs, seed)
-                m64 = run_mixstat(data, model, K, epochs, seed, torch.float64)
-                m32 = run_mixstat(data, model, K, epochs, seed, torch.float32)
-                row = (
-                    f"| {name} ({data[0].shape[1]}) | {K} | {epochs} | {MODELS[model][2]} | {p['test_ll']:.3f} "
-                    f"| {m64['test_ll']:.3f} | {m32['test_ll']:.3f} | {p['epoch_s']:.3f} | {m64['epoch_s']:.3f} "
-                    f"| {m32['epoch_s']:.3f} | {p['epoch_s'] / m64['epoch_s']:.2f}x | {p['epoch_s'] / m32['epoch_s']:.2f}x |"
-                )
-                lines.append(row)
-                print(row, f"  [{time.perf_counter() - t:.0f}s]", flush=True)
-    table = "\n".join(lines)
+            for seed in seeds_of[name]:
+                data = split(name, seed)
+                path = os.path.join(tmp, f"{name}{seed}.npz")
+                np.savez(path, train=data[0], valid=data[1], test=data[2])
+                for model in MODELS:
+                    t = time.perf_counter()
+                    key = f"{name}/{seed}/{model}"
+                    p = cache.get(key) or run_peer(path, model, K, epochs, seed)
+                    tree = p["tree"]
+                    # paired timing: the three runs back to back, same epochs
+                    pt = run_peer(path, model, K, args.timing_epochs, seed)["epoch_s"]
+                    t64 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float64, tree)["epoch_s"]
+                    t32 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float32, tree)["epoch_s"]
+                    m64 = run_mixstat(data, model, K, epochs, seed, torch.float64, tree)
+                    m32 = ({"test_ll": float("nan")} if args.no_f32_ll
+                           else run_mixstat(data, model, K, epochs, seed, torch.float32, tree))
+                    res[key] = dict(peer=p["test_ll"], m64=m64["test_ll"], m32=m32["test_ll"],
+                                    tp=pt, t64=t64, t32=t32, tree=tree, D=data[0].shape[1], K=K, epochs=epochs,
+                                    cached=key in cache)
+                    print(key, res[key], f"[{time.perf_counter() - t:.0f}s]", flush=True)
+    lines = [
+        "| data (D) | K | epochs | model | cirkit test LL | mixstat f64 test LL | mixstat f32 test LL "
+        "| f64 >= cirkit (seeds) | cirkit s/epoch | mixstat f64 s/epoch | mixstat f32 s/epoch "
+        "| speed-up f64 | speed-up f32 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    per_seed = ["| data | seed | tree (cirkit's RandomBinaryTree) | model | cirkit | mixstat f64 | mixstat f32 |",
+                "|---|---|---|---|---|---|---|"]
+    for name, K, epochs in settings:
+        for model in MODELS:
+            rs = [res[f"{name}/{s}/{model}"] for s in seeds_of[name]]
+            mean = {k: float(np.mean([r[k] for r in rs])) for k in ("peer", "m64", "m32", "tp", "t64", "t32")}
+            wins = sum(r["m64"] >= r["peer"] for r in rs)
+            lines.append(
+                f"| {name} ({rs[0]['D']}) | {K} | {epochs} | {MODELS[model][2]} | {mean['peer']:.3f} | {mean['m64']:.3f} "
+                f"| {mean['m32']:.3f} | {wins}/{len(rs)} | {mean['tp']:.3f} | {mean['t64']:.3f} | {mean['t32']:.3f} "
+                f"| {mean['tp'] / mean['t64']:.2f}x | {mean['tp'] / mean['t32']:.2f}x |"
+            )
+            for s, r in zip(seeds_of[name], rs):
+                per_seed.append(f"| {name} | {s} | `{r['tree']}` | {MODELS[model][2]} | {r['peer']:.3f} | {r['m64']:.3f} | {r['m32']:.3f} |")
+    cmd = " ".join(["benchmarks/bench_circuits_cirkit.py", *sys.argv[1:]])
     head = (
         "# mixstat vs libcirkit 0.3.1: tensorised squared circuits\n\n"
-        f"Command: `.venv/bin/python benchmarks/bench_circuits_cirkit.py{' --quick' if args.quick else ''}` "
-        f"(torch {torch.__version__}, 1 thread each, shared 2-core VM; one seed).\n"
-        "Random binary tree, CP layers (cirkit `cp-t`), Gaussian inputs, Adam lr 5e-3, batch 256, "
-        "best-validation checkpoint; n = 10,000 / 1,000 / 2,000, standardised; LL in nats per point "
-        "(standardised units). Speed-up = cirkit s/epoch / mixstat s/epoch.\n\n"
+        f"Command: `.venv/bin/python {cmd}` (torch {torch.__version__}, 1 thread each, shared 2-core VM).\n"
+        "Same data files (mixstat's generators, n = 10,000 / 1,000 / 2,000, standardised), the same region "
+        "graph (cirkit's `RandomBinaryTree(D, seed)`, rebuilt in mixstat from the partitions the peer reports), "
+        "CP layers (cirkit `cp-t`), K Gaussian input units per variable, Adam lr 5e-3, batch 256, the same "
+        "number of epochs, best-validation checkpoint. LL: mean test log-likelihood over the seeds in nats per "
+        "point (standardised units); the 'f64 >= cirkit' column counts the seeds where mixstat float64 is at "
+        "least as good. Seconds per epoch: median training-epoch time of paired runs of "
+        f"{args.timing_epochs} epochs (cirkit, mixstat f64, mixstat f32 back to back, same data and tree), "
+        "averaged over the seeds; speed-up = cirkit s/epoch / mixstat s/epoch. "
+        + ("cirkit test LLs come from the full-length peer runs in `" + os.path.relpath(args.peer_cache, HERE)
+           + "` (same script, same data and seeds; cirkit is deterministic here: fixed seed, one thread). "
+           if args.peer_cache else "")
+        + "\n\n"
     )
+    body = head + "\n".join(lines) + "\n\nPer seed (test LL):\n\n" + "\n".join(per_seed) + "\n"
     if not args.quick:
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as f:
-            f.write(head + table + "\n")
-    print(table)
+            f.write(body)
+    print(body)
 
 
 if __name__ == "__main__":

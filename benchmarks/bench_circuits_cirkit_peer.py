@@ -23,6 +23,19 @@ import torch
 torch.set_num_threads(1)
 
 
+def region_tree(rg):
+    """The region graph as nested lists (a leaf is its variable), so that
+    mixstat can be run on the very same tree."""
+    def walk(region):
+        parts = rg.region_inputs(region)
+        if not parts:
+            return int(next(iter(region.scope)))
+        (part,) = parts  # a tree: one partition per region
+        return [walk(r) for r in rg.partition_inputs(part)]
+    (root,) = rg.outputs
+    return walk(root)
+
+
 def main():
     data, model, K, epochs, seed, out = sys.argv[1:7]
     K, epochs, seed = int(K), int(epochs), int(seed)
@@ -44,6 +57,7 @@ def main():
     else:
         def wf(shape):
             return Parameter.from_unary(ExpParameter(shape), TensorParameter(*shape, initializer=UniformInitializer(-2.0, 0.0)))
+    tree = region_tree(rg)
     sc = rg.build_circuit(
         input_factory=lambda scope, n: GaussianLayer(scope, n),
         sum_product="cp-t", sum_weight_factory=wf, num_input_units=K, num_sum_units=K,
@@ -86,7 +100,7 @@ def main():
         va = mean_ll(Xva)
         if np.isfinite(va) and va > best_va:
             best_va, best_te = va, mean_ll(Xte)
-    json.dump({"test_ll": best_te, "valid_ll": best_va, "epoch_s": float(np.median(times)),
+    json.dump({"tree": tree, "test_ll": best_te, "valid_ll": best_va, "epoch_s": float(np.median(times)),
                "compile_s": compile_s}, open(out, "w"))
 
 

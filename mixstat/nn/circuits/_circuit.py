@@ -63,7 +63,7 @@ class TensorizedCircuit(nn.Module):
     layer : {'cp', 'tucker'}
     weights : {'signed', 'positive'}
         Real weights (initialised :math:`U(0,1)`, free to turn negative, as the
-        paper's configs) or :math:`W = e^\theta` with :math:`\theta = \log U(0,1)`.
+        paper's configs) or :math:`W = e^\theta` with :math:`\theta \sim U(-2, 0)`.
     squared : bool
     n_categories : array of int, optional
         Domain sizes per variable (categorical inputs).
@@ -167,8 +167,13 @@ class TensorizedCircuit(nn.Module):
             k_out = 1 if g.is_root else K
             k_in = K if (layer == "cp" or g.arity == 1) else K**g.arity
             u = torch.rand(len(g.nodes), k_out, k_in, generator=generator, dtype=dtype)
-            u = u.clamp(min=1e-3)
-            self.sum_weights.append(nn.Parameter(u if weights == "signed" else torch.log(u)))
+            if weights == "signed":
+                w0 = u.clamp(min=1e-3)
+            else:
+                # theta ~ U(-2, 0): w = e^theta in [0.14, 1], no near-dead units
+                # (d/dtheta = w d/dw is tiny for w near 0, which log U(0, 1) gives)
+                w0 = 2.0 * u - 2.0
+            self.sum_weights.append(nn.Parameter(w0))
         self.mixing_logits = nn.Parameter(torch.zeros(self.n_replicas, dtype=dtype))
 
     # ------------------------------------------------------------ helpers --
