@@ -73,11 +73,12 @@ def main(argv=None):
              ("1-D synthetic, m=n=1e4, Nystroem 500", one_d(10_000), "nystroem", 500)]
     if args.quick:
         cases = cases[:3]
-    lines = ["# KernelMeanMPE: QP solver, Wolfe vs NNLS", "",
+    lines = ["# KernelMeanMPE: QP solvers, before (cd669a1) and after", "",
              f"Command: `.venv/bin/python benchmarks/bench_mpe_qp.py {' '.join(sys.argv[1:])}`",
-             "", "Same data and kernel width for both solvers (width by the MMD grid on the "
-             "first fit, then fixed). Shared 2-core CPU with other agents running: compare "
-             "the two times of a row (measured back to back), not rows across files.", "",
+             "", "Same data and kernel width for every solver (width by the MMD grid on the "
+             "first fit, then fixed); 'before' is the KernelMeanMPE of git cd669a1. Shared "
+             "2-core CPU with other agents running (load 10-17): compare the times of a row "
+             "(measured back to back), not rows across files.", "",
              "| case | rank r | QPs | before (s) | Wolfe, Cholesky updates (s) | NNLS (s) | "
              "speed-up before / best | KM1 before / Wolfe / NNLS | KM2 before / Wolfe / NNLS |",
              "|---|---|---|---|---|---|---|---|---|"]
