@@ -12,8 +12,9 @@ flexmix, coverage of the Wald intervals, and the bootstrap LRT for K.
 4. McLachlan's bootstrap LRT (B=19, level 0.05, candidates 1..4) on ``--lrt``
    data sets each with 1, 2 and 3 experts (make_moe_regression, n=300).
 
-Run:  .venv/bin/python benchmarks/bench_moe_inference.py --coverage 200 --lrt 10
-(writes benchmarks/results/moe_inference.md)
+Run:  .venv/bin/python benchmarks/bench_moe_inference.py --coverage 200 --lrt 50
+(writes benchmarks/results/moe_inference.md; ``--lrt-only`` re-runs only part 4
+and replaces its section of the existing file)
 """
 
 from __future__ import annotations
@@ -163,8 +164,11 @@ def coverage_table(reps):
     return lines + [""]
 
 
-def lrt_table(reps, n_bootstrap=19):
-    lines = [f"McLachlan bootstrap LRT (B={n_bootstrap}, level 0.05, candidates 1-4, "
+LRT_HEAD = "McLachlan bootstrap LRT"
+
+
+def lrt_table(reps, n_bootstrap=19, n_jobs=None):
+    lines = [f"{LRT_HEAD} (B={n_bootstrap}, level 0.05, candidates 1-4, "
              f"n=300, make_moe_regression), {reps} data sets per true K; BIC and ICL "
              "on the same fits", "",
              "| true K | LRT: chosen K counts (1/2/3/4) | LRT correct | BIC correct | "
@@ -178,12 +182,14 @@ def lrt_table(reps, n_bootstrap=19):
             X, y = make_moe_regression(300, K, random_state=1000 * K + r)
             sel = select_n_components(X, y, (1, 2, 3, 4), method="bootstrap_lrt",
                                       n_bootstrap=n_bootstrap, random_state=r, n_init=2,
-                                      max_iter=300, tol=1e-6)
+                                      max_iter=300, tol=1e-6, n_jobs=n_jobs)
             counts[sel.n_components - 1] += 1
             bic_ok += int(sel.table["n_components"][np.argmin(sel.table["bic"])] == K)
             icl_ok += int(sel.table["n_components"][np.argmin(sel.table["icl"])] == K)
             failed += int(np.nansum(sel.table["n_failed"]))
-            print(K, r, sel.n_components, flush=True)
+            print(f"true K={K} rep={r} chosen={sel.n_components} "
+                  f"p={np.round(sel.table['p_value'], 3).tolist()} "
+                  f"t={time.perf_counter() - t0:.0f}s", flush=True)
         t = time.perf_counter() - t0
         lines.append(f"| {K} | {'/'.join(map(str, counts))} | {counts[K - 1] / reps:.2f} | "
                      f"{bic_ok / reps:.2f} | {icl_ok / reps:.2f} | {failed} | {t:.0f} |")
@@ -194,9 +200,30 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coverage", type=int, default=200)
     ap.add_argument("--lrt", type=int, default=10)
+    ap.add_argument("--n-jobs", type=int, default=None,
+                    help="joblib workers for the bootstrap replicates of the LRT")
+    ap.add_argument("--lrt-only", action="store_true",
+                    help="run only the LRT and replace its section of the existing results "
+                         "file, keeping the other sections (and their command) as they are")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     cmd = f"Command: `.venv/bin/python benchmarks/bench_moe_inference.py {' '.join(sys.argv[1:])}`"
+    out = os.path.join(HERE, "results", "moe_inference.md")
+    if args.lrt_only:
+        old = open(out).read().split("\n")
+        cut = next((i for i, line in enumerate(old) if line.startswith(LRT_HEAD)), len(old))
+        old = old[:cut]
+        while old and not old[-1].strip():
+            old.pop()
+        t0 = time.strftime("%Y-%m-%d", time.gmtime())
+        lines = old + ["", f"The LRT section below was re-run alone on {t0} "
+                       f"(the sections above come from the command at the top). {cmd}", ""]
+        lines += lrt_table(args.lrt, n_jobs=args.n_jobs)
+        text = "\n".join(lines)
+        print(text)
+        with open(out, "w") as f:
+            f.write(text + "\n")
+        return
     lines = ["# GaussianMoERegressor: inference", "", cmd, ""]
     for part in (ols_table, flexmix_table):
         lines += part()
@@ -205,10 +232,10 @@ def main(argv=None):
         lines += coverage_table(args.coverage)
         print("\n".join(lines[-30:]), flush=True)
     if args.lrt:
-        lines += lrt_table(args.lrt)
+        lines += lrt_table(args.lrt, n_jobs=args.n_jobs)
     text = "\n".join(lines)
     print(text)
-    with open(os.path.join(HERE, "results", "moe_inference.md"), "w") as f:
+    with open(out, "w") as f:
         f.write(text + "\n")
 
 

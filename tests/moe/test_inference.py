@@ -195,9 +195,19 @@ def test_relaxed_bic_path_recovers_support_without_variance_inflation():
 
     X, y, P = make_sparse_moe(200, 60, 2, n_informative=3, random_state=0, return_params=True)
     best, table, models = relaxed_bic_path(X, y, [0.1, 0.15, 0.2], 2, alpha_gate=0.02,
-                                           penalty_power=1.0, n_init=1, max_iter=200,
-                                           random_state=0)
+                                           penalty_power=1.0, inits=("screen", "random"),
+                                           n_init={"random": 2}, short_iter=10, n_keep=2,
+                                           max_iter=200, random_state=0)
     assert best is not None and best.alpha == 0 and best.support_ is not None
+    # small-EM start: 3 starts, the 2 best after 10 iterations run on, the best of
+    # those (by penalised objective) continues the path
+    st = table["starts"]
+    assert list(st["init"]) == ["screen", "random", "random"]
+    ran = np.isfinite(st["objective"])
+    assert ran.sum() == 2 and st["chosen"].sum() == 1 and ran[st["chosen"]].all()
+    assert set(np.flatnonzero(ran)) == set(np.argsort(-st["short_objective"])[:2])
+    assert st["objective"][st["chosen"]][0] == np.nanmax(st["objective"])
+    assert models[0][0].lower_bound_ == pytest.approx(np.nanmax(st["objective"]))
     i = next(j for j, m in enumerate(models) if m[1] is best)
     assert table["admissible"][i] and table["bic"][i] == table["bic"][table["admissible"]].min()
     perm = match_components(np.column_stack([P["intercept"], P["coef"]]),

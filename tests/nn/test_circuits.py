@@ -105,6 +105,20 @@ def test_normalised_1d_quadrature_bernstein():
     assert abs(val - 1) < 1e-6
 
 
+def test_bounded_gaussian_scales_normalised_and_capped():
+    m = _model(2, 3, max_scale=1.0)
+    sd0 = m.input.scale().detach().clone()
+    assert float(sd0.max()) < 1.0 and float(sd0.min()) > m.input.min_scale
+    with torch.no_grad():
+        g, X = _grid2(-10, 10, 1001)
+        w = _simpson_w(g)
+        assert abs(float(w @ torch.exp(m(X)).reshape(len(g), len(g)) @ w) - 1) < 1e-6
+        m.input.log_scale.fill_(50.0)  # the sigmoid saturates at the cap
+    assert torch.allclose(m.input.scale(), torch.ones_like(sd0))
+    with pytest.raises(ValueError, match="max_scale"):
+        _model(2, 3, max_scale=1e-4)
+
+
 def _gl_knot_cells(n_knots, q):
     """Gauss-Legendre nodes/weights, q per knot interval of [0, 1]: exact for
     piecewise polynomials of degree <= 2q - 1 on those intervals."""

@@ -71,6 +71,9 @@ class TensorizedCircuit(nn.Module):
         Bernstein degree (default 12) or B-spline degree (default 3).
     n_knots : int, default=32
         Knot intervals of B-spline inputs on [0, 1].
+    max_scale : float, optional
+        Upper bound on the standard deviations of Gaussian inputs (sigmoid
+        parameterisation, as cirkit's with 1.0); None: unbounded.
     dtype : torch.dtype, default float64
     generator : torch.Generator, optional
     """
@@ -88,6 +91,7 @@ class TensorizedCircuit(nn.Module):
         dtype=torch.float64,
         n_knots=32,
         generator=None,
+        max_scale=None,
     ):
         super().__init__()
         if isinstance(region_graphs, RegionGraph):
@@ -148,7 +152,7 @@ class TensorizedCircuit(nn.Module):
 
         # ---- parameters
         if inputs == "gaussian":
-            self.input = GaussianInput(leaf_vars, K, generator=generator, dtype=dtype)
+            self.input = GaussianInput(leaf_vars, K, generator=generator, dtype=dtype, max_scale=max_scale)
         elif inputs == "categorical":
             if n_categories is None:
                 raise ValueError("categorical inputs need n_categories")

@@ -59,19 +59,35 @@ class GaussianInput(_Input):
     :math:`\sigma = e^{s} + \sigma_{\min}`, initialised :math:`\mu\sim N(0,1)`,
     :math:`e^{s} = \mathrm{sigmoid}(N(0,1))` (in (0, 1), as cirkit's default;
     data are expected standardised). No upper cap on :math:`\sigma` during
-    training (squaring narrows a Gaussian by :math:`\sqrt2`).
+    training (squaring narrows a Gaussian by :math:`\sqrt2`) unless
+    ``max_scale`` is given: then :math:`\sigma = \sigma_{\min} +
+    (\sigma_{\max} - \sigma_{\min})\,\mathrm{sigmoid}(s)` (cirkit's
+    parameterisation with :math:`\sigma_{\max} = 1`), same initial values.
     """
 
-    def __init__(self, variables, n_units, generator=None, min_scale=1e-3, dtype=torch.float64):
+    def __init__(self, variables, n_units, generator=None, min_scale=1e-3, dtype=torch.float64, max_scale=None):
         super().__init__(variables, n_units)
         F, K = self.n_leaves, self.n_units
         self.mean = nn.Parameter(torch.randn(F, K, generator=generator, dtype=dtype))
         s0 = torch.sigmoid(torch.randn(F, K, generator=generator, dtype=dtype))  # in (0, 1), median 0.5
-        self.log_scale = nn.Parameter(torch.log(s0))
         self.min_scale = float(min_scale)
+        self.max_scale = None if max_scale is None else float(max_scale)
+        if self.max_scale is None:
+            self.log_scale = nn.Parameter(torch.log(s0))
+        else:
+            if self.max_scale <= self.min_scale:
+                raise ValueError(f"max_scale must exceed min_scale={min_scale}, got {max_scale}")
+            frac = ((s0 - self.min_scale) / (self.max_scale - self.min_scale)).clamp(1e-6, 1 - 1e-6)
+            self.log_scale = nn.Parameter(torch.logit(frac))  # the raw parameter s
+
+    def scale(self):
+        """Standard deviations :math:`\sigma`, shape (F, K)."""
+        if self.max_scale is None:
+            return torch.exp(self.log_scale) + self.min_scale
+        return self.min_scale + (self.max_scale - self.min_scale) * torch.sigmoid(self.log_scale)
 
     def var(self):
-        return (torch.exp(self.log_scale) + self.min_scale) ** 2
+        return self.scale() ** 2
 
     def log_unit(self, x, mode=None):
         xv = self._x(x).T[:, :, None]  # (F, B, 1)
