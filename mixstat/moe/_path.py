@@ -71,7 +71,10 @@ def _alpha_max(X, y, sw, state, cfg):
         g = float(enet_lambda_max(X, y, w))
         scale = np.sqrt(state.var[k]) if cfg.scale_penalty else state.var[k]
         out = max(out, g / (n_eff * scale * wts[k]))
-    return out
+    # a relative margin of 1e-9: at exactly the KKT bound the soft threshold
+    # compares two equal numbers that the EM kernels compute in different orders
+    # (the compiled loop's Gram-matrix sweep left a slope of 2.6e-16 there)
+    return out * (1.0 + 1e-9)
 
 
 def _fit_path(X, y, sw, est, alphas=None, n_alphas=30, eps=1e-2, seed=0,
