@@ -18,6 +18,7 @@ Writes benchmarks/results/circuits_cirkit.md.
 """
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -61,12 +62,13 @@ def tree_to_region_graph(tree, n_variables):
     return rg.validate()
 
 
-def run_mixstat(data, model, K, epochs, seed, dtype, tree):
+def run_mixstat(data, model, K, epochs, seed, dtype, tree, max_scale="default"):
     tr, va, te = data
     w, sq, _ = MODELS[model]
     gen = torch.Generator().manual_seed(seed)
+    kw = {} if max_scale == "default" else {"max_scale": max_scale}
     m = TensorizedCircuit([tree_to_region_graph(tree, tr.shape[1])], n_units=K, weights=w, squared=sq,
-                          dtype=dtype, generator=gen)
+                          dtype=dtype, generator=gen, **kw)
     T = [torch.as_tensor(a, dtype=dtype) for a in (tr, va, te)]
     res = train_density(m, T[0], T[1], max_epochs=epochs, batch_size=256, learning_rate=5e-3,
                         early_stopping=False, rng=np.random.default_rng(seed))
@@ -98,8 +100,18 @@ def main():
     ap.add_argument("--peer-cache", default=None,
                     help="JSON of earlier full-length peer runs {'data/seed/model': result} to reuse for "
                          "the peer's test LL (deterministic: fixed seed, one thread); timings are always re-measured")
+    ap.add_argument("--max-scale", default="default",
+                    help="bound on the Gaussian inputs' sigma (data sds): a number, 'none' (unbounded) "
+                         "or 'default' (TensorizedCircuit's default)")
+    ap.add_argument("--only", choices=["rings", "rings8"], default=None, help="run one data set only")
+    ap.add_argument("--json", default=None, help="also save the per-run results (and full peer runs) here")
+    ap.add_argument("--render", nargs="+", default=None,
+                    help="no runs: write the tables from these --json files (merged)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "circuits_cirkit.md"))
     args = ap.parse_args()
+    max_scale = {"default": "default", "none": None}.get(args.max_scale.lower(), None)
+    if args.max_scale.lower() not in ("default", "none"):
+        max_scale = float(args.max_scale)
     settings = [("rings", 16, 60), ("rings8", 16, 30)]
     if args.quick:
         settings = [("rings", 8, 2), ("rings8", 8, 2)]
@@ -107,8 +119,18 @@ def main():
     seeds_of = {"rings": args.seeds_2d or args.seeds, "rings8": args.seeds}
     cache = json.load(open(args.peer_cache)) if args.peer_cache else {}
     res = {}
+    if args.render:
+        for fn in args.render:
+            res.update(json.load(open(fn))["runs"])
+        seeds_of = {name: sorted({int(k.split("/")[1]) for k in res if k.startswith(name + "/")}) for name, _, _ in settings}
+        settings = [st for st in settings if seeds_of[st[0]]]
+    elif args.only:
+        settings = [st for st in settings if st[0] == args.only]
+    peer_full = {}
+    eff_scale = (inspect.signature(TensorizedCircuit).parameters["max_scale"].default
+                 if max_scale == "default" else max_scale)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, K, epochs in settings:
+        for name, K, epochs in ([] if args.render else settings):
             for seed in seeds_of[name]:
                 data = split(name, seed)
                 path = os.path.join(tmp, f"{name}{seed}.npz")
@@ -117,18 +139,22 @@ def main():
                     t = time.perf_counter()
                     key = f"{name}/{seed}/{model}"
                     p = cache.get(key) or run_peer(path, model, K, epochs, seed)
+                    peer_full[key] = p
                     tree = p["tree"]
                     # paired timing: the three runs back to back, same epochs
                     pt = run_peer(path, model, K, args.timing_epochs, seed)["epoch_s"]
-                    t64 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float64, tree)["epoch_s"]
-                    t32 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float32, tree)["epoch_s"]
-                    m64 = run_mixstat(data, model, K, epochs, seed, torch.float64, tree)
+                    t64 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float64, tree, max_scale)["epoch_s"]
+                    t32 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float32, tree, max_scale)["epoch_s"]
+                    m64 = run_mixstat(data, model, K, epochs, seed, torch.float64, tree, max_scale)
                     m32 = ({"test_ll": float("nan")} if args.no_f32_ll
-                           else run_mixstat(data, model, K, epochs, seed, torch.float32, tree))
+                           else run_mixstat(data, model, K, epochs, seed, torch.float32, tree, max_scale))
                     res[key] = dict(peer=p["test_ll"], m64=m64["test_ll"], m32=m32["test_ll"],
                                     tp=pt, t64=t64, t32=t32, tree=tree, D=data[0].shape[1], K=K, epochs=epochs,
-                                    cached=key in cache)
+                                    cached=key in cache, max_scale=eff_scale, timing_epochs=args.timing_epochs)
                     print(key, res[key], f"[{time.perf_counter() - t:.0f}s]", flush=True)
+                    if args.json:
+                        with open(args.json, "w") as f:
+                            json.dump({"argv": sys.argv[1:], "runs": res, "peer_full": peer_full}, f, indent=1)
     lines = [
         "| data (D) | K | epochs | model | cirkit test LL | mixstat f64 test LL | mixstat f32 test LL "
         "| f64 >= cirkit (seeds) | cirkit s/epoch | mixstat f64 s/epoch | mixstat f32 s/epoch "
@@ -137,6 +163,9 @@ def main():
     ]
     per_seed = ["| data | seed | tree (cirkit's RandomBinaryTree) | model | cirkit | mixstat f64 | mixstat f32 |",
                 "|---|---|---|---|---|---|---|"]
+    def f3(v):
+        return "not run" if v != v else f"{v:.3f}"
+
     for name, K, epochs in settings:
         for model in MODELS:
             rs = [res[f"{name}/{s}/{model}"] for s in seeds_of[name]]
@@ -144,11 +173,11 @@ def main():
             wins = sum(r["m64"] >= r["peer"] for r in rs)
             lines.append(
                 f"| {name} ({rs[0]['D']}) | {K} | {epochs} | {MODELS[model][2]} | {mean['peer']:.3f} | {mean['m64']:.3f} "
-                f"| {mean['m32']:.3f} | {wins}/{len(rs)} | {mean['tp']:.3f} | {mean['t64']:.3f} | {mean['t32']:.3f} "
+                f"| {f3(mean['m32'])} | {wins}/{len(rs)} | {mean['tp']:.3f} | {mean['t64']:.3f} | {mean['t32']:.3f} "
                 f"| {mean['tp'] / mean['t64']:.2f}x | {mean['tp'] / mean['t32']:.2f}x |"
             )
             for s, r in zip(seeds_of[name], rs):
-                per_seed.append(f"| {name} | {s} | `{r['tree']}` | {MODELS[model][2]} | {r['peer']:.3f} | {r['m64']:.3f} | {r['m32']:.3f} |")
+                per_seed.append(f"| {name} | {s} | `{r['tree']}` | {MODELS[model][2]} | {r['peer']:.3f} | {r['m64']:.3f} | {f3(r['m32'])} |")
     cmd = " ".join(["benchmarks/bench_circuits_cirkit.py", *sys.argv[1:]])
     head = (
         "# mixstat vs libcirkit 0.3.1: tensorised squared circuits\n\n"
@@ -156,10 +185,13 @@ def main():
         "Same data files (mixstat's generators, n = 10,000 / 1,000 / 2,000, standardised), the same region "
         "graph (cirkit's `RandomBinaryTree(D, seed)`, rebuilt in mixstat from the partitions the peer reports), "
         "CP layers (cirkit `cp-t`), K Gaussian input units per variable, Adam lr 5e-3, batch 256, the same "
-        "number of epochs, best-validation checkpoint. LL: mean test log-likelihood over the seeds in nats per "
+        "number of epochs, best-validation checkpoint. mixstat's Gaussian-input scale bound max_scale = "
+        + ", ".join(sorted({str(r.get("max_scale", "?")) for r in res.values()}))
+        + " (data standard deviations; None = unbounded). LL: mean test log-likelihood over the seeds in nats per "
         "point (standardised units); the 'f64 >= cirkit' column counts the seeds where mixstat float64 is at "
         "least as good. Seconds per epoch: median training-epoch time of paired runs of "
-        f"{args.timing_epochs} epochs (cirkit, mixstat f64, mixstat f32 back to back, same data and tree), "
+        + ", ".join(sorted({str(r.get("timing_epochs", args.timing_epochs)) for r in res.values()}))
+        + " epochs (cirkit, mixstat f64, mixstat f32 back to back, same data and tree), "
         "averaged over the seeds; speed-up = cirkit s/epoch / mixstat s/epoch. "
         + ("cirkit test LLs come from the full-length peer runs in `" + os.path.relpath(args.peer_cache, HERE)
            + "` (same script, same data and seeds; cirkit is deterministic here: fixed seed, one thread). "

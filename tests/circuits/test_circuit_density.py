@@ -72,8 +72,10 @@ def test_divergence_warns_and_keeps_best():
     from sklearn.exceptions import ConvergenceWarning
 
     X = make_circuit_dataset("funnel", 400, random_state=0)
+    # unbounded Gaussian scales: with the default bound (max_scale=2) this step size no longer diverges
     with pytest.warns(ConvergenceWarning, match="diverged|non-finite"):
-        m = SquaredCircuitDensity(n_units=4, max_epochs=30, learning_rate=1e6, random_state=0).fit(X)
+        m = SquaredCircuitDensity(n_units=4, max_epochs=30, learning_rate=1e6, max_scale=None,
+                                  random_state=0).fit(X)
     assert m.diverged_
     assert np.isfinite(m.score_samples(X)).all()
 
@@ -99,6 +101,35 @@ def test_bad_input():
         _fit(np.c_[C[:, 0], C[:, 1] + 0.5], inputs="categorical")
     with pytest.raises(ValueError, match="features must be"):
         m.marginal([2])
+
+
+@pytest.mark.parametrize("max_scale", [0.5, None])
+def test_max_scale_bounds_gaussian_sigmas_in_data_units(max_scale):
+    # the bound is in standard deviations of the training data (inputs see standardised data);
+    # the density in the original units still integrates to one
+    X = make_circuit_dataset("moons", 500, random_state=0, standardize=False) * [4.0, 0.25]
+    m = _fit(X, max_epochs=3, max_scale=max_scale)
+    sd = m.module_.input.scale().detach().numpy()
+    if max_scale is None:
+        assert m.module_.input.max_scale is None
+    else:
+        assert m.module_.input.max_scale == max_scale and sd.max() <= max_scale
+    gx = np.linspace(X[:, 0].min() - 20, X[:, 0].max() + 20, 401)
+    gy = np.linspace(X[:, 1].min() - 1.5, X[:, 1].max() + 1.5, 401)
+    XX, YY = np.meshgrid(gx, gy)
+    p = np.exp(m.score_samples(np.c_[XX.ravel(), YY.ravel()])).reshape(XX.shape)
+    from scipy import integrate
+
+    assert abs(integrate.simpson(integrate.simpson(p, x=gx), x=gy) - 1) < 1e-4
+
+
+def test_max_scale_default_and_bad_values():
+    assert SquaredCircuitDensity().max_scale == 2.0
+    X = make_circuit_dataset("moons", 100, random_state=0)
+    with pytest.raises(ValueError, match="max_scale"):
+        SquaredCircuitDensity(max_scale=0.0, max_epochs=1).fit(X)
+    with pytest.raises(ValueError, match="max_scale"):
+        SquaredCircuitDensity(max_scale=1e-4, max_epochs=1).fit(X)
 
 
 def test_bspline_density_normalised_in_data_units_and_marginal():

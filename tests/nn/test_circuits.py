@@ -119,6 +119,23 @@ def test_bounded_gaussian_scales_normalised_and_capped():
         _model(2, 3, max_scale=1e-4)
 
 
+def test_gaussian_scale_bound_default_and_unbounded_option():
+    # default: sigma in (min_scale, 2) through a sigmoid; None: sigma = e^s + min_scale, unbounded;
+    # both start from the same draw sigmoid(N(0, 1)) for the same generator (+ min_scale when unbounded)
+    mb, mu = _model(2, 3), _model(2, 3, max_scale=None)
+    assert mb.input.max_scale == 2.0 and mu.input.max_scale is None
+    torch.testing.assert_close(mb.input.scale(), mu.input.scale() - 1e-3, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(mb.input.mean, mu.input.mean)
+    with torch.no_grad():
+        g, X = _grid2(-12, 12, 1201)
+        w = _simpson_w(g)
+        assert abs(float(w @ torch.exp(mu(X)).reshape(len(g), len(g)) @ w) - 1) < 1e-6
+        mb.input.log_scale.fill_(50.0)
+        mu.input.log_scale.fill_(3.0)
+    torch.testing.assert_close(mb.input.scale(), torch.full_like(mb.input.scale(), 2.0))
+    torch.testing.assert_close(mu.input.scale(), torch.full_like(mu.input.scale(), math.exp(3.0) + 1e-3))
+
+
 def _gl_knot_cells(n_knots, q):
     """Gauss-Legendre nodes/weights, q per knot interval of [0, 1]: exact for
     piecewise polynomials of degree <= 2q - 1 on those intervals."""

@@ -71,9 +71,11 @@ class TensorizedCircuit(nn.Module):
         Bernstein degree (default 12) or B-spline degree (default 3).
     n_knots : int, default=32
         Knot intervals of B-spline inputs on [0, 1].
-    max_scale : float, optional
-        Upper bound on the standard deviations of Gaussian inputs (sigmoid
-        parameterisation, as cirkit's with 1.0); None: unbounded.
+    max_scale : float or None, default=2.0
+        Upper bound on the standard deviations of Gaussian inputs, in units
+        of the (standardised) data (sigmoid parameterisation, as cirkit's,
+        which uses 1.0); None: unbounded :math:`\sigma = e^s + 10^{-3}`.
+        See :class:`GaussianInput`.
     dtype : torch.dtype, default float64
     generator : torch.Generator, optional
     """
@@ -91,7 +93,7 @@ class TensorizedCircuit(nn.Module):
         dtype=torch.float64,
         n_knots=32,
         generator=None,
-        max_scale=None,
+        max_scale=2.0,
     ):
         super().__init__()
         if isinstance(region_graphs, RegionGraph):

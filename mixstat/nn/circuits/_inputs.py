@@ -56,16 +56,34 @@ class _Input(nn.Module):
 class GaussianInput(_Input):
     r"""Univariate Gaussian units :math:`N(x_v; \mu_{lk}, \sigma_{lk}^2)`.
 
-    :math:`\sigma = e^{s} + \sigma_{\min}`, initialised :math:`\mu\sim N(0,1)`,
-    :math:`e^{s} = \mathrm{sigmoid}(N(0,1))` (in (0, 1), as cirkit's default;
-    data are expected standardised). No upper cap on :math:`\sigma` during
-    training (squaring narrows a Gaussian by :math:`\sqrt2`) unless
-    ``max_scale`` is given: then :math:`\sigma = \sigma_{\min} +
-    (\sigma_{\max} - \sigma_{\min})\,\mathrm{sigmoid}(s)` (cirkit's
-    parameterisation with :math:`\sigma_{\max} = 1`), same initial values.
+    Data are expected standardised (unit variance per variable), so scales
+    are in data standard deviations. By default :math:`\sigma` is bounded,
+    :math:`\sigma = \sigma_{\min} + (\sigma_{\max} - \sigma_{\min})\,
+    \mathrm{sigmoid}(s)` with :math:`\sigma_{\max} = 2` (cirkit's
+    parameterisation, which uses :math:`\sigma_{\max} = 1`): a unit broader
+    than the data is never needed, and squaring narrows a Gaussian by
+    :math:`\sqrt2`, so a bound of 2 still lets one squared unit cover a whole
+    standardised marginal (:math:`2/\sqrt2 > 1`). The unbounded
+    :math:`\sigma = e^{s} + \sigma_{\min}` (``max_scale=None``) made
+    training of deep signed circuits jumpy in our runs. Initial values are
+    drawn the same way in both: :math:`\mu\sim N(0,1)` and
+    :math:`\sigma = \mathrm{sigmoid}(N(0,1))` in (0, 1) (as cirkit's
+    default; plus :math:`\sigma_{\min}` when unbounded).
+
+    Parameters
+    ----------
+    variables : sequence of int
+        Variable of each leaf.
+    n_units : int
+    generator : torch.Generator, optional
+    min_scale : float, default=1e-3
+    dtype : torch.dtype, default float64
+    max_scale : float or None, default=2.0
+        Upper bound on :math:`\sigma` (must exceed ``min_scale``); None:
+        unbounded.
     """
 
-    def __init__(self, variables, n_units, generator=None, min_scale=1e-3, dtype=torch.float64, max_scale=None):
+    def __init__(self, variables, n_units, generator=None, min_scale=1e-3, dtype=torch.float64, max_scale=2.0):
         super().__init__(variables, n_units)
         F, K = self.n_leaves, self.n_units
         self.mean = nn.Parameter(torch.randn(F, K, generator=generator, dtype=dtype))
@@ -81,7 +99,7 @@ class GaussianInput(_Input):
             self.log_scale = nn.Parameter(torch.logit(frac))  # the raw parameter s
 
     def scale(self):
-        """Standard deviations :math:`\sigma`, shape (F, K)."""
+        r"""Standard deviations :math:`\sigma`, shape (F, K)."""
         if self.max_scale is None:
             return torch.exp(self.log_scale) + self.min_scale
         return self.min_scale + (self.max_scale - self.min_scale) * torch.sigmoid(self.log_scale)
