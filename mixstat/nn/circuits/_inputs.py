@@ -60,10 +60,11 @@ class GaussianInput(_Input):
     are in data standard deviations. By default :math:`\sigma` is bounded,
     :math:`\sigma = \sigma_{\min} + (\sigma_{\max} - \sigma_{\min})\,
     \mathrm{sigmoid}(s)` with :math:`\sigma_{\max} = 2` (cirkit's
-    parameterisation, which uses :math:`\sigma_{\max} = 1`): a unit broader
-    than the data is never needed, and squaring narrows a Gaussian by
-    :math:`\sqrt2`, so a bound of 2 still lets one squared unit cover a whole
-    standardised marginal (:math:`2/\sqrt2 > 1`). The unbounded
+    parameterisation, which uses :math:`\sigma_{\max} = 1`): the data have
+    unit variance, so units much broader than that are of no use, and
+    squaring narrows a Gaussian by :math:`\sqrt2`, so a bound of 2 still
+    lets one squared unit cover a whole standardised marginal
+    (:math:`2/\sqrt2 > 1`). The unbounded
     :math:`\sigma = e^{s} + \sigma_{\min}` (``max_scale=None``) made
     training of deep signed circuits jumpy in our runs. Initial values are
     drawn the same way in both: :math:`\mu\sim N(0,1)` and
