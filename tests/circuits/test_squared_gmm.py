@@ -400,3 +400,48 @@ def test_cupy_is_a_clear_error():
     X = np.random.default_rng(1).normal(size=(30, 2))
     with pytest.raises(ValueError, match="no CuPy path.*torch"):
         SquaredGaussianMixture(2, backend="cupy").fit(X)
+
+
+def _hole_data():
+    """n=1000 from c(x) = N(x; 0, 4) - 0.6 N(x; 0.5, 0.5) (c changes sign:
+    two zeros of the density around a small central bump)."""
+    from mixstat.circuits._squared_gmm import _log_z
+
+    w, mu, cov = np.array([1.0, -0.6]), np.array([[0.0], [0.5]]), np.array([[[4.0]], [[0.5]]])
+    truth = SquaredGaussianMixture(2)
+    truth.weights_, truth.means_, truth.covariances_ = w / 1.6, mu, cov
+    truth.log_normalizer_ = _log_z(truth.weights_, mu, cov, "full")[0]
+    truth.n_features_in_ = 1
+    X = truth.sample(1000, random_state=2000)
+    par = _Param(2, 1, "full", 1e-6)
+    ll_truth_start = -SquaredGaussianMixture(2, tol=1e-10, max_iter=1000)._minimise(
+        _nll_and_grad, par.pack(w, mu, cov), X, par)[1]
+    return X, ll_truth_start
+
+
+def test_default_init_reaches_the_optimum_where_random_restarts_do_not():
+    X, ll_opt = _hole_data()
+    kw = dict(tol=1e-10, max_iter=1000, random_state=0)
+    new = SquaredGaussianMixture(2, **kw).fit(X)  # init='auto'
+    old = SquaredGaussianMixture(2, init="random", n_init=5, **kw).fit(X)
+    km = SquaredGaussianMixture(2, init="kmeans", **kw).fit(X)
+    assert new.lower_bound_ > ll_opt - 1e-4  # the optimum L-BFGS finds from the truth
+    assert old.lower_bound_ < ll_opt - 1e-2 and km.lower_bound_ < ll_opt - 1e-2
+    assert np.any(new.weights_ < 0)
+
+
+@pytest.mark.parametrize("ctype", ["full", "diag", "spherical"])
+def test_hole_starts_are_no_worse_than_kmeans_on_a_ring(ctype):
+    from mixstat.circuits._squared_gmm import _nll_and_grad as f
+
+    X = make_rings(600, radii=(2.0,), noise=0.3, random_state=3)
+    kw = dict(covariance_type=ctype, random_state=0, max_iter=500)
+    auto = SquaredGaussianMixture(3, **kw).fit(X)
+    km = SquaredGaussianMixture(3, init="kmeans", **kw).fit(X)
+    assert auto.lower_bound_ >= km.lower_bound_ - 1e-8  # 'auto' includes the k-means start
+    m = SquaredGaussianMixture(3, init="hole", **kw)
+    par = _Param(3, 2, ctype, m.reg_covar)
+    starts = m._hole_starts(X, par, np.random.RandomState(0), f, X)
+    assert 1 <= len(starts) <= 2
+    for t in starts:  # a signed component inserted, finite starting likelihood
+        assert np.sum(par.unpack(t)[0] < 0) >= 1 and np.isfinite(f(t, X, par)[0])
