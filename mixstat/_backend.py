@@ -16,6 +16,7 @@ Resolution of an estimator's ``backend`` parameter (in ``fit``), in order:
 from __future__ import annotations
 
 import functools
+import glob
 import importlib
 import importlib.util
 import os
@@ -117,12 +118,14 @@ def _with_compiled_callees(func):
     compiled versions, so that one kernel can call another (Numba cannot type a
     :class:`_LazyJit`). ``func`` itself is left unchanged: its ``py_func``
     still calls the lazy wrappers. Numba's on-disk cache only watches the
-    caller's own source file: after editing a callee in another module, delete
-    the caller module's ``__pycache__/*.nbi``/``*.nbc`` files."""
+    caller's own source file, so a cached caller whose callees' source files
+    are newer than its cache index is dropped first (see
+    :func:`_drop_stale_cache`)."""
     names = [name for name in func.__code__.co_names
              if isinstance(func.__globals__.get(name), _LazyJit)]
     if not names:
         return func
+    _drop_stale_cache(func, [func.__globals__[name] for name in names])
     glob = dict(func.__globals__)
     for name in names:
         glob[name] = glob[name].jitted
@@ -132,6 +135,41 @@ def _with_compiled_callees(func):
     new.__module__ = func.__module__
     new.__doc__ = func.__doc__
     return new
+
+
+def _callee_sources(kernels, seen=None):
+    """Source files of ``kernels`` and, recursively, of the lazy kernels they call."""
+    seen = set() if seen is None else seen
+    for kernel in kernels:
+        func = kernel.py_func
+        if func in seen:
+            continue
+        seen.add(func)
+        yield func.__code__.co_filename
+        yield from _callee_sources(
+            [v for v in (func.__globals__.get(n) for n in func.__code__.co_names)
+             if isinstance(v, _LazyJit)], seen)
+
+
+def _drop_stale_cache(func, callees):
+    """Remove ``func``'s Numba cache files (next to its source, where Numba
+    keeps them when it can write there) when a callee's source file changed
+    after they were written: Numba would otherwise load machine code that
+    inlined the old callee."""
+    src = func.__code__.co_filename
+    stem = os.path.splitext(os.path.basename(src))[0]
+    pattern = os.path.join(os.path.dirname(src), "__pycache__",
+                           f"{stem}.{func.__qualname__}-*.nb[ic]")
+    cached = glob.glob(pattern)
+    if not cached:
+        return
+    try:
+        newest = max(os.path.getmtime(f) for f in _callee_sources(callees))
+        if newest > min(os.path.getmtime(f) for f in cached):
+            for f in cached:
+                os.remove(f)
+    except OSError:  # another process removed or rewrote them first
+        pass
 
 
 def _import_attribute(module, qualname):

@@ -189,3 +189,36 @@ def test_show_versions_lists_backends():
         assert "devices: cpu" in out
     if not B.cupy_device_available():
         assert "cupy: not installed" in out or "no CUDA device" in out
+
+
+@pytest.mark.skipif(not has_module("numba"), reason="needs numba")
+def test_cached_caller_follows_an_edited_callee(tmp_path):
+    # A kernel that calls a lazy kernel of another module is cached by Numba
+    # against its own file only; editing the callee must not leave the old
+    # machine code in use (mixstat._backend._drop_stale_cache).
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pkg = tmp_path / "stalepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "callee.py").write_text(
+        "from mixstat._backend import lazy_njit\n"
+        "@lazy_njit\n"
+        "def f(x):\n    return x + 1.0\n")
+    (pkg / "caller.py").write_text(
+        "from mixstat._backend import lazy_njit\n"
+        "from .callee import f\n"
+        "@lazy_njit\n"
+        "def g(x):\n    return 2.0 * f(x)\n")
+    run = [sys.executable, "-c", "from stalepkg.caller import g; print(g(1.0))"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]))
+    first = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert float(first.stdout) == 4.0
+    assert list((pkg / "__pycache__").glob("caller.g-*.nbi"))  # cached
+    time.sleep(1.1)  # a later mtime for the edited callee
+    (pkg / "callee.py").write_text((pkg / "callee.py").read_text().replace("+ 1.0", "+ 3.0"))
+    second = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert float(second.stdout) == 8.0
