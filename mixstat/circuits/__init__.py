@@ -11,5 +11,7 @@
 from ._circuit_density import SquaredCircuitDensity
 from ._squared_1d import SquaredMixture1D
 from ._squared_gmm import SquaredGaussianMixture, SquaredMixtureMarginal
+from ._squared_gmm_inference import SquaredMixtureInference
 
-__all__ = ["SquaredCircuitDensity", "SquaredGaussianMixture", "SquaredMixture1D", "SquaredMixtureMarginal"]
+__all__ = ["SquaredCircuitDensity", "SquaredGaussianMixture", "SquaredMixture1D",
+           "SquaredMixtureInference", "SquaredMixtureMarginal"]

@@ -582,11 +582,8 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             maximum, where Wald intervals are not valid), or when every
             bootstrap refit fails.
         """
-        from ._squared_gmm_inference import (
-            invert_information,
-            log_likelihood_derivatives,
-            wald,
-        )
+        from ..primitives._inference import invert_information
+        from ._squared_gmm_inference import _NOT_IDENTIFIED, log_likelihood_derivatives, wald
 
         check_is_fitted(self)
         if method not in ("observed", "sandwich", "bootstrap", "parametric-bootstrap"):
@@ -612,7 +609,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         if method in ("observed", "sandwich"):
             H, S = log_likelihood_derivatives(phi, X, layout, scores=method == "sandwich",
                                               derivatives=derivatives)
-            cov = invert_information(-H)
+            cov = invert_information(-H, hint=_NOT_IDENTIFIED)
             if method == "sandwich":
                 cov = cov @ (S.T @ S) @ cov
             return wald(layout, phi, cov, method, level)
@@ -621,9 +618,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
     def _bootstrap(self, X, layout, phi, method, level, n_bootstrap, random_state, n_jobs):
         import functools
 
-        from scipy import stats
-
-        from ..primitives._bootstrap import bootstrap_replicates, percentile_interval
+        from ..primitives._bootstrap import bootstrap_replicates
         from ._squared_gmm_inference import (
             SquaredMixtureInference,
             bootstrap_statistic,
@@ -641,26 +636,13 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         reps = np.asarray(bootstrap_replicates(stat, np.zeros(X.shape[0]), int(n_bootstrap),
                                                random_state=random_state, n_jobs=n_jobs,
                                                desc="squared mixture bootstrap"))
-        ok = np.all(np.isfinite(reps), axis=1)
-        n_failed = int((~ok).sum())
-        if ok.sum() < 2:
-            raise ValueError(f"the bootstrap failed in {n_failed} of {n_bootstrap} replicates "
-                             "(refits diverged or a covariance hit the reg_covar floor): the "
-                             "model is too large for the data; use fewer components")
-        if n_failed:
-            warnings.warn(f"{n_failed} of {n_bootstrap} bootstrap replicates failed and were "
-                          "left out of the intervals", UserWarning, stacklevel=3)
-        full = extend(layout, phi)[0]
-        good = np.stack([extend(layout, r)[0] for r in reps[ok]])
-        lo, hi = percentile_interval(good, level)
-        se = good.std(axis=0, ddof=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = full / se
-        return SquaredMixtureInference(extended_names(layout), full, se, z,
-                                       2 * stats.norm.sf(np.abs(z)), np.asarray(lo),
-                                       np.asarray(hi), None, method, level, layout.ref,
-                                       n_failed=n_failed, n_bootstrap=int(n_bootstrap),
-                                       replicates=reps)
+        with np.errstate(invalid="ignore"):  # failed (NaN) replicates stay NaN
+            rows = np.stack([extend(layout, r)[0] for r in reps])
+        return SquaredMixtureInference.from_replicates(
+            extended_names(layout), extend(layout, phi)[0], rows, method, level,
+            reference=layout.ref,
+            hint="refits diverged or a covariance hit the reg_covar floor: the model is too "
+                 "large for the data; use fewer components")
 
     _summary_fitted_attribute = "weights_"
 

@@ -37,7 +37,7 @@ from ..primitives import (
     match_components,
     signed_logsumexp,
 )
-from ..primitives._inference import wald_inference
+from ..primitives._inference import InferenceResult
 
 __all__ = ["SquaredMixtureInference", "InferenceLayout"]
 
@@ -195,59 +195,23 @@ def log_likelihood_derivatives(phi, X, layout, scores=False, derivatives="auto")
     return 0.5 * (H + H.T), S
 
 
-def invert_information(info):
-    """:math:`I^{-1}` by Cholesky, with a ``LinAlgError`` that says why it fails."""
-    if not np.all(np.isfinite(info)):
-        raise np.linalg.LinAlgError(
-            "the observed information is not finite at the fit: the log-likelihood is not "
-            "twice differentiable there (a weight at zero or a degenerate covariance)")
-    ev = np.linalg.eigvalsh(info)
-    try:
-        if ev.min() <= 1e-10 * max(ev.max(), 0.0):
-            raise np.linalg.LinAlgError
-        c = np.linalg.cholesky(info)
-    except np.linalg.LinAlgError:
-        raise np.linalg.LinAlgError(
-            "the observed information is not positive definite (eigenvalues from "
-            f"{ev.min():.3g} to {ev.max():.3g}): the fit is not at a strict local maximum "
-            "or the model is not identifiable there (two components that coincide or cancel, a component with no "
-            "weight, too few samples for the parameters); standard errors and Wald intervals "
-            "are not defined: use fewer components or method='bootstrap'") from None
-    ci = np.linalg.inv(c)
-    return ci.T @ ci
+_NOT_IDENTIFIED = ("two components that coincide or cancel, a component with no weight, too "
+                   "few samples for the parameters, a weight at zero or a degenerate covariance")
 
 
 @dataclass
-class SquaredMixtureInference:
-    """Estimates with standard errors, z, p-values and intervals.
+class SquaredMixtureInference(InferenceResult):
+    """Estimates of a squared Gaussian mixture with standard errors, z,
+    p-values and intervals (:class:`mixstat.primitives.InferenceResult`).
 
     ``names`` lists (block, term) pairs: the weight ratios
     ``w_k / w_ref`` ('weights'), each component's means and covariance
-    entries, then (K > 1) the reported normalised weights ('weights (sum
-    |w| = 1)', derived by the delta method). ``cov`` is the covariance of
-    all these rows (``None`` for the bootstrap, whose ``se`` is the
-    replicates' standard deviation and whose intervals are percentile
-    intervals). ``n_failed`` counts bootstrap replicates whose refit failed.
+    entries, then (K > 1) the reported normalised weights (block
+    ``'weights (sum |w| = 1)'``, derived by the delta method). ``reference`` is the index of
+    the component whose weight is fixed at 1.
     """
 
-    names: list
-    params: np.ndarray
-    se: np.ndarray
-    z: np.ndarray
-    pvalue: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    cov: np.ndarray | None
-    method: str
-    level: float
-    reference: int
-    n_failed: int = 0
-    n_bootstrap: int = 0
-    replicates: np.ndarray | None = None
-
-    def rows(self, block):
-        """Indices of the rows of one block ('weights', 'component k', ...)."""
-        return [i for i, (b, _) in enumerate(self.names) if b == block]
+    reference: int = 0
 
 
 def extend(layout, phi, cov=None):
@@ -272,9 +236,8 @@ def extended_names(layout):
 
 def wald(layout, phi, cov, method, level):
     full, cov_full = extend(layout, phi, cov)
-    w = wald_inference(full, cov=cov_full, level=level)
-    return SquaredMixtureInference(extended_names(layout), full, w["se"], w["z"], w["pvalue"],
-                                   w["ci_low"], w["ci_high"], cov_full, method, level, layout.ref)
+    return SquaredMixtureInference.from_cov(extended_names(layout), full, cov_full, method,
+                                            level, reference=layout.ref)
 
 
 def align(ref_means, ref_cov_diag, means, cov_diag):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..primitives import match_components, normal_log_density, responsibilities
-from ..primitives._inference import wald_inference
+from ..primitives._inference import InferenceResult
 from ._em import MoEState, gate_log_probs
 
 __all__ = ["MoEInference", "ParamLayout"]
@@ -176,51 +176,23 @@ def observed_information(theta, layout, X, y, sw):
 
 
 @dataclass
-class MoEInference:
-    """Estimates with standard errors, z, p-values and intervals.
+class MoEInference(InferenceResult):
+    """Estimates of a Gaussian MoE with standard errors, z, p-values and
+    intervals (:class:`mixstat.primitives.InferenceResult`).
 
-    ``names`` lists (block, term) pairs; ``cov`` is ``None`` for the
-    bootstrap percentile intervals (``se`` is then the bootstrap standard
-    deviation). ``n_failed`` counts bootstrap replicates whose refit failed.
+    ``names`` lists (block, term) pairs: each expert's intercept, slopes on
+    the support and variance, then the gate contrasts against the reference
+    class. ``cov`` is ``None`` for the bootstrap (``se`` is then the bootstrap
+    standard deviation). ``n_failed`` counts bootstrap replicates whose refit
+    failed.
     """
 
-    names: list
-    params: np.ndarray
-    se: np.ndarray
-    z: np.ndarray
-    pvalue: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    cov: np.ndarray | None
-    method: str
-    level: float
-    n_failed: int = 0
-    n_bootstrap: int = 0
-    replicates: np.ndarray | None = None
 
-    def rows(self, block):
-        """Indices of the parameters of one block (an expert or a gate contrast)."""
-        return [i for i, (b, _) in enumerate(self.names) if b == block]
-
-
-def _invert(info):
-    try:
-        c = np.linalg.cholesky(info)
-    except np.linalg.LinAlgError:
-        ev = np.linalg.eigvalsh(info)
-        raise np.linalg.LinAlgError(
-            "the observed information is not positive definite (smallest eigenvalue "
-            f"{ev.min():.3g}): the fit is not at a strict local maximum or the model is "
-            "not identifiable (an empty expert, collinear columns, separable gates); "
-            "use method='bootstrap' or a smaller model") from None
-    ci = np.linalg.inv(c)
-    return ci.T @ ci
+_NOT_IDENTIFIED = "an empty expert, collinear columns, separable gates"
 
 
 def wald(layout, theta, cov, method, level):
-    w = wald_inference(theta, cov=cov, level=level)
-    return MoEInference(layout.names, theta, w["se"], w["z"], w["pvalue"], w["ci_low"],
-                        w["ci_high"], cov, method, level)
+    return MoEInference.from_cov(layout.names, theta, cov, method, level)
 
 
 def align_to(ref_state, state):

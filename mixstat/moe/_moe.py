@@ -745,7 +745,8 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             reference class that makes the gates identifiable), ``params``,
             ``se``, ``z``, ``pvalue``, ``ci_low``, ``ci_high``, ``cov``.
         """
-        from ._inference import observed_information, per_sample_scores, wald, _invert
+        from ..primitives._inference import invert_information
+        from ._inference import _NOT_IDENTIFIED, observed_information, per_sample_scores, wald
 
         check_is_fitted(self)
         if self._is_penalised():
@@ -766,7 +767,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         theta = layout.pack(self._state())
         if method in ("observed", "sandwich"):
             info = observed_information(theta, layout, X, y, sw)
-            cov = _invert(info)
+            cov = invert_information(info, hint=_NOT_IDENTIFIED)
             if method == "sandwich":
                 S, _ = per_sample_scores(theta, layout, X, y)
                 cov = cov @ (S.T @ (sw[:, None] * S)) @ cov
@@ -776,9 +777,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
 
     def _bootstrap(self, X, y, sw, layout, theta, method, level, n_bootstrap, random_state,
                    n_jobs):
-        from scipy import stats
-
-        from ..primitives._bootstrap import bootstrap_replicates, percentile_interval
+        from ..primitives._bootstrap import bootstrap_replicates
         from ._inference import MoEInference, bootstrap_statistic
 
         cfg = self._support_config(X, y, sw, layout)
@@ -788,23 +787,10 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         reps = np.asarray(bootstrap_replicates(stat, np.zeros(X.shape[0]), int(n_bootstrap),
                                                random_state=random_state, n_jobs=n_jobs,
                                                verbose=self.verbose, desc="MoE bootstrap"))
-        ok = np.all(np.isfinite(reps), axis=1)
-        n_failed = int((~ok).sum())
-        if ok.sum() < 2:
-            raise ValueError(f"the bootstrap failed in {n_failed} of {n_bootstrap} replicates "
-                             "(refits diverged or a variance hit the floor); increase "
-                             "min_variance or use method='observed'")
-        if n_failed:
-            warnings.warn(f"{n_failed} of {n_bootstrap} bootstrap replicates failed and were "
-                          "left out of the intervals", UserWarning, stacklevel=3)
-        good = reps[ok]
-        lo, hi = percentile_interval(good, level)
-        se = good.std(axis=0, ddof=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = theta / se
-        return MoEInference(layout.names, theta, se, z, 2 * stats.norm.sf(np.abs(z)),
-                            np.asarray(lo), np.asarray(hi), None, method, level,
-                            n_failed=n_failed, n_bootstrap=int(n_bootstrap), replicates=reps)
+        return MoEInference.from_replicates(
+            layout.names, theta, reps, method, level,
+            hint="refits diverged or a variance hit the floor; increase min_variance or use "
+                 "method='observed'")
 
     def summary(self, X=None, y=None, sample_weight=None, *, method="observed", level=0.95,
                 n_bootstrap=200, random_state=None, n_jobs=None):

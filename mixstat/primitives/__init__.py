@@ -7,7 +7,7 @@ vectorised alternative (FISTA) for GPU arrays.
 
 from ._assignment import match_components, match_labels
 from ._bootstrap import bootstrap_replicates, percentile_interval, stratified_resample_indices
-from ._inference import wald_inference
+from ._inference import InferenceResult, invert_information, wald_inference
 from ._kmeans import (
     KMeansGateResult,
     KMeansResult,
@@ -51,6 +51,8 @@ __all__ = [
     "signed_log_matmul",
     "stratified_resample_indices",
     "wald_inference",
+    "invert_information",
+    "InferenceResult",
     "warm_kmeans",
     "EnetResult",
     "MultinomialResult",
