@@ -296,6 +296,21 @@ def _gate_step_checked(X, y, sw, resp, state, cfg, n_eff, mu, full, steps):
     state.gate_coef, state.gate_intercept = old_w, old_b
 
 
+def gate_columns(cfg, gate_coef, full):
+    """The columns the gate step may move: the fixed gate support, else (on
+    active-set iterations, ``full=False``) the columns with a non-zero slope
+    when they are fewer than half; ``None`` means every column."""
+    p = gate_coef.shape[1]
+    if cfg.gate_support is not None:
+        cols = np.asarray(cfg.gate_support, dtype=np.int64)
+        return None if cols.size == p else cols
+    if not full:
+        nz = np.flatnonzero(np.any(gate_coef != 0, axis=0))
+        if 2 * nz.size < p:
+            return nz
+    return None
+
+
 def _gate_step(X, sw, resp, state, cfg, n_eff, full=True, steps=1):
     """Proximal-Newton step(s) of the penalised softmax gate (in place on ``state``).
 
@@ -303,16 +318,7 @@ def _gate_step(X, sw, resp, state, cfg, n_eff, full=True, steps=1):
     move: the primitive then sees those columns alone (the others are zero in
     every class, so the objective restricted to them is the same problem).
     """
-    p = X.shape[1]
-    cols = None
-    if cfg.gate_support is not None:
-        cols = np.asarray(cfg.gate_support, dtype=np.int64)
-        if cols.size == p:
-            cols = None
-    elif not full:
-        nz = np.flatnonzero(np.any(state.gate_coef != 0, axis=0))
-        if 2 * nz.size < p:
-            cols = nz
+    cols = gate_columns(cfg, state.gate_coef, full)
     kw = dict(gamma=n_eff * cfg.alpha_gate, rho=n_eff * cfg.ridge_gate, sample_weight=sw,
               max_iter=steps, cd_max_iter=cfg.gate_cd_sweeps, use_numba=cfg.use_numba)
     if cols is None:

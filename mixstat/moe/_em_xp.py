@@ -47,6 +47,7 @@ from ._em import (
     _gate_step,
     _needs_full,
     _sigma_update,
+    gate_columns,
     penalty,
 )
 
@@ -193,15 +194,7 @@ def run_em_xp(X_host, y_host, sw_host, state, cfg, backend, inner_steps=10, solv
         if K > 1:
             gate_full = features is None
             if gram:
-                cols = None
-                if cfg.gate_support is not None:
-                    cols = np.asarray(cfg.gate_support, dtype=np.int64)
-                    if cols.size == p:
-                        cols = None
-                elif not gate_full:
-                    nz = np.flatnonzero(np.any(hs.gate_coef != 0, axis=0))
-                    if 2 * nz.size < p:
-                        cols = nz
+                cols = gate_columns(cfg, hs.gate_coef, gate_full)
                 hs.gate_coef, hs.gate_intercept, _ = multinomial_step_gram(
                     X, resp, hs.gate_coef, hs.gate_intercept, gamma=n_eff * cfg.alpha_gate,
                     rho=n_eff * cfg.ridge_gate, sample_weight=sw,
