@@ -21,8 +21,10 @@ from .._validation import (
     check_random_state,
     validate_data,
 )
+from .._backend import resolve_backend
 from ..primitives import signed_logsumexp
 from ..utils._summary import ModelSummary, SummaryMixin
+from ._squared_gmm import _to_host
 
 __all__ = ["SquaredMixture1D"]
 
@@ -116,6 +118,13 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
     max_iter : int, default=300
     tol : float, default=1e-8
     random_state : int, RandomState or None
+    backend : {None, 'auto', 'numpy', 'numba', 'torch', 'cupy'}, default=None
+        Resolved as everywhere in mixstat (the parameter, then
+        :func:`mixstat.config_context`, then the input's namespace). The fit
+        has a handful of parameters and closed-form Gram matrices, so it
+        always runs on the host: torch / CuPy arrays are copied there (an
+        unavailable backend still raises), and 'numba' runs the NumPy path
+        (there is no kernel to compile).
 
     Attributes
     ----------
@@ -126,6 +135,8 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
     lower_bound_ : float
         Mean training log-likelihood.
     n_iter_, converged_
+    backend_ : str
+        The resolved backend ('numpy' for 'numba': see ``backend``).
 
     Notes
     -----
@@ -141,15 +152,18 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
         "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
+        "backend": [None, StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
     }
 
-    def __init__(self, n_components=2, *, family="gamma", n_init=3, max_iter=300, tol=1e-8, random_state=None):
+    def __init__(self, n_components=2, *, family="gamma", n_init=3, max_iter=300, tol=1e-8, random_state=None,
+                 backend=None):
         self.n_components = n_components
         self.family = family
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.backend = backend
 
     def _check_support(self, x):
         if self.family == "beta":
@@ -173,11 +187,13 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        backend = resolve_backend(self.backend, X)
+        X = validate_data(self, _to_host(X), dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.asarray(X, dtype=np.float64)
         check_finite(X)
         x = X
         self._check_support(x)
+        self.backend_ = "numpy" if backend.name == "numba" else backend.name
         D = X.shape[1]
         K = self.n_components
         check_n_components(len(x), K)
@@ -245,7 +261,7 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
             "Df": self._n_parameters(),
             "Iterations": self.n_iter_,
             "Converged": bool(self.converged_),
-            "Backend": "numpy",
+            "Backend": self.backend_,
         }
         names = [f"component {k}" for k in range(K)]
         cols = ["weight"]
@@ -265,7 +281,7 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
     def score_samples(self, X):
         """Log-density of each sample (``-inf`` outside the support)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, _to_host(X), reset=False, dtype=[np.float64, np.float32])
         X = np.asarray(X, dtype=np.float64)
         check_finite(X)
         x = X

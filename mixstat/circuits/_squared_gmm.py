@@ -191,8 +191,9 @@ def _nll_torch(theta, X, par):
 
 
 def _to_host(X):
-    """NumPy view of a torch tensor (any device) for scikit-learn's checks."""
-    if type(X).__module__.startswith("torch"):
+    """NumPy copy of a torch tensor (any device) or CuPy array for scikit-learn's
+    checks; anything else (lists, DataFrames: their column names) as it is."""
+    if type(X).__module__.split(".")[0] in ("torch", "cupy"):
         return to_numpy(X)
     return X
 

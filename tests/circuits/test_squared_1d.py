@@ -71,3 +71,19 @@ def test_summary_holds_the_fitted_numbers(family):
     assert family in text and "<table" in html
     assert format_value(est.log_normalizer_) in text and format_value(est.log_normalizer_) in html
     assert any("No standard errors" in n for n in s.notes)
+
+
+def test_backend_resolved_and_recorded_tensors_in():
+    # torch tensors are copied to the host: the same fit as NumPy, backend_ says torch
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.gamma(2.0, 1.0, (400, 1))
+    ref = SquaredMixture1D(2, family="gamma", n_init=1, random_state=0).fit(x)
+    assert ref.backend_ == "numpy"
+    m = SquaredMixture1D(2, family="gamma", n_init=1, random_state=0).fit(torch.from_numpy(x))
+    assert m.backend_ == "torch"
+    np.testing.assert_allclose(m.weights_, ref.weights_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m.score_samples(torch.from_numpy(x[:5])), ref.score_samples(x[:5]))
+    assert "torch" in str(m.summary())
+    with pytest.raises((ImportError, ValueError), match="(?i)cupy"):  # absent or no device
+        SquaredMixture1D(2, backend="cupy").fit(x)
