@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ..primitives import softmax
+
 __all__ = ["make_khalili_moe", "make_moe_regression", "make_sparse_moe", "sample_moe"]
 
 
@@ -27,16 +29,22 @@ def sample_moe(X, coef, intercept, gate_coef, gate_intercept, noise_variance,
     labels : ndarray of shape (n_samples,)
     """
     rng = check_random_state(random_state)
-    scores = X @ np.asarray(gate_coef).T + np.asarray(gate_intercept)[None, :]
-    scores -= scores.max(axis=1, keepdims=True)
-    g = np.exp(scores)
-    g /= g.sum(axis=1, keepdims=True)
+    g = softmax(X @ np.asarray(gate_coef).T + np.asarray(gate_intercept)[None, :], axis=1)
     u = rng.uniform(size=(X.shape[0], 1))
     labels = np.minimum((np.cumsum(g, axis=1) < u).sum(axis=1), g.shape[1] - 1)
     mu = X @ np.asarray(coef).T + np.asarray(intercept)[None, :]
     sd = np.sqrt(np.asarray(noise_variance, dtype=float))
     y = mu[np.arange(X.shape[0]), labels] + sd[labels] * rng.standard_normal(X.shape[0])
     return y, labels
+
+
+def _draw(X, coef, intercept, gate_coef, gate_intercept, var, rng, return_params):
+    """``X, y`` (and the parameters with the labels) of a simulated MoE."""
+    y, labels = sample_moe(X, coef, intercept, gate_coef, gate_intercept, var, rng)
+    if return_params:
+        return X, y, dict(coef=coef, intercept=intercept, gate_coef=gate_coef,
+                          gate_intercept=gate_intercept, noise_variance=var, labels=labels)
+    return X, y
 
 
 def make_khalili_moe(n_samples=300, random_state=None, return_params=False):
@@ -68,11 +76,7 @@ def make_khalili_moe(n_samples=300, random_state=None, return_params=False):
     gate_coef = np.array([[2.0, 0, 0, -1.0, 0, 0], np.zeros(p)])
     gate_intercept = np.array([1.0, 0.0])
     var = np.ones(2)
-    y, labels = sample_moe(X, coef, intercept, gate_coef, gate_intercept, var, rng)
-    if return_params:
-        return X, y, dict(coef=coef, intercept=intercept, gate_coef=gate_coef,
-                          gate_intercept=gate_intercept, noise_variance=var, labels=labels)
-    return X, y
+    return _draw(X, coef, intercept, gate_coef, gate_intercept, var, rng, return_params)
 
 
 def make_sparse_moe(n_samples=500, n_features=2000, n_components=3, n_informative=(3, 5),
@@ -126,11 +130,7 @@ def make_sparse_moe(n_samples=500, n_features=2000, n_components=3, n_informativ
         gate_coef[k, feats] = gate_strength
     gate_intercept = np.zeros(K)
     var = np.full(K, float(noise) ** 2)
-    y, labels = sample_moe(X, coef, intercept, gate_coef, gate_intercept, var, rng)
-    if return_params:
-        return X, y, dict(coef=coef, intercept=intercept, gate_coef=gate_coef,
-                          gate_intercept=gate_intercept, noise_variance=var, labels=labels)
-    return X, y
+    return _draw(X, coef, intercept, gate_coef, gate_intercept, var, rng, return_params)
 
 
 def make_moe_regression(n_samples=300, n_components=2, n_features=1, separation=3.0,
@@ -159,8 +159,4 @@ def make_moe_regression(n_samples=300, n_components=2, n_features=1, separation=
     gate_coef[:, 0] = gate_strength * c
     gate_intercept = np.zeros(K)
     var = np.full(K, float(noise) ** 2)
-    y, labels = sample_moe(X, coef, intercept, gate_coef, gate_intercept, var, rng)
-    if return_params:
-        return X, y, dict(coef=coef, intercept=intercept, gate_coef=gate_coef,
-                          gate_intercept=gate_intercept, noise_variance=var, labels=labels)
-    return X, y
+    return _draw(X, coef, intercept, gate_coef, gate_intercept, var, rng, return_params)
