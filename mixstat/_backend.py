@@ -151,16 +151,28 @@ def _callee_sources(kernels, seen=None):
              if isinstance(v, _LazyJit)], seen)
 
 
+def _cache_files(func):
+    """``func``'s Numba cache files (index and data), found where Numba's own
+    cache locator puts them: next to the source, or under ``NUMBA_CACHE_DIR``
+    or the user-wide cache directory."""
+    try:
+        from numba.core.caching import FunctionCache
+
+        cache = FunctionCache(func)
+        stem = os.path.join(cache._cache_path, glob.escape(cache._impl.filename_base))
+    except Exception:  # no locator applies, or Numba's internals moved
+        src = func.__code__.co_filename
+        module = os.path.splitext(os.path.basename(src))[0]
+        stem = os.path.join(os.path.dirname(src), "__pycache__",
+                            f"{module}.{func.__qualname__}-*")
+    return glob.glob(stem + ".nbi") + glob.glob(stem + ".*.nbc")
+
+
 def _drop_stale_cache(func, callees):
-    """Remove ``func``'s Numba cache files (next to its source, where Numba
-    keeps them when it can write there) when a callee's source file changed
+    """Remove ``func``'s Numba cache files when a callee's source file changed
     after they were written: Numba would otherwise load machine code that
     inlined the old callee."""
-    src = func.__code__.co_filename
-    stem = os.path.splitext(os.path.basename(src))[0]
-    pattern = os.path.join(os.path.dirname(src), "__pycache__",
-                           f"{stem}.{func.__qualname__}-*.nb[ic]")
-    cached = glob.glob(pattern)
+    cached = _cache_files(func)
     if not cached:
         return
     try:

@@ -192,10 +192,12 @@ def test_show_versions_lists_backends():
 
 
 @pytest.mark.skipif(not has_module("numba"), reason="needs numba")
-def test_cached_caller_follows_an_edited_callee(tmp_path):
+@pytest.mark.parametrize("cache_dir", [False, True], ids=["beside-source", "NUMBA_CACHE_DIR"])
+def test_cached_caller_follows_an_edited_callee(tmp_path, cache_dir):
     # A kernel that calls a lazy kernel of another module is cached by Numba
     # against its own file only; editing the callee must not leave the old
-    # machine code in use (mixstat._backend._drop_stale_cache).
+    # machine code in use (mixstat._backend._drop_stale_cache), wherever
+    # Numba keeps its cache (beside the source, or NUMBA_CACHE_DIR as in CI).
     import os
     import subprocess
     import sys
@@ -215,9 +217,15 @@ def test_cached_caller_follows_an_edited_callee(tmp_path):
         "def g(x):\n    return 2.0 * f(x)\n")
     run = [sys.executable, "-c", "from stalepkg.caller import g; print(g(1.0))"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]))
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    where = pkg / "__pycache__"
+    if cache_dir:
+        where = tmp_path / "numba_cache"
+        env["NUMBA_CACHE_DIR"] = str(where)
     first = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
     assert float(first.stdout) == 4.0
-    assert list((pkg / "__pycache__").glob("caller.g-*.nbi"))  # cached
+    assert list(where.rglob("caller.g-*.nbi"))  # cached where Numba puts it
     time.sleep(1.1)  # a later mtime for the edited callee
     (pkg / "callee.py").write_text((pkg / "callee.py").read_text().replace("+ 1.0", "+ 3.0"))
     second = subprocess.run(run, env=env, capture_output=True, text=True, check=True)

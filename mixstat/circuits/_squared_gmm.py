@@ -352,7 +352,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         return par.pack(w, means, cov)
 
     def _hole_starts(self, X, par, rng, fun, Xarg):
-        """'hole' starts: a fitted (K-1)-component model plus one signed
+        r"""'hole' starts: a fitted (K-1)-component model plus one signed
         component placed where it raises the likelihood most (greedy insertion).
 
         1. Fit K-1 components by L-BFGS from a k-means start: :math:`c_+`.
