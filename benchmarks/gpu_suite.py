@@ -350,6 +350,31 @@ def section_moe_em(ctx):
     return out
 
 
+def section_moe_profile(ctx):
+    """Gaussian MoE device EM phase by phase (torch vs CuPy), single ops, p > 512 (gpu_profile.py)."""
+    import tempfile
+
+    import gpu_profile
+
+    if ctx.cpu_only:
+        args = ["--device", "cpu", "--backends", "torch", "--n", "5000", "--n-big", "1500",
+                "--p-big", "600", "--p-huge", "0", "--iters", "2", "--iters-big", "1",
+                "--no-micro"]
+    else:
+        args = ["--n", "200000", "--p-huge", "0"] if ctx.quick else []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "gpu_profile.md")
+        rc = gpu_profile.main(args + ["--out", path])
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+    # its own header (command, device, versions) is the suite's
+    start = next((i for i, line in enumerate(lines) if line.startswith("data:")), 0)
+    text = f"`gpu_profile.py {' '.join(args)}`\n\n" + "\n".join(lines[start:])
+    if rc:
+        raise AssertionError("a part of gpu_profile.py failed:\n" + text)
+    return text
+
+
 def section_mpe_kernel_mean(ctx):
     """KernelMeanMPE at m=n=2e4: kernel matrices on the GPU (torch) vs CPU, same estimate."""
     import numpy as np
@@ -465,6 +490,8 @@ SECTIONS = [
     Section("nn_dispatch", section_nn_dispatch, requires=("mixstat.nn.moe",)),
     Section("nn_samplers", section_nn_samplers, requires=("mixstat.nn.diffusion",)),
     Section("moe_em", section_moe_em, requires=("mixstat.moe",), cpu_half=True),
+    Section("moe_profile", section_moe_profile, requires=("mixstat.moe", "torch"),
+            cpu_half=True),
     Section("mpe_kernel_mean", section_mpe_kernel_mean, requires=("mixstat.mpe", "torch"),
             cpu_half=True),
     Section("circuit_epoch", section_circuit_epoch, requires=("mixstat.circuits", "torch"),

@@ -159,3 +159,23 @@ def test_mixer_ode_on_cuda():
     np.testing.assert_allclose(gpu.env_loss_, cpu.env_loss_, rtol=1e-2, atol=1e-4)
     pred = gpu.predict(d.trajectories[:, 0], d.t, d.envs)
     assert np.isfinite(pred).all()
+
+
+@pytest.mark.parametrize("name", ["torch", "cupy"])
+def test_choose_solver_reads_the_device_memory(name):
+    from mixstat import config_context
+    from mixstat._backend import resolve_backend
+    from mixstat.moe import _em_xp
+
+    if name == "cupy":
+        _cupy_or_skip()
+        backend = resolve_backend("cupy")
+    else:
+        with config_context(device="cuda"):
+            backend = resolve_backend("torch")
+    free = _em_xp._free_device_bytes(backend)
+    assert free is not None and free > 0
+    assert _em_xp.choose_solver(10**6, 100, 4, backend) == "gram"
+    # more than the device holds: the matrix-free form
+    n = int(free // (8 * 2 * 1000)) + 1
+    assert _em_xp.choose_solver(n, 1000, 4, backend) == "fista"

@@ -44,7 +44,75 @@ def _host(a):
     return np.asarray(to_numpy(a), dtype=np.float64)
 
 
-def weighted_gram_stats(X, W, Z=None):
+def _column_sums(xp, A, ones):
+    r"""Column sums of a tall ``A`` (n, m) as one matrix-vector product.
+
+    ``xp.sum(A, axis=0)`` over the long, strided axis is a poor reduction on
+    CuPy (no CUB path for it: its generic kernel gives the m outputs a single
+    thread block); cuBLAS' ``gemv`` reads ``A`` at full bandwidth on every
+    library."""
+    return ones @ A
+
+
+def _stats_on_device(X, W, Z=None, extra=None, riders=()):
+    """Device half of :func:`weighted_gram_stats`: every product, packed into
+    one vector so that the host receives it in one transfer (one
+    synchronisation); returns the vector and what :func:`_stats_on_host`
+    needs to unpack it."""
+    xp = array_namespace(X, W)
+    n, p = X.shape
+    K = W.shape[1]
+    cols = [W]
+    if Z is not None:
+        WZ = W * Z
+        cols += [WZ, WZ * Z]
+    if extra is not None:
+        cols.append(extra)
+    C = cols[0] if len(cols) == 1 else xp.concat(cols, axis=1)   # (n, m)
+    ones = xp.ones((n,), dtype=X.dtype, device=array_device(X))
+    parts = [xp.reshape(X.T @ (W[:, k:k + 1] * X), (-1,)) for k in range(K)]  # K GEMMs
+    parts.append(xp.reshape(X.T @ C, (-1,)))         # (p, m): one GEMM
+    parts.append(_column_sums(xp, C, ones))         # (m,): one gemv
+    parts += [xp.reshape(r, (-1,)) for r in riders]
+    layout = (K, p, C.shape[1], Z is not None, [int(np.prod(r.shape)) for r in riders])
+    return xp.concat(parts), layout
+
+
+def _stats_on_host(packed, layout):
+    K, p, m, with_z, rider_sizes = layout
+    G = packed[:K * p * p].reshape(K, p, p)
+    pos = K * p * p
+    XtC = packed[pos:pos + p * m].reshape(p, m).T    # (m, p)
+    pos += p * m
+    sums = packed[pos:pos + m]
+    pos += m
+    out = {"sw": sums[:K].copy()}
+    S = np.maximum(out["sw"], np.finfo(np.float64).tiny)
+    xbar = XtC[:K] / S[:, None]                       # (K, p)
+    out["raw"] = np.diagonal(G, axis1=1, axis2=2).copy()
+    G = G - S[:, None, None] * xbar[:, :, None] * xbar[:, None, :]
+    out["xbar"] = xbar
+    out["gram"] = 0.5 * (G + np.swapaxes(G, 1, 2))
+    used = K
+    if with_z:
+        zbar = sums[K:2 * K] / S
+        szz = sums[2 * K:3 * K]
+        out["zbar"] = zbar
+        out["cross"] = XtC[K:2 * K] - S[:, None] * xbar * zbar[:, None]
+        out["ss"] = np.maximum(szz - S * zbar * zbar, 0.0)
+        used = 3 * K
+    if m > used:
+        out["extra_xt"] = XtC[used:].copy()
+        out["extra_sum"] = sums[used:].copy()
+    riders = []
+    for size in rider_sizes:
+        riders.append(packed[pos:pos + size].copy())
+        pos += size
+    out["riders"] = riders
+    return out
+
+
+def weighted_gram_stats(X, W, Z=None, extra=None):
     r"""Weighted, centred second moments of ``X`` for each column of ``W``.
 
     Parameters
@@ -55,6 +123,9 @@ def weighted_gram_stats(X, W, Z=None):
         Non-negative weights, one column per problem.
     Z : array of shape (n_samples, n_weights), optional
         A response per problem.
+    extra : array of shape (n_samples, n_extra), optional
+        More columns whose products with ``X`` and sums are wanted (they ride
+        in the same matrix product and the same transfer).
 
     Returns
     -------
@@ -64,29 +135,20 @@ def weighted_gram_stats(X, W, Z=None):
         (x_i-\bar x_k)^\top`; ``raw`` (K, p): :math:`\sum_i w_{ik}x_{ij}^2`
         (to detect constant columns); with ``Z`` also ``zbar`` (K,),
         ``cross`` (K, p): :math:`\sum_i w_{ik}(x_i-\bar x_k)(z_{ik}-\bar z_k)`
-        and ``ss`` (K,): :math:`\sum_i w_{ik}(z_{ik}-\bar z_k)^2`.
+        and ``ss`` (K,): :math:`\sum_i w_{ik}(z_{ik}-\bar z_k)^2`; with
+        ``extra`` also ``extra_xt`` (n_extra, p): :math:`E^\top X` and
+        ``extra_sum`` (n_extra,).
+
+    Notes
+    -----
+    Device work: K + 1 matrix-matrix products (``K`` of n p^2 for the Gram
+    matrices, one of ``X`` with every weighted column at once), one
+    matrix-vector product for every column sum, and one transfer of
+    :math:`K p^2 + O(pK)` numbers to the host (one synchronisation).
     """
-    xp = array_namespace(X, W)
-    K = W.shape[1]
-    sw = xp.sum(W, axis=0)                           # (K,)
-    XtW = X.T @ W                                    # (p, K): one GEMM
-    grams = [X.T @ (W[:, k:k + 1] * X) for k in range(K)]  # K GEMMs, n p^2 each
-    out = {"sw": _host(sw)}
-    S = np.maximum(out["sw"], np.finfo(np.float64).tiny)
-    xbar = _host(XtW).T / S[:, None]                 # (K, p)
-    G = _host(xp.stack(grams, axis=0))               # (K, p, p)
-    out["raw"] = np.diagonal(G, axis1=1, axis2=2).copy()
-    G -= S[:, None, None] * xbar[:, :, None] * xbar[:, None, :]
-    out["xbar"] = xbar
-    out["gram"] = 0.5 * (G + np.swapaxes(G, 1, 2))
-    if Z is not None:
-        WZ = W * Z
-        XtWZ = _host(X.T @ WZ).T                     # (K, p)
-        szz = _host(xp.sum(WZ * Z, axis=0))
-        zbar = _host(xp.sum(WZ, axis=0)) / S
-        out["zbar"] = zbar
-        out["cross"] = XtWZ - S[:, None] * xbar * zbar[:, None]
-        out["ss"] = np.maximum(szz - S * zbar * zbar, 0.0)
+    packed, layout = _stats_on_device(X, W, Z, extra)
+    out = _stats_on_host(_host(packed), layout)
+    del out["riders"]
     return out
 
 
@@ -168,14 +230,27 @@ def gram_enet(gram, cross, lam1=0.0, lam2=0.0, coef=None, raw=None, ss=None,
     return np.asarray(res.coef, dtype=np.float64)
 
 
-def _multinomial_nll(xp, X, T, s, W, b):
-    logp = log_softmax(b[None, :] + X @ W.T, axis=1)
+def _multinomial_nll(xp, X, T, s, A):
+    """Negative log-likelihood of the softmax gate at ``A`` (p + 1, K): the
+    slopes transposed (rows ``:p``, C-contiguous for the product) and the
+    intercepts (row ``p``); also returns the log-probabilities and the linear
+    predictor. The sum over samples is a row sum then a dot product (no long
+    strided reduction)."""
+    p = X.shape[1]
+    eta = A[p, :][None, :] + X @ A[:p, :]
+    logp = log_softmax(eta, axis=1)
     terms = xp.where(T != 0, T * logp, xp.zeros_like(logp))
-    return -xp.sum(s[:, None] * terms), logp
+    return -(s @ xp.sum(terms, axis=1)), logp, eta
+
+
+def _packed(W, b):
+    """(p + 1, K) host array: ``W.T`` above the intercepts ``b``."""
+    return np.vstack([W.T, b[None, :]])
 
 
 def multinomial_step_gram(X, targets, coef, intercept, gamma=0.0, rho=0.0,
-                          sample_weight=None, cd_max_iter=50, cd_tol=1e-4, features=None):
+                          sample_weight=None, cd_max_iter=50, cd_tol=1e-4, features=None,
+                          timer=None):
     r"""One proximal-Newton step of the penalised softmax gate, passes over ``X``
     on its device.
 
@@ -202,6 +277,10 @@ def multinomial_step_gram(X, targets, coef, intercept, gamma=0.0, rho=0.0,
         Budget of the coordinate descent for each class.
     features : int ndarray, optional
         Columns whose slopes may move.
+    timer : callable, optional
+        For profiling: called with ``'gate_stats'`` (device products and their
+        transfer), ``'gate_cd'`` (host coordinate descent) and
+        ``'gate_search'`` (line search) when each phase ends.
 
     Returns
     -------
@@ -218,6 +297,7 @@ def multinomial_step_gram(X, targets, coef, intercept, gamma=0.0, rho=0.0,
     s = (xp.ones((n,), dtype=X.dtype, device=dev) if sample_weight is None
          else sample_weight)
     T = targets
+    mark = timer if timer is not None else (lambda name: None)
 
     def dev_(a):
         return xp.asarray(a, dtype=X.dtype, device=dev)
@@ -225,17 +305,27 @@ def multinomial_step_gram(X, targets, coef, intercept, gamma=0.0, rho=0.0,
     def pen(W_):
         return gamma * float(np.abs(W_).sum()) + 0.5 * rho * float((W_ * W_).sum())
 
-    def objective(W_, b_):
-        return float(_multinomial_nll(xp, X, T, s, dev_(W_), dev_(b_))[0]) + pen(W_)
+    def objectives(cands):
+        # several candidate points: one upload, one transfer back
+        A = dev_(np.stack([_packed(W_, b_) for W_, b_ in cands]))
+        vals = xp.stack([_multinomial_nll(xp, X, T, s, A[i, ...])[0]
+                         for i in range(len(cands))])
+        return [float(v) + pen(W_) for v, (W_, _) in zip(_host(vals), cands)]
 
-    nll, logp = _multinomial_nll(xp, X, T, s, dev_(W), dev_(b))
-    f_old = float(nll) + pen(W)
-    eta = dev_(b)[None, :] + X @ dev_(W).T
+    nll, logp, eta = _multinomial_nll(xp, X, T, s, dev_(_packed(W, b)))
     P = xp.exp(logp)
-    curv = xp.clip(P * (1.0 - P), 1e-5, None)
+    # a maximum with a 0-d array, not xp.clip: array-api-compat's generic clip
+    # (used for CuPy) masks and scatters, with a host synchronisation
+    curv = xp.maximum(P * (1.0 - P), xp.asarray(1e-5, dtype=X.dtype, device=dev))
     V = s[:, None] * curv
     Zw = eta - (P - T) / curv
-    stats = weighted_gram_stats(X, V, Zw)
+    Gm = s[:, None] * (P - T)
+    # the Gram matrices, the gradient (X^T Gm and its column sums) and the
+    # objective at the current point come back in one transfer
+    packed, layout = _stats_on_device(X, V, Zw, extra=Gm, riders=[xp.reshape(nll, (1,))])
+    stats = _stats_on_host(_host(packed), layout)
+    f_old = float(stats["riders"][0][0]) + pen(W)
+    mark("gate_stats")
     W_new = np.empty_like(W)
     b_new = np.empty_like(b)
     for k in range(K):
@@ -244,21 +334,32 @@ def multinomial_step_gram(X, targets, coef, intercept, gamma=0.0, rho=0.0,
                              max_iter=cd_max_iter, tol=cd_tol, features=features)
         b_new[k] = stats["zbar"][k] - float(stats["xbar"][k] @ W_new[k])
     dW, db = W_new - W, b_new - b
-    Gm = s[:, None] * (P - T)
-    XtG = _host(X.T @ Gm).T                           # (K, p)
-    sG = _host(xp.sum(Gm, axis=0))
+    XtG, sG = stats["extra_xt"], stats["extra_sum"]   # (K, p), (K,)
     pred = float(np.sum(XtG * dW) + sG @ db) + pen(W_new) - pen(W)
+    mark("gate_cd")
+
+    def armijo(f, t):
+        return f <= f_old + 1e-4 * t * min(pred, 0.0) and np.isfinite(f)
+
+    # the full step and its recentred version are evaluated together (the full
+    # step is accepted almost always); then backtracking as in the NumPy path
     t = 1.0
-    for _ in range(30):
-        W_try, b_try = W + t * dW, b + t * db
-        f_try = objective(W_try, b_try)
-        if f_try <= f_old + 1e-4 * t * min(pred, 0.0) and np.isfinite(f_try):
-            break
-        t *= 0.5
-    else:
-        return W, b, f_old
+    W_try, b_try = W + dW, b + db
     W_c, b_c = _recentre(W_try, b_try, gamma, rho)
-    f_c = objective(W_c, b_c)
+    f_try, f_c = objectives([(W_try, b_try), (W_c, b_c)])
+    if not armijo(f_try, t):
+        for _ in range(29):
+            t *= 0.5
+            W_try, b_try = W + t * dW, b + t * db
+            (f_try,) = objectives([(W_try, b_try)])
+            if armijo(f_try, t):
+                break
+        else:
+            mark("gate_search")
+            return W, b, f_old
+        W_c, b_c = _recentre(W_try, b_try, gamma, rho)
+        (f_c,) = objectives([(W_c, b_c)])
+    mark("gate_search")
     if f_c <= f_try:
         W_try, b_try, f_try = W_c, b_c, f_c
     return W_try, b_try, f_try

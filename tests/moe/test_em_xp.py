@@ -73,17 +73,61 @@ def test_gram_form_follows_the_cpu_iterates(name, shift):
         np.testing.assert_allclose(b["log_resp"], a["log_resp"], atol=1e-8)
 
 
-def test_fista_form_reaches_the_same_fixed_point():
+def test_both_forms_reach_the_same_fixed_point_at_the_switch(monkeypatch):
+    # solver='auto' on one problem with the threshold just at p (Gram form)
+    # and just below it (FISTA form): the two M-steps differ, the fixed point
+    # does not (the Gram form follows the CPU iterates: tested above)
+    import mixstat.moe._em_xp as em_xp
+
     torch_backend = dict(_backends()).get("torch")
     if torch_backend is None:
         pytest.skip("torch is not installed")
     X, y, sw, state, cfg = _problem(n=300)
+    p = X.shape[1]
     c = replace(cfg, max_iter=1500, tol=1e-11)
-    a = run_em(X, y, sw, state, c)
-    b = run_em_xp(X, y, sw, state, c, torch_backend, solver="fista", inner_steps=20)
+    out = {}
+    for limit, form in ((p, "gram"), (p - 1, "fista")):
+        monkeypatch.setattr(em_xp, "_GRAM_MAX_FEATURES", limit)
+        assert em_xp.choose_solver(*X.shape, cfg.n_components, torch_backend) == form
+        out[form] = run_em_xp(X, y, sw, state, c, torch_backend, inner_steps=20)
+    a, b = out["gram"], out["fista"]
     np.testing.assert_allclose(b["objective"], a["objective"], rtol=1e-8)
     np.testing.assert_allclose(b["state"].coef, a["state"].coef, atol=1e-4)
     assert np.all(np.diff(b["history"]) >= -1e-9)
+    assert np.all(np.diff(a["history"]) >= -1e-9)
+
+
+def test_choose_solver_by_features_and_device_memory(monkeypatch):
+    import mixstat.moe._em_xp as em_xp
+
+    cpu = resolve_backend("numpy")
+    assert em_xp.choose_solver(10**6, 100, 4, cpu) == "gram"
+    assert em_xp.choose_solver(10**5, 2048, 4, cpu) == "gram"
+    assert em_xp.choose_solver(10**5, 2049, 4, cpu) == "fista"
+    assert em_xp.choose_solver(300, 512, 4, cpu) == "gram"  # p > n, small p
+    assert em_xp.choose_solver(1000, 1500, 4, cpu) == "fista"  # p > n above 512
+    # a device that reports its free memory: the Gram form needs about
+    # 8 (2 n p + 2 K p^2 + 12 n K) bytes
+    need = 8 * (2 * 10**6 * 100 + 2 * 4 * 100**2 + 12 * 10**6 * 4)
+    monkeypatch.setattr(em_xp, "_free_device_bytes", lambda backend: int(need / 0.8) + 1)
+    assert em_xp.choose_solver(10**6, 100, 4, cpu) == "gram"
+    monkeypatch.setattr(em_xp, "_free_device_bytes", lambda backend: int(need / 0.8) - 1)
+    assert em_xp.choose_solver(10**6, 100, 4, cpu) == "fista"
+
+
+@pytest.mark.parametrize("solver", ["gram", "fista"])
+def test_phase_timer_sees_every_phase_and_changes_nothing(solver):
+    torch = pytest.importorskip("torch")  # noqa: F841
+    X, y, sw, state, cfg = _problem(n=200)
+    backend = resolve_backend("torch")
+    c = replace(cfg, max_iter=3, tol=0.0)
+    seen = []
+    ref = run_em_xp(X, y, sw, state, c, backend, solver=solver)
+    out = run_em_xp(X, y, sw, state, c, backend, solver=solver, timer=seen.append)
+    np.testing.assert_array_equal(out["history"], ref["history"])
+    per_iter = ["expert_stats", "expert_solve", "variance"]
+    per_iter += ["gate_stats", "gate_cd", "gate_search", "gate"] if solver == "gram" else ["gate"]
+    assert seen == ["setup"] + (per_iter + ["e_step"]) * 3
 
 
 def test_unknown_solver_is_an_error():

@@ -103,3 +103,62 @@ def test_gram_steps_create_arrays_on_the_input_device(rng):
         W, b, f = multinomial_step_gram(Xt, torch.as_tensor(T, device="cpu"), np.zeros((2, 5)),
                                         np.zeros(2), gamma=1.0, cd_max_iter=5)
     assert np.isfinite(st["gram"]).all() and np.isfinite(W).all() and np.isfinite(f)
+
+
+def test_weighted_gram_stats_extra_columns_ride_along(ns, rng):
+    # extra columns: their products with X and their sums come back with the
+    # Gram statistics, and the statistics themselves are unchanged
+    X, y, w = _data(rng)
+    W = np.c_[w, 1 - w]
+    E = rng.normal(size=(X.shape[0], 3))
+    base = weighted_gram_stats(ns.asarray(X), ns.asarray(W), ns.asarray(y[:, None] + 0 * W))
+    st = weighted_gram_stats(ns.asarray(X), ns.asarray(W), ns.asarray(y[:, None] + 0 * W),
+                             extra=ns.asarray(E))
+    np.testing.assert_allclose(st["extra_xt"], E.T @ X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(st["extra_sum"], E.sum(axis=0), rtol=1e-12, atol=1e-12)
+    for key in ("sw", "xbar", "gram", "raw", "zbar", "cross", "ss"):
+        # rounding only (the products are blocked differently)
+        np.testing.assert_allclose(st[key], base[key], rtol=1e-10, atol=1e-9 * len(w))
+    assert "extra_xt" not in base
+
+
+def test_gram_steps_synchronise_once_per_phase(rng, monkeypatch):
+    # the device statistics come back in one transfer, and the gate step (its
+    # statistics, gradient and objective; then its two trial points) in two
+    import mixstat.primitives._gram as g
+
+    torch = pytest.importorskip("torch")
+    calls = []
+    real = g.to_numpy
+    monkeypatch.setattr(g, "to_numpy", lambda a: calls.append(a.shape) or real(a))
+    X, y, w = _data(rng, n=200, p=5)
+    Xt = torch.as_tensor(X)
+    weighted_gram_stats(Xt, torch.as_tensor(np.c_[w, 1 - w]), torch.as_tensor(np.c_[y, y]))
+    assert len(calls) == 1
+    calls.clear()
+    T = rng.dirichlet(np.ones(3), size=200)
+    multinomial_step_gram(Xt, torch.as_tensor(T), np.zeros((3, 5)), np.zeros(3), gamma=1.0,
+                          cd_max_iter=5)
+    assert len(calls) == 2
+
+
+def test_multinomial_step_gram_backtracks_like_the_numpy_step(ns, rng, monkeypatch):
+    # a far-off start with a large penalty: the full step is refused and the
+    # line search goes on one trial point at a time
+    import mixstat.primitives._gram as g
+
+    calls = []
+    real = g.to_numpy
+    monkeypatch.setattr(g, "to_numpy", lambda a: calls.append(1) or real(a))
+    X, _, s = _data(rng, n=300, p=5)
+    T = rng.dirichlet(np.ones(3) * 0.2, size=300)
+    W0 = rng.normal(size=(3, 5)) * 3.0
+    b0 = np.array([9.0, -6.0, 1.5])
+    ref = penalized_multinomial_update(X, T, W0, b0, gamma=40.0, sample_weight=s, max_iter=1,
+                                       cd_max_iter=5, cd_tol=0.0, use_numba=False)
+    W, b, f = multinomial_step_gram(ns.asarray(X), ns.asarray(T), W0, b0, gamma=40.0,
+                                    sample_weight=ns.asarray(s), cd_max_iter=5, cd_tol=0.0)
+    assert len(calls) > 3  # statistics, the first two trial points, more trials
+    np.testing.assert_allclose(W, ref.coef, atol=1e-9)
+    assert np.ptp(b - ref.intercept) < 1e-9
+    np.testing.assert_allclose(f, ref.objective, rtol=1e-10)
