@@ -154,6 +154,7 @@ def test_fit_attributes_and_criteria():
 
 
 def test_torch_backend_same_fit():
+    pytest.importorskip("torch")
     X = np.random.default_rng(0).normal(size=(150, 2))
     a = SquaredGaussianMixture(2, random_state=0, backend="numpy").fit(X)
     b = SquaredGaussianMixture(2, random_state=0, backend="torch").fit(X)
