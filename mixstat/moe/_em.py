@@ -47,7 +47,13 @@ from ..primitives import (
     responsibilities,
 )
 from ..primitives._lasso import _enet_cd_kernel, _enet_cd_numpy
-from ._kernels import column_moments, column_moments_numpy, em_loop_kernel, m_step_kernel
+from ._kernels import (
+    column_moments,
+    column_moments_numpy,
+    em_loop_kernel,
+    init_m_steps_kernel,
+    m_step_kernel,
+)
 
 # a full coordinate sweep over every feature at least this often (iterations)
 _FULL_SWEEP_EVERY = 5
@@ -352,6 +358,17 @@ def state_from_resp(X, y, sw, resp, cfg, n_eff):
     state.gate_intercept -= state.gate_intercept.mean()
     # alternate (slopes, variances) a few times at fixed responsibilities: the
     # first threshold uses the slope-free variance, which is far too large
+    if cfg.uses_fused():
+        # the same M-steps as the loop below, in one compiled call
+        st = _contiguous_copy(state)
+        init_m_steps_kernel(X, y, sw, np.ascontiguousarray(resp, dtype=np.float64), st.coef,
+                            st.intercept, st.gate_coef, st.gate_intercept, st.var,
+                            np.empty((X.shape[0], K)), n_eff * cfg.alpha, cfg.scale_penalty,
+                            cfg.shared_variance, cfg.var_floor, _EMPTY_FRACTION,
+                            int(cfg.init_rounds), int(cfg.init_sweeps), 3,
+                            n_eff * cfg.alpha_gate, n_eff * cfg.ridge_gate,
+                            int(cfg.gate_cd_sweeps))
+        return st
     for r in range(cfg.init_rounds):
         feats = None if cfg.expert_support is None else list(cfg.expert_support)
         state, _ = m_step(X, y, sw, resp, state, cfg, n_eff, n_sweeps=cfg.init_sweeps,

@@ -105,29 +105,37 @@ def e_step_kernel(X, y, sw, mu, var, gate_coef, gate_intercept, log_resp, resp,
     gate_nll = 0.0
     for i in range(n):
         # log-softmax of the gate scores (as the gate step computes it)
+        # (the term of the maximum is exp(0) = 1: not computed when the
+        # maximum is finite, which saves one exp of K per row, exactly)
         m = gate_prob[i, 0]
+        km = 0
         for k in range(K):
             eta[k] = gate_prob[i, k]
             if eta[k] > m:
                 m = eta[k]
+                km = k
+        skip = km if np.isfinite(m) else -1
         acc = 0.0
         for k in range(K):
-            gate_prob[i, k] = np.exp(eta[k] - m)
+            gate_prob[i, k] = 1.0 if k == skip else np.exp(eta[k] - m)
             acc += gate_prob[i, k]
         lse = m + np.log(acc)
         # joint log-density of (expert k, y_i), then its log-sum-exp over k
         M = -np.inf
+        kM = -1
         for k in range(K):
             d = y[i] - mu[i, k]
             log_resp[i, k] = (-0.5 * (_LOG_2PI + log_var[k] + d * d / var[k])
                               + (eta[k] - lse))
             if log_resp[i, k] > M:
                 M = log_resp[i, k]
+                kM = k
         if not np.isfinite(M):
             M = 0.0
+            kM = -1
         S = 0.0
         for k in range(K):
-            resp[i, k] = np.exp(log_resp[i, k] - M)
+            resp[i, k] = 1.0 if k == kM else np.exp(log_resp[i, k] - M)
             S += resp[i, k]
         norm = M + np.log(S)
         row = 0.0
@@ -322,6 +330,28 @@ def m_step_kernel(X, y, sw, resp, coef, intercept, gate_coef, gate_intercept, va
         else:
             _prox_newton_kernel(X, resp, sw, gate_coef, gate_intercept, gamma, rho, gfeats,
                                 gate_steps, 1e-6, gate_cd_sweeps, 1e-4, gate_nll, gate_prob)
+
+
+
+@lazy_njit
+def init_m_steps_kernel(X, y, sw, resp, coef, intercept, gate_coef, gate_intercept, var, mu,
+                        lam, scale_penalty, shared, var_floor, empty_fraction, rounds,
+                        n_sweeps, gate_steps, gamma, rho,
+                        gate_cd_sweeps):  # pragma: no cover - jitted
+    """The initial M-steps of :func:`mixstat.moe._em.state_from_resp` in one
+    call, in place: ``rounds`` full :func:`m_step_kernel` calls at fixed
+    responsibilities ``resp`` (``n_sweeps`` sweeps each), the gates updated
+    (``gate_steps`` proximal-Newton steps) in the last round only. ``mu``
+    (n, K) is work space; it ends with the expert means of the result."""
+    expert_means_kernel(X, coef, intercept, mu)
+    for r in range(rounds):
+        # mu: the exact means of the current state (m_step_kernel refreshes
+        # them after full sweeps); it also stands in for the unused gate
+        # probabilities (gate_nll is NaN: the gate step computes its own)
+        m_step_kernel(X, y, sw, resp, coef, intercept, gate_coef, gate_intercept, var, mu,
+                      lam, scale_penalty, shared, var_floor, empty_fraction, False,
+                      n_sweeps, r == rounds - 1, gate_steps, gamma, rho, gate_cd_sweeps,
+                      np.nan, mu)
 
 
 @lazy_njit

@@ -270,6 +270,16 @@ def test_fused_kernels_equal_their_py_func():
     for u, v in zip(*outs):
         np.testing.assert_allclose(u, v, atol=1e-10)
     outs = []
+    for f in (kk.init_m_steps_kernel, kk.init_m_steps_kernel.py_func):
+        p_ = params()
+        mu_ = np.empty((n, K))
+        f(X, y, sw, resp1, *p_, mu_, float(sw.sum()) * 0.05, True, False, cfg.var_floor,
+          1e-8, 3, 20, 2, float(sw.sum()) * 0.02, 0.0, 5)
+        outs.append(p_ + [mu_])
+    for u, v in zip(*outs):
+        np.testing.assert_allclose(u, v, atol=1e-10)
+    np.testing.assert_allclose(outs[0][-1], outs[0][1] + X @ outs[0][0].T, atol=1e-12)
+    outs = []
     for f in (kk.em_loop_kernel, kk.em_loop_kernel.py_func):
         p_ = params()
         hist, lr = np.empty(7), np.empty((n, K))
@@ -282,6 +292,53 @@ def test_fused_kernels_equal_their_py_func():
     for u, v in zip(pa + [la], pb + [lb]):
         np.testing.assert_allclose(u, v, atol=1e-8)
 
+
+
+def test_e_step_kernel_matches_numpy_e_step_at_extreme_scores():
+    """The compiled E-step (which skips the exp of each row's maximum term)
+    equals the NumPy E-step, also when the gate scores and the residuals are
+    large and the maximum moves between components from row to row."""
+    from mixstat.moe import _kernels as kk
+    from mixstat.moe._em import MoEState, e_step
+
+    rng = np.random.default_rng(3)
+    n, p, K = 50, 3, 3
+    X = np.asfortranarray(rng.standard_normal((n, p)) * 30.0)
+    y = rng.standard_normal(n) * 40.0
+    st = MoEState(rng.standard_normal((K, p)), rng.standard_normal(K) * 5,
+                  rng.standard_normal((K, p)) * 20.0, rng.standard_normal(K),
+                  np.array([0.5, 3.0, 40.0]))
+    mu = np.ascontiguousarray(st.intercept + X @ st.coef.T)
+    out = [np.empty((n, K)) for _ in range(3)]
+    ll, _ = kk.e_step_kernel(X, y, np.ones(n), mu, st.var, st.gate_coef, st.gate_intercept,
+                             *out)
+    log_resp, log_norm, _ = e_step(X, y, st)
+    np.testing.assert_allclose(out[0], log_resp, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(ll, log_norm.sum(), rtol=1e-12)
+    np.testing.assert_allclose(out[1].sum(axis=1), 1.0, rtol=1e-12)
+    assert len(set(np.argmax(out[2], axis=1))) == K  # the maximum moves
+
+
+@pytest.mark.parametrize("random_state", [0, 7, np.int64(12345), "instance", None])
+def test_restart_seeds_equal_check_random_state(random_state):
+    """The restart seeds come out as check_random_state(random_state).randint
+    would give them (a re-seeded generator for ints, the same draws)."""
+    from sklearn.utils import check_random_state
+
+    from mixstat.moe._moe import _restart_seeds
+
+    if random_state is None:
+        s = _restart_seeds(None, 4)
+        assert s.shape == (4,) and np.all((s >= 0) & (s < np.iinfo(np.int32).max))
+        return
+    if random_state == "instance":
+        a = _restart_seeds(np.random.RandomState(5), 3)
+        b = np.random.RandomState(5).randint(np.iinfo(np.int32).max, size=3)
+    else:
+        _restart_seeds(99, 2)  # the shared generator has been used before
+        a = _restart_seeds(random_state, 3)
+        b = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=3)
+    np.testing.assert_array_equal(a, b)
 
 # ------------------------------------------------------ fidelity ---
 def test_recovers_khalili_design(khalili):
