@@ -4,8 +4,9 @@
 The QP "distance from a point to the convex hull of the embedded sample" is
 solved exactly by Wolfe's minimum-norm-point active-set algorithm on a
 finite-dimensional factor ``K ~= Z Z^T`` of the kernel matrix (an exact
-pivoted Cholesky factor for moderate samples, a Nystroem factor for large
-ones), warm-started along the bisection over lambda.
+pivoted Cholesky factor for moderate samples, a low-rank Nystroem factor for
+large ones, its landmarks chosen by randomly pivoted Cholesky by default),
+warm-started along the bisection over lambda.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.optimize import nnls
 from scipy.spatial.distance import cdist
+from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
@@ -88,23 +90,45 @@ def mmd_width(X_component, X_mixture, factors, rng, max_points=500):
     return float(best)
 
 
-def pivoted_cholesky_features(X, width, tol=1e-10, max_rank=None):
-    """Greedy pivoted Cholesky factor ``Z`` (n x r) with ``K ~= Z Z^T``.
+def pivoted_cholesky_features(X, width, tol=1e-10, max_rank=None, pivoting="greedy",
+                              random_state=None):
+    """Pivoted (incomplete) Cholesky factor ``Z`` (n x r) with ``K ~= Z Z^T``.
+
+    Each step takes a pivot ``i``, the column ``K[:, i]`` minus its part in
+    the factor so far, scaled by the square root of the residual diagonal
+    ``d_i``; ``Z Z^T`` is then the Nystroem approximation on the pivots, and
+    ``d`` is kept as ``diag(K - Z Z^T)``. The pivot is
+
+    - ``pivoting='greedy'``: the point of largest residual diagonal (Fine &
+      Scheinberg 2001, Bach & Jordan 2005);
+    - ``pivoting='random'``: drawn with probability proportional to ``d``
+      (randomly pivoted Cholesky, Chen, Epperly, Tropp & Webber, CPAM 2025;
+      ``random_state`` seeds the draws), whose expected residual trace is
+      within a small factor of the best rank-r approximation's.
 
     Stops when the largest residual diagonal entry is below ``tol`` (then
     ``|K - Z Z^T|`` is below ``tol`` entrywise, as the residual is PSD) or at
     ``max_rank``. Returns ``(Z, residual_trace)``; ``Z`` is on the namespace
-    and device of ``X``.
+    and device of ``X``. Cost O(n r^2 + n r d), memory O(n r).
     """
     xp = array_namespace(X)
     dev = array_device(X)
     n = X.shape[0]
     max_rank = n if max_rank is None else min(int(max_rank), n)
+    if pivoting not in ("greedy", "random"):
+        raise ValueError(f"pivoting must be 'greedy' or 'random', got {pivoting!r}")
+    rng = check_random_state(random_state) if pivoting == "random" else None
     d = xp.ones(n, dtype=X.dtype, device=dev)
     L = xp.zeros((n, min(max_rank, 64)), dtype=X.dtype, device=dev)
     k = 0
     while k < max_rank:
-        i = int(xp.argmax(d))
+        if rng is None:
+            i = int(xp.argmax(d))
+        else:
+            p = np.asarray(to_numpy(d), dtype=np.float64)
+            if p.max() <= tol:
+                break
+            i = int(rng.choice(n, p=p / p.sum()))
         di = float(d[i])
         if di <= tol:
             break
@@ -501,8 +525,9 @@ class KernelMeanMPE(BaseMPE):
 
     Each distance is a QP, solved exactly by Wolfe's minimum-norm-point
     active-set method on a factor :math:`K\approx ZZ^\top` (pivoted Cholesky
-    to ``1e-10``: exact; Nystroem on ``n_landmarks`` landmarks for large
-    samples), warm-started across :math:`\lambda`.
+    to ``1e-10``: exact; a rank-``n_landmarks`` Nystroem factor for large
+    samples, its landmarks chosen by ``landmarks``), warm-started across
+    :math:`\lambda`.
 
     Unlike the reference code (search range :math:`\lambda\le 8`, hence
     :math:`\hat\kappa\le 0.875`), the range here is
@@ -521,13 +546,26 @@ class KernelMeanMPE(BaseMPE):
     approximation : {'auto', 'exact', 'nystroem'}, default='auto'
         'auto' is 'exact' up to 5000 points in all, else 'nystroem'.
     n_landmarks : int, default=500
-        Nystroem landmarks. Check ``residual_trace_ / N`` (N = m + n) after
-        a fit. In ``benchmarks/results/mpe_nystroem.md`` (m = n = 600):
-        in 1-D and 10-D, a residual below about 0.01 (300 landmarks in 10-D)
-        kept KM1 and KM2 within 0.01 of the exact estimates; in 64-D the
-        kernel has nearly full rank and KM2 moved by 0.03 on average even
-        with 1000 landmarks (residual 0.011), KM1 by 0.005: there, prefer
-        ``approximation='exact'`` while the sample allows it, or KM1.
+        Rank of the low-rank factor ('nystroem'). Check
+        ``residual_trace_ / N`` (N = m + n) after a fit; see
+        ``benchmarks/results/mpe_nystroem.md`` and the docs page for what
+        residual kept KM1 / KM2 how close to the exact estimates.
+    landmarks : {'rpcholesky', 'pivoted', 'uniform'}, default='rpcholesky'
+        How the rank-``n_landmarks`` factor is built (all three are the
+        Nystroem approximation on a set of landmark points; they differ in
+        the choice of the points):
+
+        - 'rpcholesky': randomly pivoted Cholesky (Chen, Epperly, Tropp &
+          Webber, CPAM 2025): each landmark drawn with probability
+          proportional to the residual diagonal of the kernel matrix;
+        - 'pivoted': greedy pivoted (incomplete) Cholesky (Fine & Scheinberg
+          2001; Bach & Jordan 2005): each landmark the point of largest
+          residual diagonal;
+        - 'uniform': landmarks drawn uniformly at random (the classic
+          Nystroem method).
+
+        The two pivoted rules stop early, at a smaller rank, once every
+        residual diagonal entry is below 1e-10 (the factor is then exact).
     qp_solver : {'wolfe', 'nnls'}, default='wolfe'
         How each distance QP is solved (:func:`simplex_nearest_point`):
         Wolfe's active-set method with Cholesky updates, warm-started along
@@ -581,6 +619,7 @@ class KernelMeanMPE(BaseMPE):
         "lambda_max": [Interval(Real, 1, None, closed="neither")],
         "approximation": [StrOptions({"auto", "exact", "nystroem"})],
         "n_landmarks": [Interval(Integral, 2, None, closed="left")],
+        "landmarks": [StrOptions({"pivoted", "rpcholesky", "uniform"})],
         "qp_solver": [StrOptions({"wolfe", "nnls"})],
         "backend": [None, StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
     }
@@ -588,7 +627,8 @@ class KernelMeanMPE(BaseMPE):
     def __init__(self, variant="KM2", *, kernel_width=None,
                  width_factors=(0.1, 10**-0.5, 1.0, 10**0.5, 10.0), epsilon=0.04,
                  lambda_max=1000.0, approximation="auto", n_landmarks=500,
-                 qp_solver="wolfe", backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
+                 landmarks="rpcholesky", qp_solver="wolfe", backend=None, n_bootstrap=0,
+                 confidence=0.95, n_jobs=None, verbose=0,
                  random_state=None):
         self.variant = variant
         self.kernel_width = kernel_width
@@ -597,6 +637,7 @@ class KernelMeanMPE(BaseMPE):
         self.lambda_max = lambda_max
         self.approximation = approximation
         self.n_landmarks = n_landmarks
+        self.landmarks = landmarks
         self.qp_solver = qp_solver
         self.backend = backend
         self.n_bootstrap = n_bootstrap
@@ -619,6 +660,12 @@ class KernelMeanMPE(BaseMPE):
         self.approximation_ = approx
         if approx == "exact":
             Z, self.residual_trace_ = pivoted_cholesky_features(X, width)
+            Z = to_numpy(Z)
+        elif self.landmarks in ("pivoted", "rpcholesky"):
+            Z, self.residual_trace_ = pivoted_cholesky_features(
+                X, width, max_rank=self.n_landmarks,
+                pivoting="greedy" if self.landmarks == "pivoted" else "random",
+                random_state=rng)
             Z = to_numpy(Z)
         else:
             Z = to_numpy(nystroem_features(X, width, self.n_landmarks, rng))
