@@ -100,7 +100,7 @@ PAPERS_NOTE = (
     "the opening of each page, not its simulation tables; the authors' repository "
     "fchamroukhi/HDME holds R code and READMEs, no results (its package PDF, RMoE_0.1.0.pdf, "
     "was not read: the file tools return text only); nothing of Khalili (2010) beyond "
-    "citations. The design and metrics are those of the papers (gate "
+    "citations." + " Searched again at 05:45 UTC (pages corpus: 'Chamroukhi Huynh regularized mixture of experts simulation correct zeros Lasso+L2 MIXLASSO table', 'Khalili 2010 mixture-of-experts feature selection SCAD LASSO simulation correct incorrect zeros'; repository names containing 'chamroukhi': 39, named after other models (HDME, MEteorits, StMoE, SNMoE, tMoE, ...), none opened): the same three openings, no table." + " The design and metrics are those of the papers (gate "
     "zeros counted on w1 - w2, the papers' w1 with w2 = 0).")
 
 

@@ -307,14 +307,14 @@ def test_e_step_kernel_matches_numpy_e_step_at_extreme_scores():
     n, p, K = 50, 3, 3
     X = np.asfortranarray(rng.standard_normal((n, p)) * 30.0)
     y = rng.standard_normal(n) * 40.0
-    st = MoEState(rng.standard_normal((K, p)), rng.standard_normal(K) * 5,
-                  rng.standard_normal((K, p)) * 20.0, rng.standard_normal(K),
-                  np.array([0.5, 3.0, 40.0]))
-    mu = np.ascontiguousarray(st.intercept + X @ st.coef.T)
+    state = MoEState(rng.standard_normal((K, p)), rng.standard_normal(K) * 5,
+                     rng.standard_normal((K, p)) * 20.0, rng.standard_normal(K),
+                     np.array([0.5, 3.0, 40.0]))
+    mu = np.ascontiguousarray(state.intercept + X @ state.coef.T)
     out = [np.empty((n, K)) for _ in range(3)]
-    ll, _ = kk.e_step_kernel(X, y, np.ones(n), mu, st.var, st.gate_coef, st.gate_intercept,
-                             *out)
-    log_resp, log_norm, _ = e_step(X, y, st)
+    ll, _ = kk.e_step_kernel(X, y, np.ones(n), mu, state.var, state.gate_coef,
+                             state.gate_intercept, *out)
+    log_resp, log_norm, _ = e_step(X, y, state)
     np.testing.assert_allclose(out[0], log_resp, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(ll, log_norm.sum(), rtol=1e-12)
     np.testing.assert_allclose(out[1].sum(axis=1), 1.0, rtol=1e-12)
