@@ -7,7 +7,9 @@ number of epochs and the best-validation checkpoint (n = 10,000 train /
 1,000 valid / 2,000 test, standardised). Reported: test log-likelihood
 (nats per point, standardised units) and median seconds per training epoch.
 cirkit runs in float32 (its default); mixstat in float64 (its default) and
-float32. One torch thread each.
+float32. One torch thread each. mixstat starts its Gaussian means as
+SquaredCircuitDensity does by default (``init='data'``: K random training
+points; ``--init random`` gives cirkit's N(0, 1) draw).
 
 Run (after setting up the peer venv, see bench_circuits_cirkit_peer.py):
 
@@ -62,7 +64,7 @@ def tree_to_region_graph(tree, n_variables):
     return rg.validate()
 
 
-def run_mixstat(data, model, K, epochs, seed, dtype, tree, max_scale="default"):
+def run_mixstat(data, model, K, epochs, seed, dtype, tree, max_scale="default", init="data"):
     tr, va, te = data
     w, sq, _ = MODELS[model]
     gen = torch.Generator().manual_seed(seed)
@@ -70,6 +72,8 @@ def run_mixstat(data, model, K, epochs, seed, dtype, tree, max_scale="default"):
     m = TensorizedCircuit([tree_to_region_graph(tree, tr.shape[1])], n_units=K, weights=w, squared=sq,
                           dtype=dtype, generator=gen, **kw)
     T = [torch.as_tensor(a, dtype=dtype) for a in (tr, va, te)]
+    if init == "data":  # SquaredCircuitDensity(init='data'): Gaussian means at random training points
+        m.init_from_data(T[0], generator=gen)
     res = train_density(m, T[0], T[1], max_epochs=epochs, batch_size=256, learning_rate=5e-3,
                         early_stopping=False, rng=np.random.default_rng(seed))
     with torch.no_grad():
@@ -103,8 +107,15 @@ def main():
     ap.add_argument("--max-scale", default="default",
                     help="bound on the Gaussian inputs' sigma (data sds): a number, 'none' (unbounded) "
                          "or 'default' (TensorizedCircuit's default)")
+    ap.add_argument("--init", choices=["default", "data", "random"], default="default",
+                    help="mixstat's start of the Gaussian means (default: SquaredCircuitDensity's default)")
     ap.add_argument("--only", choices=["rings", "rings8"], default=None, help="run one data set only")
     ap.add_argument("--json", default=None, help="also save the per-run results (and full peer runs) here")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the paired timing runs; the test LLs come from --ll-from (mixstat) and "
+                         "--peer-cache (cirkit), which must hold every (data, seed, model)")
+    ap.add_argument("--ll-from", nargs="+", default=None,
+                    help="--json files of earlier full runs whose mixstat LLs --timing-only reuses")
     ap.add_argument("--render", nargs="+", default=None,
                     help="no runs: write the tables from these --json files (merged)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "circuits_cirkit.md"))
@@ -118,6 +129,11 @@ def main():
         args.seeds = args.seeds[:1]
     seeds_of = {"rings": args.seeds_2d or args.seeds, "rings8": args.seeds}
     cache = json.load(open(args.peer_cache)) if args.peer_cache else {}
+    ll_from = {}
+    for fn in args.ll_from or []:
+        ll_from.update(json.load(open(fn))["runs"])
+    if args.timing_only and not (args.peer_cache and ll_from):
+        raise SystemExit("--timing-only needs --peer-cache and --ll-from")
     res = {}
     if args.render:
         for fn in args.render:
@@ -127,6 +143,10 @@ def main():
     elif args.only:
         settings = [st for st in settings if st[0] == args.only]
     peer_full = {}
+    from mixstat.circuits import SquaredCircuitDensity
+
+    init = (inspect.signature(SquaredCircuitDensity).parameters["init"].default
+            if args.init == "default" else args.init)
     eff_scale = (inspect.signature(TensorizedCircuit).parameters["max_scale"].default
                  if max_scale == "default" else max_scale)
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,14 +163,17 @@ def main():
                     tree = p["tree"]
                     # paired timing: the three runs back to back, same epochs
                     pt = run_peer(path, model, K, args.timing_epochs, seed)["epoch_s"]
-                    t64 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float64, tree, max_scale)["epoch_s"]
-                    t32 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float32, tree, max_scale)["epoch_s"]
-                    m64 = run_mixstat(data, model, K, epochs, seed, torch.float64, tree, max_scale)
-                    m32 = ({"test_ll": float("nan")} if args.no_f32_ll
-                           else run_mixstat(data, model, K, epochs, seed, torch.float32, tree, max_scale))
+                    t64 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float64, tree, max_scale, init)["epoch_s"]
+                    t32 = run_mixstat(data, model, K, args.timing_epochs, seed, torch.float32, tree, max_scale, init)["epoch_s"]
+                    if args.timing_only:
+                        m64 = {"test_ll": ll_from[key]["m64"]}
+                    else:
+                        m64 = run_mixstat(data, model, K, epochs, seed, torch.float64, tree, max_scale, init)
+                    m32 = ({"test_ll": ll_from.get(key, {}).get("m32", float("nan"))} if args.no_f32_ll or args.timing_only
+                           else run_mixstat(data, model, K, epochs, seed, torch.float32, tree, max_scale, init))
                     res[key] = dict(peer=p["test_ll"], m64=m64["test_ll"], m32=m32["test_ll"],
                                     tp=pt, t64=t64, t32=t32, tree=tree, D=data[0].shape[1], K=K, epochs=epochs,
-                                    cached=key in cache, max_scale=eff_scale, timing_epochs=args.timing_epochs)
+                                    cached=key in cache, max_scale=eff_scale, init=init, timing_epochs=args.timing_epochs)
                     print(key, res[key], f"[{time.perf_counter() - t:.0f}s]", flush=True)
                     if args.json:
                         with open(args.json, "w") as f:
@@ -178,6 +201,16 @@ def main():
             )
             for s, r in zip(seeds_of[name], rs):
                 per_seed.append(f"| {name} | {s} | `{r['tree']}` | {MODELS[model][2]} | {r['peer']:.3f} | {r['m64']:.3f} | {f3(r['m32'])} |")
+    seeds_all = sorted({s for name, _, _ in settings for s in seeds_of[name]})
+    diffs = ["| data | model | " + " | ".join(f"seed {s}" for s in seeds_all) + " | mean | sd |",
+             "|---|---|" + "---|" * (len(seeds_all) + 2)]
+    for name, _, _ in settings:
+        for model in MODELS:
+            d = {s: res[f"{name}/{s}/{model}"]["m64"] - res[f"{name}/{s}/{model}"]["peer"] for s in seeds_of[name]}
+            v = np.array(list(d.values()))
+            diffs.append(f"| {name} ({res[f'{name}/{seeds_of[name][0]}/{model}']['D']}) | {MODELS[model][2]} | "
+                         + " | ".join(f"{d[s]:+.3f}" if s in d else "" for s in seeds_all)
+                         + f" | {v.mean():+.3f} | {v.std(ddof=1) if len(v) > 1 else float('nan'):.3f} |")
     cmd = " ".join(["benchmarks/bench_circuits_cirkit.py", *sys.argv[1:]])
     head = (
         "# mixstat vs libcirkit 0.3.1: tensorised squared circuits\n\n"
@@ -187,7 +220,9 @@ def main():
         "CP layers (cirkit `cp-t`), K Gaussian input units per variable, Adam lr 5e-3, batch 256, the same "
         "number of epochs, best-validation checkpoint. mixstat's Gaussian-input scale bound max_scale = "
         + ", ".join(sorted({str(r.get("max_scale", "?")) for r in res.values()}))
-        + " (data standard deviations; None = unbounded). LL: mean test log-likelihood over the seeds in nats per "
+        + " (data standard deviations; None = unbounded); start of mixstat's Gaussian means: init = "
+        + ", ".join(sorted({str(r.get("init", "random")) for r in res.values()}))
+        + " ('data': random training points, 'random': N(0, 1) as cirkit). LL: mean test log-likelihood over the seeds in nats per "
         "point (standardised units); the 'f64 >= cirkit' column counts the seeds where mixstat float64 is at "
         "least as good. Seconds per epoch: median training-epoch time of paired runs of "
         + ", ".join(sorted({str(r.get("timing_epochs", args.timing_epochs)) for r in res.values()}))
@@ -198,7 +233,9 @@ def main():
            if args.peer_cache else "")
         + "\n\n"
     )
-    body = head + "\n".join(lines) + "\n\nPer seed (test LL):\n\n" + "\n".join(per_seed) + "\n"
+    body = (head + "\n".join(lines) + "\n\nPer seed (test LL):\n\n" + "\n".join(per_seed)
+            + "\n\nPaired per-seed differences, mixstat f64 - cirkit (nats/point; same data, tree and seed):\n\n"
+            + "\n".join(diffs) + "\n")
     if not args.quick:
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as f:

@@ -94,6 +94,12 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         them unbounded. The bound (a sigmoid parameterisation, as cirkit's)
         made training of deep signed circuits smoother and better in our
         benchmarks (docs/circuits.md).
+    init : {'data', 'random'}, default='data'
+        Start of the 'gaussian' input means: 'data' puts unit :math:`k` of
+        every leaf at the coordinates of the same randomly drawn training
+        point (as a Gaussian mixture started from random data points);
+        'random' draws them from :math:`N(0, 1)` (cirkit's default). Other
+        inputs and all weights are drawn at random either way.
     random_state : int, RandomState or None
     verbose : int, default=0
         Progress bar over epochs (tqdm) when > 0.
@@ -130,6 +136,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         "degree": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_knots": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_scale": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "init": [StrOptions({"data", "random"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -156,6 +163,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         degree=None,
         n_knots=32,
         max_scale=2.0,
+        init="data",
         random_state=None,
         verbose=0,
     ):
@@ -179,6 +187,7 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         self.degree = degree
         self.n_knots = n_knots
         self.max_scale = max_scale
+        self.init = init
         self.random_state = random_state
         self.verbose = verbose
 
@@ -267,6 +276,8 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         Zt = torch.as_tensor(Z[idx], dtype=tdtype, device=self.device)
         X_val = Zt[:n_val] if n_val > 0 else None
         X_tr = Zt[n_val:]
+        if self.init == "data":
+            module.init_from_data(X_tr, generator=gen)
         t0 = time.perf_counter()
         res = train_density(
             module, X_tr, X_val,

@@ -149,3 +149,20 @@ def test_bspline_density_normalised_in_data_units_and_marginal():
     assert np.isneginf(m.score_samples([[X[:, 0].max() + 10 * m.scale_[0], 0.0]])).all()  # outside the support
     S = m.sample(30, random_state=0)
     assert np.all((S >= m.shift_) & (S <= m.shift_ + m.scale_))
+
+
+def test_init_data_starts_means_at_training_points_and_bad_value():
+    # init='data' (default): every unit's means are the standardised coordinates of one training point
+    # (checked at max_epochs=0, i.e. the start); init='random' keeps the N(0, 1) draw
+    X = make_circuit_dataset("banana", 300, random_state=0, standardize=False) * [3.0, 0.5] + [10, -2]
+    assert SquaredCircuitDensity().init == "data"
+    for init in ("data", "random"):
+        m = _fit(X, max_epochs=0, early_stopping=False, init=init)
+        mu = m.module_.input.mean.detach().numpy()  # (leaves, K)
+        pts = np.empty((mu.shape[1], X.shape[1]))
+        pts[:, m.module_.input.variables.numpy()] = mu.T
+        Xs = (X - m.shift_) / m.scale_
+        hit = [np.isclose(Xs, p, rtol=0, atol=1e-12).all(axis=1).any() for p in pts]
+        assert all(hit) if init == "data" else not any(hit)
+    with pytest.raises(ValueError, match="init"):
+        SquaredCircuitDensity(init="kmeans", max_epochs=1).fit(X)

@@ -393,3 +393,28 @@ def test_conditional_integrates_to_one_and_matches_ratio():
         assert abs(float(_simpson_w(g) @ torch.exp(lc)) - 1) < 1e-7
         with pytest.raises(ValueError, match="disjoint"):
             m.log_conditional(X, T, T)
+
+
+def test_init_from_data_puts_each_unit_at_one_training_point():
+    # unit k of every leaf (all replicas) gets the coordinates of the same training row; scales untouched;
+    # the density is still normalised
+    X = torch.randn(50, 3, dtype=F64, generator=torch.Generator().manual_seed(1)) * 3 + 1
+    m = _model(3, 4, R=2)
+    sd0 = m.input.scale().detach().clone()
+    m.init_from_data(X, generator=torch.Generator().manual_seed(0))
+    pts = torch.zeros(4, 3, dtype=F64)
+    pts[:, m.input.variables] = m.input.mean.detach().T  # (K, D): rows must be rows of X
+    for k in range(4):
+        assert torch.isclose(X, pts[k]).all(dim=1).any()
+    assert len({tuple(r.tolist()) for r in pts}) == 4  # distinct rows (n >= K)
+    torch.testing.assert_close(m.input.scale(), sd0)
+    with torch.no_grad():
+        g, Xg = _grid2(-15, 15, 801)
+        w = _simpson_w(g)
+        m2 = _model(2, 3)
+        m2.init_from_data(X[:2, :2])  # n < K: drawn with replacement
+        assert abs(float(w @ torch.exp(m2(Xg)).reshape(len(g), len(g)) @ w) - 1) < 1e-6
+    mc = _model(2, 3, inputs="categorical", n_categories=[3, 3])
+    before = [p.detach().clone() for p in mc.parameters()]
+    mc.init_from_data(torch.zeros(5, 2, dtype=F64))  # no data start for other inputs: a no-op
+    assert all(torch.equal(a, b.detach()) for a, b in zip(before, mc.parameters(), strict=True))

@@ -182,6 +182,26 @@ class TensorizedCircuit(nn.Module):
             self.sum_weights.append(nn.Parameter(w0))
         self.mixing_logits = nn.Parameter(torch.zeros(self.n_replicas, dtype=dtype))
 
+    @torch.no_grad()
+    def init_from_data(self, X, generator=None):
+        """Data-dependent initialisation of the input layer, where it has one
+        (Gaussian inputs: means at randomly drawn training rows, see
+        :meth:`GaussianInput.init_from_data`); other inputs are left as drawn.
+
+        Parameters
+        ----------
+        X : tensor (n, D)
+            Training data, in the units the circuit sees (standardised).
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        self
+        """
+        if hasattr(self.input, "init_from_data"):
+            self.input.init_from_data(X, generator=generator)
+        return self
+
     # ------------------------------------------------------------ helpers --
     def _w(self, gi):
         w = self.sum_weights[gi]

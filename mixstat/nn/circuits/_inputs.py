@@ -70,6 +70,8 @@ class GaussianInput(_Input):
     drawn the same way in both: :math:`\mu\sim N(0,1)` and
     :math:`\sigma = \mathrm{sigmoid}(N(0,1))` in (0, 1) (as cirkit's
     default; plus :math:`\sigma_{\min}` when unbounded).
+    :meth:`init_from_data` then moves the means to training points
+    (what :class:`~mixstat.circuits.SquaredCircuitDensity` does by default).
 
     Parameters
     ----------
@@ -98,6 +100,33 @@ class GaussianInput(_Input):
                 raise ValueError(f"max_scale must exceed min_scale={min_scale}, got {max_scale}")
             frac = ((s0 - self.min_scale) / (self.max_scale - self.min_scale)).clamp(1e-6, 1 - 1e-6)
             self.log_scale = nn.Parameter(torch.logit(frac))  # the raw parameter s
+
+    @torch.no_grad()
+    def init_from_data(self, X, generator=None):
+        r"""Place the means at data points: unit :math:`k` of every leaf gets
+        the coordinate of the same randomly drawn training row :math:`x_{(k)}`
+        (distinct rows when there are at least :math:`K`), so that the
+        products of sibling units start centred on data, as a Gaussian
+        mixture started from random data points. Scales are left as drawn.
+
+        Parameters
+        ----------
+        X : tensor (n, D)
+            (Standardised) training data.
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        self
+        """
+        n, K = X.shape[0], self.n_units
+        if n >= K:
+            idx = torch.randperm(n, generator=generator)[:K]
+        else:
+            idx = torch.randint(n, (K,), generator=generator)
+        pts = X.index_select(0, idx.to(X.device)).index_select(1, self.variables.to(X.device))  # (K, F)
+        self.mean.copy_(pts.T.to(self.mean))
+        return self
 
     def scale(self):
         r"""Standard deviations :math:`\sigma`, shape (F, K)."""
