@@ -427,7 +427,8 @@ def highdim(tmp, have, maxit_default, out_lines):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cv = GaussianMoERegressorCV(n_components=(2,), random_state=0).fit(X, y)
-    row(rows_b, f"mixstat GaussianMoERegressorCV(n_components=(2,)) (BIC; chose alpha="
+    row(rows_b, f"mixstat GaussianMoERegressorCV(n_components=(2,)) (BIC over admissible "
+        f"fits; chose alpha="
         f"{cv.alpha_:.3g}, alpha_gate={cv.alpha_gate_:.3g})", cv, time.perf_counter() - t0,
         time.process_time() - c0, getattr(cv, "n_iter_", "-"))
     print(rows_b[-1], flush=True)

@@ -204,6 +204,27 @@ def moe_path(X, y, *, alphas=None, n_alphas=30, eps=1e-2, sample_weight=None,
                      return_models=return_models, cold_starts=cold_starts)
 
 
+_MAX_SUPPORT_FRACTION = 0.5  # as relaxed_bic_path's default
+
+
+def _admissible(X, y, sw, path, i, min_variance):
+    """Whether grid point ``i`` of ``path`` may be chosen by BIC: no noise
+    variance on the floor ``min_variance * var(y)`` and every expert's support
+    below ``_MAX_SUPPORT_FRACTION`` of its effective size :math:`N_k` (beyond
+    that the unpenalised likelihood rewards interpolation)."""
+    n_eff = float(sw.sum())
+    ybar = float(sw @ y) / n_eff
+    var_y = float(sw @ (y - ybar) ** 2) / n_eff
+    floor = float(min_variance) * (var_y if var_y > 0 else 1.0)
+    st = MoEState(path.coef[i], path.intercept[i], path.gate_coef[i], path.gate_intercept[i],
+                  path.noise_variance[i])
+    log_resp, _, _ = e_step(X, y, st)
+    nk = sw @ np.exp(log_resp)
+    supp = np.count_nonzero(path.coef[i], axis=1)
+    return bool(np.all(path.noise_variance[i] > floor * (1 + 1e-9))
+                and np.all(supp < _MAX_SUPPORT_FRACTION * nk))
+
+
 def _grid_job(job, X, y, sw, est_params, alphas_by_key, n_alphas, eps, folds):
     """One (n_components, alpha_gate[, fold]) path; returns what selection needs."""
     K, ag, fold, seed = job
@@ -239,7 +260,12 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
 
     with the *unpenalised* log-likelihood and :math:`df` = non-zero expert and
     gate slopes + intercepts + variances (the modified BIC of Chamroukhi &
-    Huynh 2019) is kept. When ``cv`` is given, the mean held-out
+    Huynh 2019) is kept. Degenerate grid points -- a noise variance on the
+    floor ``min_variance * var(y)``, or an expert with at least half as many
+    non-zero slopes as its effective size :math:`N_k = \sum_i s_i\tau_{ik}`,
+    where the unpenalised likelihood rewards interpolation (:math:`p > n`) --
+    are left out of the BIC choice, as in :func:`relaxed_bic_path`, unless
+    every grid point is degenerate. When ``cv`` is given, the mean held-out
     log-likelihood over the folds decides instead and the chosen triple is
     refitted on all the data. The grid runs in parallel through joblib
     (``n_jobs``), with a progress bar under ``verbose``.
@@ -270,7 +296,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
     alpha_, alpha_gate_, n_components_ : the selected values
     criterion_ : dict
         ``n_components``, ``alpha_gate``, ``alpha`` and ``bic`` (or ``cv_loglik``)
-        of every grid point.
+        of every grid point; with BIC also ``admissible`` (not degenerate).
     best_estimator_ : GaussianMoERegressor
         The selected fit; its fitted attributes (``coef_``, ``gate_coef_``, ...)
         are also set on this object.
@@ -356,12 +382,18 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
                 K, ag = res["key"]
                 for i, a in enumerate(res["path"].alphas):
                     rows.append((K, ag, float(a), float(res["bic"][i]), res, i))
-            best = min(rows, key=lambda r: r[3])
+            ok = np.array([_admissible(X, y, sw, r[4]["path"], r[5], self.min_variance)
+                           for r in rows])
+            # degenerate fits (which the unpenalised likelihood rewards) are left
+            # out of the choice unless every grid point is degenerate
+            best = min((r for r, good in zip(rows, ok) if good or not ok.any()),
+                       key=lambda r: r[3])
             self.criterion_ = {
                 "n_components": np.array([r[0] for r in rows]),
                 "alpha_gate": np.array([r[1] for r in rows]),
                 "alpha": np.array([r[2] for r in rows]),
                 "bic": np.array([r[3] for r in rows]),
+                "admissible": ok,
             }
             K, ag, a, _, res, i = best
             model = GaussianMoERegressor(**{**params, "n_components": K, "alpha": a,

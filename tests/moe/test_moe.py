@@ -407,6 +407,24 @@ def test_cv_selects_two_components_by_bic(khalili):
     np.testing.assert_allclose(cv.bic(X, y), cv.criterion_["bic"][i], rtol=1e-8)
 
 
+def test_cv_bic_skips_degenerate_fits():
+    """With p > n the smallest penalties interpolate (supports near N_k, the
+    unpenalised likelihood soars); BIC chooses among the admissible grid points."""
+    import warnings
+
+    X, y = make_sparse_moe(60, 150, 2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv = GaussianMoERegressorCV(n_components=(2,), n_alphas=8, eps=1e-3, n_init=1,
+                                    max_iter=60, random_state=0).fit(X, y)
+    ok = cv.criterion_["admissible"]
+    assert ok.any() and not ok.all()
+    i = int(np.flatnonzero(cv.criterion_["alpha"] == cv.alpha_)[0])
+    assert ok[i]
+    assert cv.criterion_["bic"][i] == cv.criterion_["bic"][ok].min()
+    nk = cv.predict_posterior(X, y).sum(axis=0)
+    assert np.all(np.count_nonzero(cv.coef_, axis=1) < 0.5 * nk)
+
 def test_cv_held_out_loglik(khalili):
     X, y, _ = khalili
     cv = GaussianMoERegressorCV(n_components=(2,), n_alphas=4, cv=2, n_init=1,
