@@ -259,7 +259,8 @@ def _gap_numpy(X, xbar, yc, w, r, coef, h, lam1, lam2, features=None):
         else:
             const = 1.0
             gap = r2
-        gap += lam1 * np.abs(coef).sum() - const * ry + 0.5 * lam2 * (1 + const**2) * (coef @ coef)
+        l1 = float(np.abs(coef).sum())  # lam1 = inf (every slope held at 0): no inf * 0
+        gap += (lam1 * l1 if l1 else 0.0) - const * ry + 0.5 * lam2 * (1 + const**2) * (coef @ coef)
         return float(gap)
     denom = h + lam2
     ok = denom > 0
