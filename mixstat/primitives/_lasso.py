@@ -141,7 +141,9 @@ def _enet_cd_kernel(X, yc, w, xbar, h, coef, r, lam1, lam2, features,
                 else:
                     const = 1.0
                     gap = r2
-                gap += lam1 * l1 - const * ry + 0.5 * lam2 * (1.0 + const * const) * l2
+                # lam1 = inf with every slope at 0: the l1 term is 0, not inf * 0
+                gap += ((lam1 * l1 if l1 > 0.0 else 0.0) - const * ry
+                        + 0.5 * lam2 * (1.0 + const * const) * l2)
             else:
                 gap = newton
             if gap <= tol_abs:

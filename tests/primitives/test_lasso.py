@@ -338,12 +338,13 @@ def test_column_stats_kernel_equals_py_func_and_numpy(fit_intercept):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-def test_infinite_penalty_numpy_path_gap_is_zero_not_nan():
+def test_infinite_penalty_gap_is_zero_not_nan():
     # lam1 = inf (the MoE path's intercept-only start): every slope stays 0 and
     # the duality gap is 0, not inf * 0 = NaN (which ran every sweep and warned)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 5))
     y = X[:, 0] + rng.normal(size=40)
-    res = weighted_enet_cd(X, y, lam1=np.inf, use_numba=False)
-    assert not res.coef.any() and res.gap == 0.0 and res.n_iter == 1
-    assert res.intercept == pytest.approx(y.mean())
+    for use_numba in (False, True):  # True: the Numba kernel (NumPy when Numba is absent)
+        res = weighted_enet_cd(X, y, lam1=np.inf, use_numba=use_numba)
+        assert not res.coef.any() and res.gap == 0.0 and res.n_iter == 1
+        assert res.intercept == pytest.approx(y.mean())
