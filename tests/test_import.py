@@ -131,3 +131,37 @@ def test_primitives_suite_without_numba_or_torch(env, hidden, files):
         """,
         env=env, hidden=hidden, timeout=600,
     )
+
+
+def test_missing_optional_backend_is_a_clear_error():
+    """With torch / Numba not importable, asking for them raises an ImportError
+    that names the extra to install, never a bare ``No module named``."""
+    out = run_python(
+        """
+        import numpy as np
+        from mixstat.circuits import SquaredCircuitDensity, SquaredGaussianMixture
+        from mixstat.mixer import MixERODE
+        from mixstat.moe import GaussianMoERegressor
+
+        rng = np.random.default_rng(0)
+        X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+        calls = {
+            "nn": lambda: __import__("mixstat.nn"),
+            "circuit": lambda: SquaredCircuitDensity().fit(X),
+            "ode": lambda: MixERODE().fit(np.zeros((2, 5, 1)), np.arange(5.0), [0, 1]),
+            "sgmm-torch": lambda: SquaredGaussianMixture(2, backend="torch").fit(X),
+            "moe-torch": lambda: GaussianMoERegressor(2, backend="torch").fit(X, y),
+            "moe-numba": lambda: GaussianMoERegressor(2, backend="numba").fit(X, y),
+        }
+        for name, call in calls.items():
+            try:
+                call()
+            except ImportError as exc:
+                assert type(exc) is ImportError, (name, exc)  # not ModuleNotFoundError
+                extra = "numba" if name.endswith("numba") else "torch"
+                assert f"pip install 'mixstat[{extra}]'" in str(exc), (name, exc)
+                print(name)
+        """,
+        hidden=("torch", "numba"),
+    )
+    assert out.split() == ["nn", "circuit", "ode", "sgmm-torch", "moe-torch", "moe-numba"]

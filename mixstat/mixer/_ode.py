@@ -307,6 +307,10 @@ class MixERODE(SummaryMixin, BaseEstimator):
         -------
         self
         """
+        from .._backend import has_module
+
+        if not has_module("torch"):
+            raise ImportError("MixERODE needs PyTorch: pip install 'mixstat[torch]'")
         import torch
 
         from ..nn.mixer import MixERLayer
