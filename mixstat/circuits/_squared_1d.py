@@ -106,6 +106,9 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
     :math:`B(a_i+a_j-1, b_i+b_j-1)/(B(a_i,b_i)B(a_j,b_j))`. Shapes are kept
     above 1/2 so that every entry is finite. Fitted by L-BFGS (numerical
     gradient: a handful of parameters) on the mean negative log-likelihood.
+    Exponential and gamma data are divided by a power of two near each
+    feature's mean before the fit (the rates are scaled back), so the fit
+    is the same at any data scale.
 
     Parameters
     ----------
@@ -193,12 +196,24 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
         check_finite(X)
         x = X
         self._check_support(x)
+        fam = self.family
+        # exponential / gamma are scale families: fit x / s (s a power of two near the
+        # mean, so the division is exact) and scale the rates back. The log-parameters'
+        # clip at +-30 is then relative to the data's scale, not absolute.
+        if fam in ("exponential", "gamma"):
+            mean = x.mean(axis=0)
+            if np.any(mean <= 0):
+                raise ValueError(f"family={fam!r}: a feature is identically zero; its "
+                                 "rate's maximum-likelihood estimate is infinite")
+            scale = 2.0 ** np.round(np.log2(mean))
+        else:
+            scale = np.ones(x.shape[1])
+        x = x / scale
         self.backend_ = "numpy" if backend.name == "numba" else backend.name
         D = X.shape[1]
         K = self.n_components
         check_n_components(len(x), K)
         rng = check_random_state(self.random_state)
-        fam = self.family
 
         def nll(theta):
             w, p = _unpack(theta, fam, K, D)
@@ -232,10 +247,12 @@ class SquaredMixture1D(SummaryMixin, DensityMixin, BaseEstimator):
                 best = (res_x, f, nit, ok)
         theta, f, nit, ok = best
         w, p = _unpack(theta, fam, K, D)
+        if fam in ("exponential", "gamma"):  # rates back to the data's scale
+            p = p[:-1] + (p[-1] / scale,)
         self.weights_ = w / np.sum(np.abs(w))
         self.params_ = p
-        self.log_normalizer_ = _log_density(x[:1], self.weights_, fam, p)[1]
-        self.lower_bound_ = -float(f)
+        self.log_normalizer_ = _log_density(X[:1], self.weights_, fam, p)[1]
+        self.lower_bound_ = -float(f) - float(np.sum(np.log(scale)))
         self.n_iter_ = int(nit)
         self.converged_ = bool(ok)
         if not ok and self.max_iter > 0:

@@ -6,7 +6,7 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import Bounds, minimize
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
@@ -35,13 +35,58 @@ def _log_c(X, w, means, cov, ctype):
     return lc, sc, logf
 
 
-def _log_z(w, means, cov, ctype, logG=None):
-    """log Z = log w^T G w and log G."""
+def _log_z(w, means, cov, ctype, logG=None, *, with_sign=False):
+    """log Z = log |w^T G w| and log G (and the sign of w^T G w with ``with_sign``).
+
+    Z > 0 in exact arithmetic (G is positive definite); a sign <= 0 means the
+    weights cancel below rounding (near-equal components of opposite sign).
+    """
     if logG is None:
         logG = gaussian_product_log_integral(means, cov, means, cov, ctype)
     aw = np.log(np.abs(w))
-    lz, _ = signed_logsumexp((aw[:, None] + aw[None, :] + logG).ravel(), np.outer(np.sign(w), np.sign(w)).ravel(), axis=0)
+    lz, sz = signed_logsumexp((aw[:, None] + aw[None, :] + logG).ravel(), np.outer(np.sign(w), np.sign(w)).ravel(), axis=0)
+    if with_sign:
+        return float(lz), logG, float(sz)
     return float(lz), logG
+
+
+# The box that keeps L-BFGS-B's trial points finite (``_Param.bounds``): means
+# within the data's bounding box widened by _BOX_WIDE spans per side, standard
+# deviations (per feature) between _BOX_NARROW and _BOX_WIDE spans. A fit that
+# sits on these faces is degenerate anyway; inside them exp() cannot overflow.
+_BOX_WIDE = 1e3
+_BOX_NARROW = 1e-8
+# log|f_k(x) / c(x)| above this means c(x) cancelled to (numerically) zero at a
+# data point: the objective is treated as +inf there (a line-search rejection).
+_LOG_RATIO_MAX = 600.0
+# sample(): below this acceptance rate rejection sampling is refused (it would
+# need more than a million proposals per sample; before, it ran on silently)
+_MIN_ACCEPTANCE = 1e-6
+
+
+def _data_spans(X):
+    """Per-feature extent (max - min) of the data, never zero."""
+    X = np.asarray(X, dtype=np.float64)
+    span = np.ptp(X, axis=0)
+    pos = span[span > 0]
+    fallback = float(np.max(pos)) if pos.size else float(max(np.max(np.abs(X)), 1.0))
+    return np.where(span > 0, span, fallback)
+
+
+def _unit(X):
+    r"""The power of two, :math:`256^j`, nearest the data's scale (the root mean
+    per-feature variance) in :math:`\log_{256}`: 1 for data whose scale lies
+    within a factor 16 of 1. :meth:`SquaredGaussianMixture.fit` divides the
+    data by it (exactly: a power of two) so that L-BFGS sees means and
+    log-variances on comparable scales whatever the data's units; at 1e-6 or
+    1e6 its first steps otherwise move only the means or only the variances,
+    and it stops early.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    scale = float(np.sqrt(np.mean(np.var(X, axis=0))))
+    if not np.isfinite(scale) or scale <= 0:
+        scale = float(np.max(_data_spans(X)))
+    return float(2.0 ** (8 * np.round(np.log2(scale) / 8)))
 
 
 class _Param:
@@ -49,14 +94,65 @@ class _Param:
 
     Covariances: 'spherical' v = e^s + reg, 'diag' v_d = e^{s_d} + reg,
     'full' S = L L^T + reg I with L lower triangular, diagonal e^{l}.
+    With ``X`` (the data, on the host) the parameters get L-BFGS-B bounds
+    (:meth:`bounds`) from the data's extent.
     """
 
-    def __init__(self, K, d, ctype, reg):
+    def __init__(self, K, d, ctype, reg, X=None):
         self.K, self.d, self.ctype, self.reg = K, d, ctype, reg
         self.tril = np.tril_indices(d)
         self.diag_pos = np.array([i for i, (r, c) in enumerate(zip(*self.tril, strict=True)) if r == c])
         n_cov = {"spherical": 1, "diag": d, "full": d * (d + 1) // 2}[ctype]
         self.sizes = [K, K * d, K * n_cov]
+        self.box, self._bounds = None, None
+        if X is not None:
+            self.set_box(X)
+
+    def set_box(self, X):
+        """Record the data's extent (per-feature min, max and span)."""
+        X = np.asarray(X, dtype=np.float64)
+        self.box = (np.min(X, axis=0), np.max(X, axis=0), _data_spans(X))
+        self._bounds = None
+
+    def outside(self, theta):
+        """Whether ``theta`` leaves the box (False without one)."""
+        b = self.bounds()
+        return b is not None and bool(np.any(theta < b[0]) or np.any(theta > b[1]))
+
+    def bounds(self):
+        """(lower, upper) arrays for L-BFGS-B, or None without a box.
+
+        Weights are free (they enter through log|w| and signs). Means: the
+        data's box widened by ``1e3`` spans per side. Log-variances
+        (spherical, diag) and the log of the Cholesky diagonal (full) keep
+        every standard deviation between ``1e-8`` and ``1e3`` spans of its
+        feature; the Cholesky off-diagonal entries stay within ``1e3``
+        spans. A step of L-BFGS cannot overflow ``exp`` inside this box, and
+        none of its faces is near a sensible fit.
+        """
+        if self.box is None:
+            return None
+        if self._bounds is not None:
+            return self._bounds
+        K = self.K
+        lo_x, hi_x, span = self.box
+        lo_w, hi_w = np.full(K, -np.inf), np.full(K, np.inf)
+        lo_m = np.tile(lo_x - _BOX_WIDE * span, K)
+        hi_m = np.tile(hi_x + _BOX_WIDE * span, K)
+        if self.ctype == "spherical":
+            lo_c = np.full(K, 2.0 * np.log(_BOX_NARROW * np.min(span)))
+            hi_c = np.full(K, 2.0 * np.log(_BOX_WIDE * np.max(span)))
+        elif self.ctype == "diag":
+            lo_c = np.tile(2.0 * np.log(_BOX_NARROW * span), K)
+            hi_c = np.tile(2.0 * np.log(_BOX_WIDE * span), K)
+        else:
+            rows = self.tril[0]
+            is_diag = self.tril[0] == self.tril[1]
+            lo1 = np.where(is_diag, np.log(_BOX_NARROW * span[rows]), -_BOX_WIDE * span[rows])
+            hi1 = np.where(is_diag, np.log(_BOX_WIDE * span[rows]), _BOX_WIDE * span[rows])
+            lo_c, hi_c = np.tile(lo1, K), np.tile(hi1, K)
+        self._bounds = np.concatenate([lo_w, lo_m, lo_c]), np.concatenate([hi_w, hi_m, hi_c])
+        return self._bounds
 
     def unpack(self, theta):
         K, d = self.K, self.d
@@ -81,7 +177,10 @@ class _Param:
         if self.ctype in ("spherical", "diag"):
             c = np.log(np.maximum(cov - self.reg, 1e-12 * np.maximum(cov, 1e-300)))
         else:
-            L = np.linalg.cholesky(cov - self.reg * np.eye(d) + 1e-12 * np.eye(d))
+            # jitter 1e-12, relative for covariances below unit scale (tiny-scale data)
+            top = np.max(np.diagonal(cov, axis1=1, axis2=2), axis=1)
+            jit = 1e-12 * np.minimum(1.0, top)[:, None, None]
+            L = np.linalg.cholesky(cov - self.reg * np.eye(d) + jit * np.eye(d))
             vals = L[:, self.tril[0], self.tril[1]].copy()
             vals[:, self.diag_pos] = np.log(vals[:, self.diag_pos])
             c = vals
@@ -101,19 +200,33 @@ def _nll_and_grad(theta, X, par):
     :math:`\partial_{w_k}\mathcal L = -\tfrac2N\sum_n f_k(x_n)/c(x_n) + 2(Gw)_k/Z`.
     """
     d, ctype = par.d, par.ctype
+    infeasible = np.inf, np.zeros_like(theta)
+    if par.outside(theta):  # exp() of a log-variance could overflow out there
+        return infeasible
     w, means, cov, fac = par.unpack(theta)
     if np.any(w == 0):
         w = np.where(w == 0, 1e-300, w)
     n = X.shape[0]
-    lc, sc, logf = _log_c(X, w, means, cov, ctype)
-    lz, logG = _log_z(w, means, cov, ctype)
+    try:
+        lc, sc, logf = _log_c(X, w, means, cov, ctype)
+        lz, logG, sz = _log_z(w, means, cov, ctype, with_sign=True)
+    except np.linalg.LinAlgError:  # a covariance not numerically positive definite
+        return infeasible
     nll = -2.0 * float(np.mean(lc)) + lz
-    if not np.isfinite(nll):
-        return np.inf, np.zeros_like(theta)
-    r = sc[:, None] * np.exp(logf - lc[:, None])  # f_k / c   (n, K)
+    if not np.isfinite(nll) or sz <= 0:
+        return infeasible
+    # ratios in log space: f_k/|c| (n, K), |G_kj w_j|/Z and |w_k w_j G_kj|/Z (K, K);
+    # one beyond e^600 means c (or Z) cancelled to rounding: +inf for the line search
+    aw, sw = np.log(np.abs(w)), np.sign(w)
+    lr = logf - lc[:, None]
+    lgw = logG + aw[None, :] - lz
+    lpm = aw[:, None] + lgw
+    if max(np.max(lr), np.max(lgw), np.max(lpm)) > _LOG_RATIO_MAX:
+        return infeasible
+    r = sc[:, None] * np.exp(lr)  # f_k / c   (n, K)
     q = r * w[None, :]  # signed responsibilities
-    Pm = np.outer(w, w) * np.exp(logG - lz)  # (K, K)
-    g_w = -2.0 * r.mean(axis=0) + 2.0 * (np.exp(logG - lz) @ w)
+    Pm = np.outer(sw, sw) * np.exp(lpm)  # w_k w_j G_kj / Z  (K, K)
+    g_w = -2.0 * r.mean(axis=0) + 2.0 * np.sum(sw[None, :] * np.exp(lgw), axis=1)
     diff = X[:, None, :] - means[None, :, :]  # (n, K, d)
     e = means[:, None, :] - means[None, :, :]  # (K, K, d)  mu_k - mu_j
     if ctype in ("diag", "spherical"):
@@ -155,6 +268,8 @@ def _nll_torch(theta, X, par):
     """
     import torch
 
+    if par.outside(theta):  # the NumPy path's box, checked on the host
+        return np.inf, np.zeros_like(theta)
     if not isinstance(X, torch.Tensor):
         X = torch.as_tensor(np.asarray(X), dtype=torch.float64)
     dev, f64 = X.device, torch.float64
@@ -179,13 +294,14 @@ def _nll_torch(theta, X, par):
     lc, _ = signed_logsumexp(logf + torch.log(torch.abs(w))[None], torch.sign(w).detach()[None], axis=1)
     logG = gaussian_product_log_integral(means, cov, means, cov, par.ctype)
     aw = torch.log(torch.abs(w))
-    lz, _ = signed_logsumexp((aw[:, None] + aw[None] + logG).reshape(-1), torch.outer(torch.sign(w), torch.sign(w)).detach().reshape(-1), axis=0)
+    lz, sz = signed_logsumexp((aw[:, None] + aw[None] + logG).reshape(-1), torch.outer(torch.sign(w), torch.sign(w)).detach().reshape(-1), axis=0)
     loss = -2.0 * lc.mean() + lz
     loss.backward()
-    # one device-to-host copy per evaluation: the loss rides with the gradient
-    out = torch.cat([loss.detach().reshape(1), t.grad]).cpu().numpy()
-    f, g = float(out[0]), out[1:].copy()
-    if not (np.isfinite(f) and np.all(np.isfinite(g))):
+    # one device-to-host copy per evaluation: the loss and Z's sign ride with the gradient
+    out = torch.cat([loss.detach().reshape(1), sz.detach().reshape(1).to(f64), t.grad]).cpu().numpy()
+    f, g = float(out[0]), out[2:].copy()
+    # torch reports overflow as inf/NaN without a warning; same rule as the NumPy path
+    if not (np.isfinite(f) and out[1] > 0 and np.all(np.isfinite(g))):
         return np.inf, np.zeros_like(theta)
     return f, g
 
@@ -221,6 +337,17 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
     Fitted by maximum likelihood (EM does not apply to signed weights) with
     L-BFGS on the closed-form gradient (``backend='numpy'``), or on a torch
     autograd gradient of the same objective (``backend='torch'``).
+
+    Numerics: L-BFGS-B runs inside a box set by the data's extent (means
+    within 1e3 spans of the data, standard deviations between 1e-8 and 1e3
+    spans of each feature), so no trial step overflows ``exp``; a trial point
+    where :math:`c(x)` or :math:`Z` cancels to rounding gets the objective
+    :math:`+\infty` (the line search steps back), never NaN. The data are
+    divided by the power of 256 nearest their scale before the fit (1 for
+    data within a factor 16 of unit scale), so data in 1e-6 or 1e6 units fit
+    like unit data; ``reg_covar`` stays in the data's units, as in
+    ``GaussianMixture`` (at scale 1e-6 the default 1e-6 is a floor far
+    above the data's variance: pass a smaller one).
 
     Parameters
     ----------
@@ -309,14 +436,14 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         self.learning_rate = learning_rate
 
     # ---------------------------------------------------------------- init
-    def _native_cov(self, covs):
-        """(K, d, d) covariances -> this covariance type, plus ``reg_covar``."""
+    def _native_cov(self, covs, reg):
+        """(K, d, d) covariances -> this covariance type, plus ``reg``."""
         d = covs.shape[1]
         if self.covariance_type == "diag":
-            return np.stack([np.diag(c) for c in covs]) + self.reg_covar
+            return np.stack([np.diag(c) for c in covs]) + reg
         if self.covariance_type == "spherical":
-            return np.array([np.trace(c) / d for c in covs]) + self.reg_covar
-        return covs + self.reg_covar * np.eye(d)
+            return np.array([np.trace(c) / d for c in covs]) + reg
+        return covs + reg * np.eye(d)
 
     def _initial(self, X, par, rng, init=None):
         """A start for ``init`` in {'kmeans', 'random'} (packed theta)."""
@@ -331,7 +458,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             means = np.zeros((K, d))
             covs = np.zeros((K, d, d))
             counts = np.zeros(K)
-            glob = np.cov(X.T).reshape(d, d) + self.reg_covar * np.eye(d)
+            glob = np.cov(X.T).reshape(d, d) + par.reg * np.eye(d)
             for k in range(K):
                 Xk = X[labels == k]
                 counts[k] = len(Xk)
@@ -340,12 +467,12 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             covs = 2.0 * covs  # squaring halves a Gaussian's covariance
             w = np.sqrt(np.maximum(counts, 1) / n)
         else:
-            glob = np.cov(X.T).reshape(d, d) + self.reg_covar * np.eye(d)
+            glob = np.cov(X.T).reshape(d, d) + par.reg * np.eye(d)
             chol = np.linalg.cholesky(glob)
             means = X.mean(axis=0) + 0.5 * rng.standard_normal((K, d)) @ chol.T
             covs = glob[None] * np.exp(rng.uniform(-1.5, 1.0, K))[:, None, None]
             w = rng.standard_normal(K)
-        cov = self._native_cov(covs)
+        cov = self._native_cov(covs, par.reg)
         # scale weights so that each component's square carries its share
         lz_diag = np.diag(gaussian_product_log_integral(means, cov, means, cov, ctype))
         w = w * np.exp(-0.5 * lz_diag)
@@ -376,7 +503,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         ctype = self.covariance_type
         if K == 1:
             return [self._initial(X, par, rng, "kmeans")]
-        par1 = _Param(K - 1, d, ctype, self.reg_covar)
+        par1 = _Param(K - 1, d, ctype, par.reg, X)
         th1, _, _, _ = self._minimise(fun, self._initial(X, par1, rng, "kmeans"), Xarg, par1)
         w1, mu1, cov1, _ = par1.unpack(th1)
         # candidate centres
@@ -385,17 +512,17 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         C = X[i] + rng.uniform(size=(n_cand, 1)) * (X[j] - X[i])
         k = min(n - 1, int(np.ceil(np.sqrt(n))))
         r = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(C)[0][:, -1]
-        r = np.maximum(r, 1e-12 * (1.0 + np.max(np.abs(X))))
+        r = np.maximum(r, 1e-12 * np.max(_data_spans(X)))  # duplicates: relative floor
         log_knn = np.log(k / n) - (0.5 * d * np.log(np.pi) - gammaln(0.5 * d + 1)) - d * np.log(r)
         lcC, _, _ = _log_c(C, w1, mu1, cov1, ctype)
         excess = 2.0 * lcC - log_knn
         H = np.vstack([C[np.argsort(-excess)[:16]], X[rng.choice(n, min(32, n), replace=False)]])
-        glob = np.cov(X.T).reshape(d, d) + self.reg_covar * np.eye(d)
+        glob = np.cov(X.T).reshape(d, d) + par.reg * np.eye(d)
         scales = np.array([0.1, 0.15, 0.2, 0.3, 0.4, 0.6])
         cancel = np.array([0.5, 0.8, 0.95, 1.2, 1.5, 2.0, 2.5, 3.5])
         # all (centre, scale) components at once: M = len(H) * len(scales)
         Hm = np.repeat(H, len(scales), axis=0)
-        covm = self._native_cov((np.tile(scales, len(H)) ** 2)[:, None, None] * glob[None])
+        covm = self._native_cov((np.tile(scales, len(H)) ** 2)[:, None, None] * glob[None], par.reg)
         logF = gaussian_log_density(X, Hm, covm, ctype)  # (n, M)
         logFh = gaussian_log_density(Hm, Hm, covm, ctype).diagonal()  # f_m(h_m)
         lc1, sc1, _ = _log_c(X, w1, mu1, cov1, ctype)
@@ -454,11 +581,22 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         return _nll_torch, backend.asarray(X, dtype=torch.float64)
 
     def _minimise(self, fun, theta0, Xarg, par):
-        """L-BFGS from ``theta0``: (theta, nll, n_iter, success)."""
+        """L-BFGS-B from ``theta0``: (theta, nll, n_iter, success).
+
+        The bounds of ``par`` (from the data's extent; set here from ``Xarg``
+        when it is a NumPy array and ``par`` has none) keep every trial
+        point's ``exp`` finite; ``theta0`` is clipped into them.
+        """
+        if par.box is None and isinstance(Xarg, np.ndarray):
+            par.set_box(Xarg)
+        bounds = par.bounds()
+        if bounds is not None:
+            theta0 = np.clip(theta0, *bounds)
         if self.max_iter == 0:
             return theta0, fun(theta0, Xarg, par)[0], 0, False
         res = minimize(
             fun, theta0, args=(Xarg, par), jac=True, method="L-BFGS-B",
+            bounds=None if bounds is None else Bounds(*bounds),
             options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9, "maxls": 40},
         )
         if not np.isfinite(res.fun):
@@ -492,7 +630,10 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
                                     backend)
         rng = check_random_state(self.random_state)
         n, d = X.shape
-        par = _Param(self.n_components, d, self.covariance_type, self.reg_covar)
+        unit = _unit(X)  # fit in units of `unit` (a power of two: exact)
+        if unit != 1.0:
+            X, Xarg = X / unit, Xarg / unit
+        par = _Param(self.n_components, d, self.covariance_type, self.reg_covar / unit**2, X)
         best = None
         for _ in range(self.n_init):
             for theta0 in self._starts(X, par, rng, fun, Xarg):
@@ -505,11 +646,11 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
                 "the squared mixture's likelihood is not finite at any start: "
                 "check the data scale or increase reg_covar"
             )
-        self._set_params(theta, par)
+        self._set_params(theta, par, unit)
         self._theta, self._adam = None, None
         self.n_iter_ = int(nit)
         self.converged_ = bool(ok)
-        self.lower_bound_ = -float(nll)
+        self.lower_bound_ = -float(nll) - d * np.log(unit)
         if not ok and self.max_iter > 0:
             warnings.warn(
                 "L-BFGS did not converge in max_iter iterations; increase max_iter or tol.",
@@ -522,10 +663,18 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
     def _refit_from(self, theta0, X):
         """L-BFGS on ``X`` from ``theta0`` (NumPy, closed-form gradient):
         (weights, means, covariances, success-or-finite)."""
-        par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar)
+        unit = _unit(X)
+        if unit != 1.0:  # in the units fit() uses
+            raw = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar)
+            w, means, cov, _ = raw.unpack(theta0)
+            X = X / unit
+            par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar / unit**2, X)
+            theta0 = par.pack(w, means / unit, cov / unit**2)
+        else:
+            par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar, X)
         theta, nll, _, _ = self._minimise(_nll_and_grad, theta0, X, par)
         w, means, cov, _ = par.unpack(theta)
-        return w, means, cov, bool(np.isfinite(nll))
+        return w, means * unit, cov * unit**2, bool(np.isfinite(nll))
 
     def _inference_layout(self):
         from ._squared_gmm_inference import InferenceLayout
@@ -608,11 +757,17 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         layout = self._inference_layout()
         phi = layout.pack(self.weights_, self.means_, self.covariances_)
         if method in ("observed", "sandwich"):
-            H, S = log_likelihood_derivatives(phi, X, layout, scores=method == "sandwich",
-                                              derivatives=derivatives)
+            # in fit()'s units (means / u, covariances / u^2), where the information
+            # is well conditioned at any data scale; then back: cov_phi = D cov D
+            u = _unit(X)
+            scale = np.concatenate([np.ones(layout.K - 1), np.full(layout.K * layout.d, u),
+                                    np.full(layout.K * layout.n_cov, u * u)])
+            H, S = log_likelihood_derivatives(phi / scale, X / u, layout,
+                                              scores=method == "sandwich", derivatives=derivatives)
             cov = invert_information(-H, hint=_NOT_IDENTIFIED)
             if method == "sandwich":
                 cov = cov @ (S.T @ S) @ cov
+            cov = scale[:, None] * cov * scale[None, :]
             return wald(layout, phi, cov, method, level)
         return self._bootstrap(X, layout, phi, method, level, n_bootstrap, random_state, n_jobs)
 
@@ -737,8 +892,9 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
                              "a maximum.")
         return ModelSummary("Squared subtractive Gaussian mixture", info, tables, notes)
 
-    def _set_params(self, theta, par):
+    def _set_params(self, theta, par, unit=1.0):
         w, means, cov, _ = par.unpack(theta)
+        means, cov = means * unit, cov * unit**2  # back from the fitting units
         w = w / np.sum(np.abs(w))
         if w[np.argmax(np.abs(w))] < 0:  # p is invariant to the sign: fix it
             w = -w
@@ -773,11 +929,12 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             check_finite(X)
             check_n_components(X.shape[0], self.n_components)
             self._rng = check_random_state(self.random_state)
-            self._par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar)
+            self._par = _Param(self.n_components, X.shape[1], self.covariance_type, self.reg_covar, X)
             if hasattr(self, "weights_") and self.weights_.shape[0] == self.n_components:
                 self._theta = self._par.pack(self.weights_, self.means_, self._full_or_native())
             else:
                 self._theta = self._initial(X, self._par, self._rng)
+            self._theta = np.clip(self._theta, *self._par.bounds())
             self._adam = [np.zeros_like(self._theta), np.zeros_like(self._theta), 0]
             self.backend_ = "numpy"
             self.n_iter_ = 0
@@ -794,7 +951,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             m = 0.9 * m + 0.1 * g
             v = 0.999 * v + 0.001 * g**2
             step = self.learning_rate * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-            self._theta = self._theta - step
+            self._theta = np.clip(self._theta - step, *self._par.bounds())  # the first batch's box
             self._adam = [m, v, t]
             self.lower_bound_ = -float(nll)
         self.n_iter_ += 1
@@ -855,6 +1012,8 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         Propose from the mixture of the terms with :math:`w_iw_jG_{ij} > 0`
         and accept with probability :math:`c(x)^2 / \sum_{+} w_iw_jG_{ij}N(x;
         m_{ij}, S_{ij})`; the acceptance rate is :math:`Z / \sum_+ w_iw_jG_{ij}`.
+        A ``ValueError`` is raised when that rate is below 1e-6 (weights that
+        nearly cancel), where sampling would not finish in useful time.
 
         Parameters
         ----------
@@ -882,6 +1041,12 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         mij = np.einsum("pab,pb->pa", Sij, np.einsum("pab,pb->pa", prec[pos[:, 0]], mu[pos[:, 0]]) + np.einsum("pab,pb->pa", prec[pos[:, 1]], mu[pos[:, 1]]))
         probs = cpos / cpos.sum()
         rate = 1.0 / cpos.sum()
+        if rate < _MIN_ACCEPTANCE:
+            raise ValueError(
+                f"exact sampling would accept {rate:.2g} of its proposals: the fitted weights "
+                "nearly cancel (components of opposite sign that almost coincide), so "
+                "rejection sampling would need about 1/rate proposals per sample; refit "
+                "with fewer components (or, for tiny-scale data, a smaller reg_covar)")
         out = []
         got = 0
         Lc = np.linalg.cholesky(Sij)

@@ -87,3 +87,33 @@ def test_backend_resolved_and_recorded_tensors_in():
     assert "torch" in str(m.summary())
     with pytest.raises((ImportError, ValueError), match="(?i)cupy"):  # absent or no device
         SquaredMixture1D(2, backend="cupy").fit(x)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("family", ["exponential", "gamma"])
+def test_scale_families_fit_the_same_at_any_scale(family):
+    """Exponential and gamma fits are scale-equivariant (rates scale by 1/s,
+    the log-likelihood shifts by -log s) down to 1e-15 and up to 1e15, where
+    an absolute clip of the log-rates used to bind silently."""
+    rng = np.random.default_rng(0)
+    x = (rng.exponential(1.0, (200, 1)) if family == "exponential" else rng.gamma(3.0, 1.0, (200, 1)))
+    kw = dict(family=family, n_init=1, random_state=0)
+    ref = SquaredMixture1D(2, **kw).fit(x)
+    # powers of two: the fit sees bit-identical data, so the same fit exactly
+    for s in (2.0**-50, 2.0**50):
+        m = SquaredMixture1D(2, **kw).fit(x * s)
+        assert abs(m.lower_bound_ + np.log(s) - ref.lower_bound_) < 1e-10
+        np.testing.assert_allclose(m.params_[-1] * s, ref.params_[-1], rtol=1e-8)
+        np.testing.assert_allclose(m.score(x * s) + np.log(s), ref.score(x), atol=1e-10)
+    # 1e+-15: the data the fit sees differ by a factor < 2 from those, so L-BFGS
+    # (numerical gradient, one start) may stop at a neighbouring optimum; before,
+    # the rates sat on the log-rate clip and the fit was far off
+    for s in (1e-15, 1e15):
+        m = SquaredMixture1D(2, **kw).fit(x * s)
+        assert abs(m.lower_bound_ + np.log(s) - ref.lower_bound_) < 2e-2
+        assert np.all(np.abs(np.log(m.params_[-1] * s)) < 10)
+
+
+def test_all_zero_exponential_data_is_a_clear_error():
+    with pytest.raises(ValueError, match="identically zero"):
+        SquaredMixture1D(2, family="exponential").fit(np.zeros((20, 1)))

@@ -432,6 +432,7 @@ def test_default_init_reaches_the_optimum_where_random_restarts_do_not():
     assert np.any(new.weights_ < 0)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # CI once logged exp overflow here
 @pytest.mark.parametrize("ctype", ["full", "diag", "spherical"])
 def test_hole_starts_are_no_worse_than_kmeans_on_a_ring(ctype):
     from mixstat.circuits._squared_gmm import _nll_and_grad as f
@@ -447,3 +448,122 @@ def test_hole_starts_are_no_worse_than_kmeans_on_a_ring(ctype):
     assert 1 <= len(starts) <= 2
     for t in starts:  # a signed component inserted, finite starting likelihood
         assert np.sum(par.unpack(t)[0] < 0) >= 1 and np.isfinite(f(t, X, par)[0])
+
+
+# ------------------------------------------------ numerical robustness ---
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("ctype", ["full", "spherical"])
+@pytest.mark.parametrize("scale", [1e6, 1e-6])
+def test_extreme_scale_fits_without_overflow(scale, ctype):
+    """Rings scaled by 1e6 / 1e-6, the default init (k-means and hole starts):
+    no RuntimeWarning (overflow in exp, NaN) anywhere, finite fitted values.
+    At 1e-6 the default reg_covar (1e-6, absolute as in GaussianMixture) is a
+    floor far above the data's variance; the fit is poor but finite."""
+    X = make_rings(300, radii=(2.0,), noise=0.3, random_state=0) * scale
+    m = SquaredGaussianMixture(3, covariance_type=ctype, random_state=0, max_iter=200).fit(X)
+    assert np.isfinite(m.lower_bound_) and np.isfinite(m.log_normalizer_)
+    for a in (m.weights_, m.means_, m.covariances_):
+        assert np.all(np.isfinite(a))
+    # lower_bound_ comes from fit()'s units, score from the fitted (data-unit)
+    # parameters; at 1e-6 the reg_covar floor makes the components near-cancelling
+    # (ill-conditioned c), so the two agree to ~1e-8 rather than 1e-12
+    np.testing.assert_allclose(m.score(X), m.lower_bound_, rtol=1e-6)
+    if scale > 1:  # the ring's scale, not the floor, sets the fit: same density up to units
+        assert m.lower_bound_ + 2 * np.log(scale) > -3.3
+        assert np.all(np.isfinite(m.sample(20, random_state=0)))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_k1_known_answer_at_any_scale(scale):
+    """K = 1 is the Gaussian MLE (covariance / 2) whatever the data's units
+    (reg_covar scaled with them)."""
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([1, -1], [[1.0, 0.5], [0.5, 2.0]], size=400) * scale
+    m = SquaredGaussianMixture(1, reg_covar=1e-6 * scale**2, tol=1e-12, max_iter=500,
+                               random_state=0).fit(X)
+    np.testing.assert_allclose(m.means_[0], X.mean(0), atol=1e-4 * scale)
+    np.testing.assert_allclose(m.covariances_[0] / 2, np.cov(X.T, bias=True), atol=1e-4 * scale**2)
+    g = GaussianMixture(1, reg_covar=1e-12 * scale**2).fit(X)
+    np.testing.assert_allclose(m.lower_bound_, g.score(X), atol=1e-5)
+    # standard errors scale with the units (the information is taken in fit()'s units;
+    # in raw units at 1e6 its eigenvalues spanned 1e-23..1e-10 and it was refused)
+    X1 = X / scale
+    m1 = SquaredGaussianMixture(1, tol=1e-12, max_iter=500, random_state=0).fit(X1)
+    units = np.r_[scale, scale, scale**2, scale**2, scale**2]
+    for method in ("observed", "sandwich"):
+        np.testing.assert_allclose(m.inference(X, method=method).se / units,
+                                   m1.inference(X1, method=method).se, rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("ctype", ["full", "diag", "spherical"])
+def test_objective_is_inf_not_overflow_outside_the_box(ctype):
+    """A log-variance of 800 (where exp overflows) is outside the L-BFGS-B box:
+    both objectives return +inf and a zero gradient, silently; inside the box
+    they agree."""
+    pytest.importorskip("torch")  # compared with the autograd objective
+    X = make_rings(100, radii=(2.0,), noise=0.3, random_state=0)
+    par = _Param(2, 2, ctype, 1e-6, X)
+    lo, hi = par.bounds()
+    rng = np.random.default_rng(0)
+    th = np.clip(rng.normal(size=sum(par.sizes)) * 0.5, lo, hi)
+    f, g = _nll_and_grad(th, X, par)
+    f2, g2 = _nll_torch(th, X, par)
+    assert np.isfinite(f) and abs(f - f2) < 1e-10
+    np.testing.assert_allclose(g, g2, atol=1e-9)
+    assert np.all(np.isfinite(lo[2:])) and np.all(np.isfinite(hi[2:]))  # means, covariances bounded
+    th[-1] = 800.0
+    for fun in (_nll_and_grad, _nll_torch):
+        f, g = fun(th, X, par)
+        assert f == np.inf and not np.any(g)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_cancelling_components_give_inf_not_nan():
+    """w = (1, -1) on two identical components: c = 0 and Z = 0 everywhere;
+    the objective is +inf (a line-search rejection), never NaN."""
+    pytest.importorskip("torch")  # compared with the autograd objective
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    par = _Param(2, 2, "diag", 1e-6, X)
+    th = par.pack(np.array([1.0, -1.0]), np.zeros((2, 2)), np.ones((2, 2)))
+    for fun in (_nll_and_grad, _nll_torch):
+        f, g = fun(th, X, par)
+        assert f == np.inf and not np.any(g)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_torch_backend_same_protection_at_extreme_scale():
+    """The autograd path runs inside the same box: same fit as NumPy on data
+    scaled by 1e6, no warnings."""
+    pytest.importorskip("torch")
+    X = make_rings(300, radii=(2.0,), noise=0.3, random_state=0) * 1e6
+    kw = dict(covariance_type="spherical", init="kmeans", random_state=0, max_iter=200)
+    a = SquaredGaussianMixture(3, backend="numpy", **kw).fit(X)
+    b = SquaredGaussianMixture(3, backend="torch", **kw).fit(X)
+    assert b.backend_ == "torch" and np.isfinite(b.lower_bound_)
+    assert abs(a.lower_bound_ - b.lower_bound_) < 1e-4
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_partial_fit_stays_in_the_box():
+    """Adam steps are clipped to the first batch's box: large learning rates
+    cannot push a log-variance to overflow."""
+    X = make_rings(400, radii=(2.0,), noise=0.3, random_state=0)
+    m = SquaredGaussianMixture(2, covariance_type="spherical", init="kmeans", random_state=0,
+                               learning_rate=50.0)
+    for b in np.array_split(X, 20):
+        m.partial_fit(b)
+    lo, hi = m._par.bounds()
+    assert np.all(m._theta >= lo) and np.all(m._theta <= hi)
+    assert np.all(np.isfinite(m.score_samples(X)))
+
+
+def test_sampling_refuses_nearly_cancelling_weights():
+    """Opposite-sign components that almost coincide: Z is tiny against the
+    positive terms, the acceptance rate ~1e-10; sample() says so instead of
+    running for hours (an extreme-scale fit with the reg_covar floor did this)."""
+    m = _set(SquaredGaussianMixture(2, covariance_type="spherical"), [1.0, -(1 - 1e-5)],
+             [[0.0, 0.0], [1e-4, 0.0]], [1.0, 1.0], "spherical", 2)
+    with pytest.raises(ValueError, match="nearly cancel"):
+        m.sample(5, random_state=0)
