@@ -165,6 +165,8 @@ def test_lazy_njit_py_func_and_fallback(monkeypatch):
 def test_lazy_njit_compiles_on_first_call():
     import numba
 
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT=1: Numba compiles nothing")
     fresh = lazy_njit(_kernel_add.py_func)
     assert fresh._jitted is None
     assert fresh(np.arange(4.0), 1.0) == 6.0
