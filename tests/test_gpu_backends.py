@@ -32,6 +32,20 @@ def _cupy_or_skip():
         pytest.skip("CuPy with a CUDA device is not available")
 
 
+def _cuda_backend(name):
+    """The resolved 'cupy' backend, or 'torch' on the CUDA device."""
+    from mixstat import config_context
+    from mixstat._backend import resolve_backend
+
+    if name == "cupy":
+        _cupy_or_skip()
+        return resolve_backend("cupy")
+    with config_context(device="cuda"):
+        backend = resolve_backend("torch")
+    assert backend.device.type == "cuda"
+    return backend
+
+
 @pytest.mark.parametrize("how", ["torch-tensors", "torch-param", "cupy"])
 def test_moe_device_fit_follows_the_numpy_iterates(how):
     from mixstat import config_context
@@ -68,15 +82,7 @@ def test_moe_fista_form_on_cuda(name):
     from mixstat.moe._em_xp import run_em_xp
     from mixstat.moe._moe import _init_resp
 
-    if name == "cupy":
-        _cupy_or_skip()
-        backend = resolve_backend("cupy")
-    else:
-        from mixstat import config_context
-
-        with config_context(device="cuda"):
-            backend = resolve_backend("torch")
-        assert backend.device.type == "cuda"
+    backend = _cuda_backend(name)
     X, y = _moe_problem(600)
     sw = np.ones(len(y))
     cfg = GaussianMoERegressor(3, alpha=0.02)._make_config(X, y, sw, resolve_backend("numpy"))
@@ -163,16 +169,9 @@ def test_mixer_ode_on_cuda():
 
 @pytest.mark.parametrize("name", ["torch", "cupy"])
 def test_choose_solver_reads_the_device_memory(name):
-    from mixstat import config_context
-    from mixstat._backend import resolve_backend
     from mixstat.moe import _em_xp
 
-    if name == "cupy":
-        _cupy_or_skip()
-        backend = resolve_backend("cupy")
-    else:
-        with config_context(device="cuda"):
-            backend = resolve_backend("torch")
+    backend = _cuda_backend(name)
     free = _em_xp._free_device_bytes(backend)
     assert free is not None and free > 0
     assert _em_xp.choose_solver(10**6, 100, 4, backend) == "gram"

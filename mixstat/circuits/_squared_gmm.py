@@ -73,6 +73,13 @@ def _data_spans(X):
     return np.where(span > 0, span, fallback)
 
 
+def _data_cov(X, reg):
+    """The data's (d, d) covariance plus ``reg`` on the diagonal (the scale of
+    the k-means, random and 'hole' starts)."""
+    d = X.shape[1]
+    return np.cov(X.T).reshape(d, d) + reg * np.eye(d)
+
+
 def _unit(X):
     r"""The power of two, :math:`256^j`, nearest the data's scale (the root mean
     per-feature variance) in :math:`\log_{256}`: 1 for data whose scale lies
@@ -451,6 +458,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         n = X.shape[0]
         ctype = self.covariance_type
         init = self.init if init is None else init
+        glob = _data_cov(X, par.reg)
         if init in ("kmeans", "auto", "hole"):  # partial_fit: 'auto'/'hole' start from k-means
             from sklearn.cluster import KMeans
 
@@ -458,7 +466,6 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             means = np.zeros((K, d))
             covs = np.zeros((K, d, d))
             counts = np.zeros(K)
-            glob = np.cov(X.T).reshape(d, d) + par.reg * np.eye(d)
             for k in range(K):
                 Xk = X[labels == k]
                 counts[k] = len(Xk)
@@ -467,7 +474,6 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
             covs = 2.0 * covs  # squaring halves a Gaussian's covariance
             w = np.sqrt(np.maximum(counts, 1) / n)
         else:
-            glob = np.cov(X.T).reshape(d, d) + par.reg * np.eye(d)
             chol = np.linalg.cholesky(glob)
             means = X.mean(axis=0) + 0.5 * rng.standard_normal((K, d)) @ chol.T
             covs = glob[None] * np.exp(rng.uniform(-1.5, 1.0, K))[:, None, None]
@@ -517,7 +523,7 @@ class SquaredGaussianMixture(SummaryMixin, DensityMixin, BaseEstimator):
         lcC, _, _ = _log_c(C, w1, mu1, cov1, ctype)
         excess = 2.0 * lcC - log_knn
         H = np.vstack([C[np.argsort(-excess)[:16]], X[rng.choice(n, min(32, n), replace=False)]])
-        glob = np.cov(X.T).reshape(d, d) + par.reg * np.eye(d)
+        glob = _data_cov(X, par.reg)
         scales = np.array([0.1, 0.15, 0.2, 0.3, 0.4, 0.6])
         cancel = np.array([0.5, 0.8, 0.95, 1.2, 1.5, 2.0, 2.5, 3.5])
         # all (centre, scale) components at once: M = len(H) * len(scales)
