@@ -8,13 +8,18 @@ number of epochs and the best-validation checkpoint (n = 10,000 train /
 (nats per point, standardised units) and median seconds per training epoch.
 cirkit runs in float32 (its default); mixstat in float64 (its default) and
 float32. One torch thread each. mixstat starts its Gaussian means as
-SquaredCircuitDensity does by default (``init='data'``: K random training
-points; ``--init random`` gives cirkit's N(0, 1) draw).
+SquaredCircuitDensity does by default (``init='kmeans'``: the K k-means
+centres of the training rows; ``--init data``: K random training points;
+``--init random``: cirkit's N(0, 1) draw).
 
 Run (after setting up the peer venv, see bench_circuits_cirkit_peer.py):
 
     .venv/bin/python benchmarks/bench_circuits_cirkit.py            # full (3 seeds)
     .venv/bin/python benchmarks/bench_circuits_cirkit.py --quick    # smoke
+    # the recorded table (10 seeds at D = 2, the peer's runs reused from the cache):
+    .venv/bin/python benchmarks/bench_circuits_cirkit.py --seeds-2d 0 1 2 3 4 5 6 7 8 9 --no-f32-ll \
+        --peer-cache benchmarks/results/circuits_cirkit_peer_runs.json \
+        --json benchmarks/results/circuits_cirkit_runs.json
 
 Writes benchmarks/results/circuits_cirkit.md.
 """
@@ -72,8 +77,8 @@ def run_mixstat(data, model, K, epochs, seed, dtype, tree, max_scale="default", 
     m = TensorizedCircuit([tree_to_region_graph(tree, tr.shape[1])], n_units=K, weights=w, squared=sq,
                           dtype=dtype, generator=gen, **kw)
     T = [torch.as_tensor(a, dtype=dtype) for a in (tr, va, te)]
-    if init == "data":  # SquaredCircuitDensity(init='data'): Gaussian means at random training points
-        m.init_from_data(T[0], generator=gen)
+    if init in ("data", "kmeans"):  # SquaredCircuitDensity(init=...): Gaussian means at training points / centres
+        m.init_from_data(T[0], generator=gen, method="points" if init == "data" else "kmeans")
     res = train_density(m, T[0], T[1], max_epochs=epochs, batch_size=256, learning_rate=5e-3,
                         early_stopping=False, rng=np.random.default_rng(seed))
     with torch.no_grad():
@@ -107,7 +112,7 @@ def main():
     ap.add_argument("--max-scale", default="default",
                     help="bound on the Gaussian inputs' sigma (data sds): a number, 'none' (unbounded) "
                          "or 'default' (TensorizedCircuit's default)")
-    ap.add_argument("--init", choices=["default", "data", "random"], default="default",
+    ap.add_argument("--init", choices=["default", "data", "kmeans", "random"], default="default",
                     help="mixstat's start of the Gaussian means (default: SquaredCircuitDensity's default)")
     ap.add_argument("--only", choices=["rings", "rings8"], default=None, help="run one data set only")
     ap.add_argument("--json", default=None, help="also save the per-run results (and full peer runs) here")

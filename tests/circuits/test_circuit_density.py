@@ -152,10 +152,10 @@ def test_bspline_density_normalised_in_data_units_and_marginal():
 
 
 def test_init_data_starts_means_at_training_points_and_bad_value():
-    # init='data' (default): every unit's means are the standardised coordinates of one training point
+    # init='data': every unit's means are the standardised coordinates of one training point
     # (checked at max_epochs=0, i.e. the start); init='random' keeps the N(0, 1) draw
     X = make_circuit_dataset("banana", 300, random_state=0, standardize=False) * [3.0, 0.5] + [10, -2]
-    assert SquaredCircuitDensity().init == "data"
+    assert SquaredCircuitDensity().init == "kmeans"
     for init in ("data", "random"):
         m = _fit(X, max_epochs=0, early_stopping=False, init=init)
         mu = m.module_.input.mean.detach().numpy()  # (leaves, K)
@@ -165,4 +165,28 @@ def test_init_data_starts_means_at_training_points_and_bad_value():
         hit = [np.isclose(Xs, p, rtol=0, atol=1e-12).all(axis=1).any() for p in pts]
         assert all(hit) if init == "data" else not any(hit)
     with pytest.raises(ValueError, match="init"):
-        SquaredCircuitDensity(init="kmeans", max_epochs=1).fit(X)
+        SquaredCircuitDensity(init="bogus", max_epochs=1).fit(X)
+
+
+def test_init_kmeans_starts_units_at_cluster_centres():
+    # init='kmeans': unit k of every leaf sits at k-means centre k of the standardised training rows (the
+    # mean of the rows nearest to it); scales stay as drawn; the start is a density
+    X = make_circuit_dataset("rings", 400, random_state=1, standardize=False) * [2.0, 0.5] + [3, -1]
+    m = _fit(X, max_epochs=0, early_stopping=False, init="kmeans", n_units=5)
+    inp = m.module_.input
+    v = inp.variables.numpy()
+    mu = inp.mean.detach().numpy().T  # (K, leaves)
+    Xs = (X - m.shift_) / m.scale_
+    C = mu[:, np.argsort(v)]  # centres in feature order
+    labels = ((Xs[:, None, :] - C[None]) ** 2).sum(-1).argmin(1)  # nearest centre
+    for k in range(5):
+        members = Xs[labels == k]
+        np.testing.assert_allclose(mu[k], members.mean(0)[v], atol=1e-6)
+    ref = _fit(X, max_epochs=0, early_stopping=False, init="data", n_units=5)
+    np.testing.assert_array_equal(inp.log_scale.detach().numpy(), ref.module_.input.log_scale.detach().numpy())
+    g = np.linspace(-12, 12, 601)
+    XX, YY = np.meshgrid(g, g, indexing="ij")
+    Xg = np.c_[XX.ravel(), YY.ravel()] * m.scale_ + m.shift_
+    dens = np.exp(m.score_samples(Xg)).reshape(XX.shape)
+    dx, dy = (g[1] - g[0]) * m.scale_
+    assert abs(dens.sum() * dx * dy - 1) < 1e-4

@@ -418,3 +418,181 @@ def test_init_from_data_puts_each_unit_at_one_training_point():
     before = [p.detach().clone() for p in mc.parameters()]
     mc.init_from_data(torch.zeros(5, 2, dtype=F64))  # no data start for other inputs: a no-op
     assert all(torch.equal(a, b.detach()) for a, b in zip(before, mc.parameters(), strict=True))
+
+
+# ------------------------------------------------- fused layers and folds --
+def _direct(m, X, region_graphs):
+    """c_r(x) and Z_r by recursion over each tree in linear space (float64,
+    small circuits): the product of the children, then the weights of the
+    region's fold row; Z from the inputs' Gram matrices, A -> W A W^T."""
+    f = torch.exp(m.input.log_unit(X))  # (F_leaf, B, K)
+    G = torch.exp(m.input.log_gram())  # (F_leaf, K, K)
+    cs, zs = [], []
+    for r, rg in enumerate(region_graphs):
+        def val(i):
+            ch = rg.children[i]
+            if not ch:
+                p = m._positions[(r, i)]
+                v, a = f[p], G[p]
+            else:
+                kids = [val(c) for c in ch]
+                if m.layer == "tucker":
+                    (v0, a0), (v1, a1) = kids
+                    v = (v0[:, :, None] * v1[:, None, :]).reshape(v0.shape[0], -1)
+                    a = torch.kron(a0, a1)
+                else:
+                    v = torch.stack([k[0] for k in kids]).prod(0)
+                    a = torch.stack([k[1] for k in kids]).prod(0)
+            if i == rg.root or ch:
+                gi, j = m._fold_of[(r, i)]
+                W = m._w(gi)[j]
+                v, a = v @ W.T, W @ a @ W.T
+            return v, a
+
+        v, a = val(rg.root)
+        cs.append(v[:, 0])
+        zs.append(a[0, 0])
+    return torch.stack(cs), torch.stack(zs)
+
+
+@pytest.mark.parametrize(
+    "make,D,layer,weights,R",
+    [("bt", 8, "cp", "signed", 1), ("bt", 8, "cp", "positive", 2), ("bt", 5, "cp", "signed", 2),
+     ("lt", 5, "cp", "signed", 1), ("lt", 4, "tucker", "signed", 1), ("bt", 4, "tucker", "positive", 1),
+     ("qt", 6, "cp", "signed", 1)],
+)
+def test_fused_layers_equal_direct_recursion(make, D, layer, weights, R):
+    # the folded, fused evaluation (contiguous child blocks where the tree is balanced, a gather
+    # elsewhere) equals the plain recursion over each tree, for c(x) and for Z
+    gen = torch.Generator().manual_seed(D + R)
+    if make == "qt":
+        rgs = [quad_tree(2, 3)]
+    else:
+        mk = {"bt": random_binary_tree, "lt": linear_tree}[make]
+        rgs = [mk(D, r) for r in range(R)]
+    m = TensorizedCircuit(rgs, n_units=3, weights=weights, squared=True, layer=layer, generator=gen)
+    if weights == "signed":
+        with torch.no_grad():
+            for w in m.sum_weights:
+                w.uniform_(-1, 1, generator=gen)
+    X = torch.randn(11, rgs[0].n_variables, dtype=F64, generator=gen)
+    with torch.no_grad():
+        c, Z = _direct(m, X, rgs)
+        lc, sc = m.log_circuit(m.input.log_unit(X))
+        torch.testing.assert_close(sc * torch.exp(lc), c, rtol=1e-10, atol=1e-300)
+        torch.testing.assert_close(torch.exp(m.log_partition()), Z, rtol=1e-10, atol=0)
+    if make == "bt" and D == 8:
+        assert all(g.block is not None for g in m.groups)  # a balanced tree needs no gather
+
+
+@pytest.mark.parametrize("weights,squared", [("signed", True), ("positive", True), ("positive", False)])
+def test_contiguous_blocks_equal_gather(weights, squared):
+    # the view of a contiguous block of children and the generic gather give the same values and gradients
+    m = _model(8, 4, weights, squared, R=2, seed=3)
+    X = torch.randn(9, 8, dtype=F64, generator=torch.Generator().manual_seed(0))
+    out, grads = [], []
+    for blocks in (True, False):
+        if not blocks:
+            for g in m.groups:
+                g.block = None
+        m.zero_grad()
+        lp = m(X)
+        lp.sum().backward()
+        out.append(lp.detach())
+        grads.append([p.grad.clone() for p in m.parameters() if p.grad is not None])
+    torch.testing.assert_close(out[0], out[1], rtol=1e-12, atol=1e-12)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("arity", [1, 2, 3])
+def test_sum_layers_gradcheck_and_direct(arity):
+    from mixstat.nn.circuits._layers import pair_sum_layer, positive_sum_layer, signed_sum_layer
+
+    gen = torch.Generator().manual_seed(arity)
+    F, B, K, Ko = 2, 5, 4, 3
+    cl = torch.randn(F, arity, B, K, dtype=F64, generator=gen, requires_grad=True)
+    cs = torch.sign(torch.randn(F, arity, B, K, dtype=F64, generator=gen))
+    w = torch.randn(F, Ko, K, dtype=F64, generator=gen, requires_grad=True)
+    wp = torch.rand(F, Ko, K, dtype=F64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda w, c: signed_sum_layer(w, c, cs)[0], (w, cl))
+    assert torch.autograd.gradcheck(lambda w, c: signed_sum_layer(w, c, None)[0], (w, cl))
+    assert torch.autograd.gradcheck(positive_sum_layer, (wp, cl))
+    with torch.no_grad():
+        v = (cs * torch.exp(cl)).prod(1)  # (F, B, K)
+        lo, so = signed_sum_layer(w, cl, cs)
+        torch.testing.assert_close(so * torch.exp(lo), v @ w.transpose(-1, -2), rtol=1e-10, atol=0)
+        torch.testing.assert_close(torch.exp(positive_sum_layer(wp, cl)), torch.exp(cl).prod(1) @ wp.transpose(-1, -2))
+    for Bp in (1, 3):  # one matrix per fold (Z) and a batch of them (marginal queries)
+        ca = torch.randn(F, arity, Bp, K, K, dtype=F64, generator=gen, requires_grad=True)
+        sa = torch.sign(torch.randn(F, arity, Bp, K, K, dtype=F64, generator=gen))
+        assert torch.autograd.gradcheck(lambda w, c: pair_sum_layer(w, c, sa)[0], (w, ca))
+        with torch.no_grad():
+            A = (sa * torch.exp(ca)).prod(1)
+            lo, so = pair_sum_layer(w, ca, sa)
+            torch.testing.assert_close(so * torch.exp(lo), w[:, None] @ A @ w[:, None].transpose(-1, -2),
+                                       rtol=1e-10, atol=0)
+
+
+def test_sum_layers_exact_zero_and_huge_shift():
+    from mixstat.nn.circuits._layers import pair_sum_layer, positive_sum_layer
+
+    cl = torch.full((1, 2, 3, 4), 600.0, dtype=F64)  # exp overflows: the shift keeps it finite
+    cl[0, 0, 1] = -math.inf  # sample 1: every unit exactly zero
+    cl.requires_grad_(True)
+    w = torch.rand(1, 2, 4, dtype=F64, requires_grad=True)
+    out = positive_sum_layer(w, cl)
+    assert torch.isinf(out[0, 1]).all() and (out[0, 1] < 0).all()
+    torch.testing.assert_close(out[0, 0], 1200 + torch.log(w[0].sum(1)))
+    out[0, [0, 2]].sum().backward()
+    assert torch.isfinite(cl.grad).all() and torch.isfinite(w.grad).all()
+    ca = torch.full((1, 1, 1, 2, 2), -900.0, dtype=F64)  # exp underflows: the shift keeps it finite
+    wq = torch.tensor([[[1.0, -1.0]]], dtype=F64)  # W A W^T cancels exactly: -inf, no NaN
+    lo, so = pair_sum_layer(wq, ca)
+    assert float(lo) == -math.inf and float(so) == 0
+    torch.testing.assert_close(pair_sum_layer(torch.ones_like(wq), ca)[0].reshape(()),
+                               torch.tensor(-900 + math.log(4), dtype=F64))
+
+
+def test_gaussian_log_unit_gradcheck_and_value():
+    from mixstat.nn.circuits._inputs import _gaussian_log_unit
+
+    gen = torch.Generator().manual_seed(0)
+    xv = torch.randn(3, 5, 1, dtype=F64, generator=gen, requires_grad=True)
+    mu = torch.randn(3, 4, dtype=F64, generator=gen, requires_grad=True)
+    sd = (torch.rand(3, 4, dtype=F64, generator=gen) + 0.3).requires_grad_(True)
+    assert torch.autograd.gradcheck(_gaussian_log_unit, (xv, mu, sd))
+    ref = torch.distributions.Normal(mu[:, None, :], sd[:, None, :]).log_prob(xv)
+    torch.testing.assert_close(_gaussian_log_unit(xv, mu, sd), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["fused-kernel", "functional"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_training_adam_equals_torch_adam(dtype, path):
+    # both routes of the training loop's Adam (the fused kernel called directly, torch's functional
+    # adam) take the steps of torch.optim.Adam
+    from mixstat.nn.circuits._train import _Adam
+
+    def ours(ps):
+        opt = _Adam(ps, 1e-2)
+        if path == "functional":
+            opt._raw = False
+        return opt
+
+    gen = torch.Generator().manual_seed(0)
+    init = [torch.randn(4, 3, dtype=dtype, generator=gen), torch.randn(5, dtype=dtype, generator=gen),
+            torch.randn(2, dtype=dtype, generator=gen)]
+    runs = []
+    for make in (ours, lambda ps: torch.optim.Adam(ps, lr=1e-2)):
+        ps = [torch.nn.Parameter(t.clone()) for t in init]
+        opt = make(ps)
+        for it in range(40):
+            opt.zero_grad()
+            loss = (ps[0] ** 2).sum() + torch.sin(ps[1]).sum() * (1 + it % 3)  # ps[2]: no gradient (None)
+            loss.backward()
+            opt.step()
+        runs.append([p.detach() for p in ps])
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
+    assert torch.equal(runs[0][2], init[2])  # a parameter without gradient does not move
+    assert ours([torch.nn.Parameter(init[0].clone())])._raw is (False if path == "functional" else None)

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ...primitives import log_softmax, logsumexp, softmax
-from ...primitives._signed_matmul import signed_log_matmul
+from ._layers import pair_sum_layer, positive_sum_layer, signed_sum_layer
 from ._inputs import CDF, INTEGRATED, OBSERVED, BernsteinInput, BSplineInput, CategoricalInput, GaussianInput
 from ._region_graph import RegionGraph
 
@@ -115,14 +115,26 @@ class TensorizedCircuit(nn.Module):
         self.input_kind = inputs
         self.dtype_ = dtype
 
-        # ---- flatten the trees: leaves first, then folds by (height, arity, root)
-        leaf_vars, pos = [], {}
+        # ---- flatten the trees: leaves first, then folds by (height, arity, root).
+        # Regions are ranked breadth-first from each root (replica by replica)
+        # and every fold lists its nodes in that order, so that in a balanced
+        # tree the children of a fold are one contiguous, node-major block of
+        # the fold below: a view, no gather (and no scatter in the backward).
+        rank = {}
         for r, rg in enumerate(region_graphs):
             if rg.n_variables != self.n_variables:
                 raise ValueError("all region graphs must have the same number of variables")
-            for i in rg.leaves:
-                pos[(r, i)] = len(leaf_vars)
-                leaf_vars.append(rg.scopes[i][0])
+            level = [rg.root]
+            while level:
+                for i in level:
+                    rank.setdefault((r, i), len(rank))
+                level = [c for i in level for c in rg.children[i]]
+            for i in range(len(rg.children)):  # regions the root does not reach
+                rank.setdefault((r, i), len(rank))
+        leaf_vars, pos = [], {}
+        for r, i in sorted(((r, i) for r, rg in enumerate(region_graphs) for i in rg.leaves), key=rank.get):
+            pos[(r, i)] = len(leaf_vars)
+            leaf_vars.append(region_graphs[r].scopes[i][0])
         buckets = {}
         for r, rg in enumerate(region_graphs):
             if not rg.children[rg.root]:  # one variable: a single sum layer on the inputs
@@ -134,21 +146,34 @@ class TensorizedCircuit(nn.Module):
                     key = (rg.height(i), len(ch), i == rg.root)
                     buckets.setdefault(key, []).append((r, i))
         n_bank = len(leaf_vars)
+        segments = [(0, n_bank)]  # (start, stop) of each bank entry: leaves, then non-root folds
         self.groups = []
+        fold_of = {}  # (replica, region) -> (fold, row of its weights)
         roots = []
         for key in sorted(buckets):
             h, arity, is_root = key
-            nodes = buckets[key]
+            nodes = sorted(buckets[key], key=rank.get)
             child_pos = [[pos[(r, c)] for c in (region_graphs[r].children[i] or (i,))] for r, i in nodes]
             g = _Group(nodes, torch.as_tensor(child_pos, dtype=torch.long), arity, is_root)
+            flat = [c for cp in child_pos for c in cp]
+            g.block = None  # (bank entry, offset) when the children are one contiguous block
+            for j, (lo, hi) in enumerate(segments):
+                if flat == list(range(flat[0], flat[0] + len(flat))) and lo <= flat[0] and flat[-1] < hi:
+                    g.block = (j, flat[0] - lo)
+            for j, node in enumerate(nodes):
+                fold_of[node] = (len(self.groups), j)
             self.groups.append(g)
             if is_root:
                 roots.extend(r for r, _ in nodes)
             else:
                 for j, (r, i) in enumerate(nodes):
                     pos[(r, i)] = n_bank + j
+                segments.append((n_bank, n_bank + len(nodes)))
                 n_bank += len(nodes)
         self.root_replica_order = roots  # replica of each root output, in order
+        self._roots_in_order = roots == sorted(roots)
+        self._positions = pos  # (replica, region) -> bank position (non-root regions)
+        self._fold_of = fold_of
         for gi, g in enumerate(self.groups):
             self.register_buffer(f"_child_pos{gi}", g.child_pos)
 
@@ -183,7 +208,7 @@ class TensorizedCircuit(nn.Module):
         self.mixing_logits = nn.Parameter(torch.zeros(self.n_replicas, dtype=dtype))
 
     @torch.no_grad()
-    def init_from_data(self, X, generator=None):
+    def init_from_data(self, X, generator=None, method="points"):
         """Data-dependent initialisation of the input layer, where it has one
         (Gaussian inputs: means at randomly drawn training rows, see
         :meth:`GaussianInput.init_from_data`); other inputs are left as drawn.
@@ -193,13 +218,15 @@ class TensorizedCircuit(nn.Module):
         X : tensor (n, D)
             Training data, in the units the circuit sees (standardised).
         generator : torch.Generator, optional
+        method : {'points', 'kmeans'}, default='points'
+            See :meth:`GaussianInput.init_from_data`.
 
         Returns
         -------
         self
         """
         if hasattr(self.input, "init_from_data"):
-            self.input.init_from_data(X, generator=generator)
+            self.input.init_from_data(X, generator=generator, method=method)
         return self
 
     # ------------------------------------------------------------ helpers --
@@ -215,16 +242,57 @@ class TensorizedCircuit(nn.Module):
         order = torch.as_tensor(self.root_replica_order)
         return torch.argsort(order)
 
-    @staticmethod
-    def _gather_signs(bank_l, bank_s, flat, F, a):
-        """Signs of the children (None when all are positive)."""
+    def _children(self, gi, g, bank_l, bank_s):
+        """Log-values and signs (None: all positive) of the children of fold
+        ``gi``, shape (F, arity, ...): a view of one bank entry when they form
+        a contiguous block, else a gather from the whole bank."""
+        cp = getattr(self, f"_child_pos{gi}")
+        F, a = cp.shape
+        if g.block is not None:
+            j, off = g.block
+            lj, sj = bank_l[j], bank_s[j]
+            if off != 0 or lj.shape[0] != F * a:  # (a narrow's backward is a zero-filled copy)
+                lj = lj.narrow(0, off, F * a)
+                sj = None if sj is None else sj.narrow(0, off, F * a)
+            return lj.unflatten(0, (F, a)), None if sj is None else sj.unflatten(0, (F, a))
+        flat = cp.reshape(-1)
+        L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
+        cl = L.index_select(0, flat).unflatten(0, (F, a))
         if all(t is None for t in bank_s):
-            return None
+            return cl, None
         parts = [torch.ones_like(lv) if sv is None else sv for lv, sv in zip(bank_l, bank_s, strict=True)]
         S = torch.cat(parts) if len(parts) > 1 else parts[0]
-        return S.index_select(0, flat).view(F, a, *S.shape[1:])
+        return cl, S.index_select(0, flat).unflatten(0, (F, a))
+
+    def _roots(self, outs):
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out if self._roots_in_order else out[self._root_perm()]
 
     # ----------------------------------------------------- the circuit c --
+    def _eval(self, leaf_log):
+        """:meth:`log_circuit` with ``sign`` None for a monotonic circuit."""
+        signed = self.weights_kind == "signed"
+        bank_l, bank_s = [leaf_log], [None]  # None: all positive (inputs are densities)
+        outs_l, outs_s = [], []
+        for gi, g in enumerate(self.groups):
+            cl, cs = self._children(gi, g, bank_l, bank_s)  # (F, a, B, K)
+            F, a, B, K = cl.shape
+            if self.layer == "tucker" and a == 2:  # the outer product of the two children
+                cl = (cl[:, 0, :, :, None] + cl[:, 1, :, None, :]).reshape(F, 1, B, K * K)
+                if cs is not None:
+                    cs = (cs[:, 0, :, :, None] * cs[:, 1, :, None, :]).reshape(F, 1, B, K * K)
+            if signed:
+                ol, os_ = signed_sum_layer(self._w(gi), cl, cs)  # (F, B, K_out)
+            else:
+                ol, os_ = positive_sum_layer(self._w(gi), cl), None
+            if g.is_root:  # squeeze: a view in the backward too (a select's is a zero-filled copy)
+                outs_l.append(ol.squeeze(-1))
+                outs_s.append(None if os_ is None else os_.squeeze(-1))
+            else:
+                bank_l.append(ol)
+                bank_s.append(os_)
+        return self._roots(outs_l), (self._roots(outs_s) if signed else None)
+
     def log_circuit(self, leaf_log):
         """Evaluate :math:`(\\log|c_r(x)|, \\mathrm{sign}\\,c_r(x))` per replica.
 
@@ -237,44 +305,14 @@ class TensorizedCircuit(nn.Module):
         -------
         log_abs, sign : tensors (R, B)
         """
-        signed = self.weights_kind == "signed"
-        bank_l = [leaf_log]
-        bank_s = [None]  # None: all positive (inputs are densities)
-        outs_l, outs_s = [], []
-        B = leaf_log.shape[1]
-        K = self.n_units
-        for gi, g in enumerate(self.groups):
-            cp = getattr(self, f"_child_pos{gi}")
-            F, a = cp.shape
-            flat = cp.reshape(-1)
-            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
-            cl = L.index_select(0, flat).view(F, a, B, K)
-            cs = self._gather_signs(bank_l, bank_s, flat, F, a) if signed else None
-            signed_in = cs is not None
-            if self.layer == "cp" or a == 1:
-                pl = cl.sum(dim=1)  # (F, B, K)
-                ps = cs.prod(dim=1) if signed_in else None
-            else:
-                pl = (cl[:, 0, :, :, None] + cl[:, 1, :, None, :]).reshape(F, B, K * K)
-                ps = (cs[:, 0, :, :, None] * cs[:, 1, :, None, :]).reshape(F, B, K * K) if signed_in else None
-            ol, os_ = signed_log_matmul(self._w(gi), pl.transpose(1, 2), None if ps is None else ps.transpose(1, 2))
-            ol, os_ = ol.transpose(1, 2), os_.transpose(1, 2)  # (F, B, K_out)
-            if g.is_root:
-                outs_l.append(ol[..., 0])
-                outs_s.append(os_[..., 0])
-            else:
-                bank_l.append(ol)
-                bank_s.append(os_ if signed else None)
-        if len(outs_l) == 1:
-            if self.n_replicas == 1:
-                return outs_l[0], outs_s[0]
-            perm = self._root_perm()
-            return outs_l[0][perm], outs_s[0][perm]
-        perm = self._root_perm()
-        return torch.cat(outs_l)[perm], torch.cat(outs_s)[perm]
+        lc, sc = self._eval(leaf_log)
+        return lc, (torch.ones_like(lc) if sc is None else sc)
 
     def log_pair_circuit(self, leaf_log):
         """Evaluate the squared circuit :math:`c_r^2` on unit pairs.
+
+        Each sum layer maps the matrix of unit pairs :math:`A` to
+        :math:`W A W^\\top` (one fused node, see ``_layers.py``).
 
         Parameters
         ----------
@@ -288,38 +326,24 @@ class TensorizedCircuit(nn.Module):
             Log of the (non-negative) squared-circuit value per replica.
         """
         signed = self.weights_kind == "signed"
-        bank_l = [leaf_log]
-        bank_s = [None]
+        bank_l, bank_s = [leaf_log], [None]
         outs = []
-        B = leaf_log.shape[1]
-        K = self.n_units
         for gi, g in enumerate(self.groups):
-            cp = getattr(self, f"_child_pos{gi}")
-            F, a = cp.shape
-            flat = cp.reshape(-1)
-            L = torch.cat(bank_l) if len(bank_l) > 1 else bank_l[0]
-            cl = L.index_select(0, flat).view(F, a, *L.shape[1:])  # (F, a, B, K, K)
-            cs = self._gather_signs(bank_l, bank_s, flat, F, a) if signed else None
-            signed_in = cs is not None
-            if self.layer == "cp" or a == 1:
-                pl = cl.sum(dim=1)
-                ps = cs.prod(dim=1) if signed_in else None
-            else:  # pairs of (i, j) index pairs: kron(A_left, A_right)
-                pl = (cl[:, 0, :, :, None, :, None] + cl[:, 1, :, None, :, None, :]).reshape(F, B, K * K, K * K)
-                ps = (cs[:, 0, :, :, None, :, None] * cs[:, 1, :, None, :, None, :]).reshape(F, B, K * K, K * K) if signed_in else None
-            w = self._w(gi)[:, None]  # (F, 1, K_out, K_in)
-            tl, ts = signed_log_matmul(w, pl, ps)  # W A : (F, B, K_out, K_in)
-            ts = ts.transpose(-1, -2) if (signed_in or signed) else None
-            ol, os_ = signed_log_matmul(w, tl.transpose(-1, -2), ts)  # W (W A)^T
+            cl, cs = self._children(gi, g, bank_l, bank_s)  # (F, a, B, K, K)
+            F, a, B, K = cl.shape[:4]
+            if self.layer == "tucker" and a == 2:  # pairs of (i, j) index pairs: kron(A_left, A_right)
+                cl = (cl[:, 0, :, :, None, :, None] + cl[:, 1, :, None, :, None, :]).reshape(F, 1, B, K * K, K * K)
+                if cs is not None:
+                    cs = (cs[:, 0, :, :, None, :, None] * cs[:, 1, :, None, :, None, :]).reshape(
+                        F, 1, B, K * K, K * K)
+            ol, os_ = pair_sum_layer(self._w(gi), cl, cs)  # W A W^T: (F, B, K_out, K_out)
             if g.is_root:
                 # the root value is a square: sign must be +1 up to round-off
-                outs.append(ol[..., 0, 0])
+                outs.append(ol.squeeze(-1).squeeze(-1))
             else:
                 bank_l.append(ol)
                 bank_s.append(os_ if signed else None)
-        if len(outs) == 1 and self.n_replicas == 1:
-            return outs[0]
-        return torch.cat(outs)[self._root_perm()]
+        return self._roots(outs)
 
     # -------------------------------------------------------- partition --
     def log_partition(self):
@@ -331,11 +355,19 @@ class TensorizedCircuit(nn.Module):
 
     def forward(self, x):
         """Log-density :math:`\\log p(x)`, shape (B,)."""
-        log_z = self.log_partition()
-        lc, _ = self.log_circuit(self.input.log_unit(x))  # (R, B)
-        per = (2.0 * lc if self.squared else lc) - log_z[:, None]
+        leaf = self.input.log_unit(x)  # (F, B, K)
+        if self.squared:
+            log_z = self.log_partition()
+            lc, _ = self._eval(leaf)  # (R, B)
+            per = 2.0 * lc - log_z[:, None]
+        else:
+            # Z of a monotonic circuit is c at integrated (log 0) inputs: one
+            # more column of the same pass
+            lc, _ = self._eval(torch.cat([leaf, leaf.new_zeros(leaf.shape[0], 1, leaf.shape[2])], dim=1))
+            lc, log_z = torch.split(lc, [lc.shape[1] - 1, 1], dim=1)
+            per = lc - log_z
         if self.n_replicas == 1:
-            return per[0]
+            return per.squeeze(0)
         return logsumexp(self._log_pi()[:, None] + per, axis=0)
 
     log_density = forward

@@ -25,11 +25,12 @@ import math
 import torch
 from torch import nn
 
-from ...primitives import log_softmax, logsumexp, normal_log_density, softmax
+from ...primitives import log_softmax, logsumexp, softmax
 
 __all__ = ["GaussianInput", "CategoricalInput", "BernsteinInput", "BSplineInput"]
 
 OBSERVED, INTEGRATED, CDF = 0, 1, 2
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _select(mode, obs, integ, cdf=None):
@@ -40,6 +41,45 @@ def _select(mode, obs, integ, cdf=None):
     if cdf is not None:
         out = torch.where(m == CDF, cdf, out)
     return out
+
+
+class _GaussianLogUnitFn:
+    fn = None
+
+
+def _gaussian_log_unit(xv, mu, sd):
+    r""":math:`\log N(x_{lb}; \mu_{lk}, \sigma_{lk}^2)`, shape (F, B, K), from
+    ``xv`` (F, B, 1) and ``mu``, ``sd`` (F, K), as one autograd node.
+
+    This runs at every training step on the whole (F, B, K) block. With
+    :math:`z = (x - \mu)/\sigma`, forward is :math:`-z^2/2 - \log\sigma -
+    \log(2\pi)/2` (three passes over the block) and backward, with
+    :math:`G` the output gradient, :math:`\partial\mu = \sum_b G z / \sigma`,
+    :math:`\partial\sigma = \sum_b G (z^2 - 1) / \sigma`,
+    :math:`\partial x = -\sum_k G z / \sigma` (the generic
+    graph of the same expression has twice the kernels)."""
+    if _GaussianLogUnitFn.fn is None:
+
+        class GaussianLogUnit(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, xv, mu, sd):
+                inv = 1.0 / sd
+                z = (xv - mu[:, None, :]) * inv[:, None, :]
+                out = torch.addcmul((-torch.log(sd) - _HALF_LOG_2PI)[:, None, :], z, z, value=-0.5)
+                ctx.save_for_backward(z, inv)
+                return out
+
+            @staticmethod
+            def backward(ctx, g):
+                z, inv = ctx.saved_tensors
+                gz = g * z
+                g_mu = gz.sum(dim=1) * inv
+                g_sd = ((gz * z).sum(dim=1) - g.sum(dim=1)) * inv
+                g_x = -(gz * inv[:, None, :]).sum(dim=2, keepdim=True) if ctx.needs_input_grad[0] else None
+                return g_x, g_mu, g_sd
+
+        _GaussianLogUnitFn.fn = GaussianLogUnit
+    return _GaussianLogUnitFn.fn.apply(xv, mu, sd)
 
 
 class _Input(nn.Module):
@@ -102,24 +142,46 @@ class GaussianInput(_Input):
             self.log_scale = nn.Parameter(torch.logit(frac))  # the raw parameter s
 
     @torch.no_grad()
-    def init_from_data(self, X, generator=None):
+    def init_from_data(self, X, generator=None, method="points"):
         r"""Place the means at data points: unit :math:`k` of every leaf gets
-        the coordinate of the same randomly drawn training row :math:`x_{(k)}`
-        (distinct rows when there are at least :math:`K`), so that the
+        the coordinate of the same point :math:`x_{(k)}`, so that the
         products of sibling units start centred on data, as a Gaussian
-        mixture started from random data points. Scales are left as drawn.
+        mixture started from data. Scales are left as drawn.
 
         Parameters
         ----------
         X : tensor (n, D)
             (Standardised) training data.
         generator : torch.Generator, optional
+        method : {'points', 'kmeans'}, default='points'
+            'points': :math:`K` randomly drawn training rows (distinct when
+            there are at least :math:`K`); 'kmeans': the :math:`K` centres of
+            k-means (scikit-learn's ``KMeans``, k-means++ seeding, one run) on
+            the training rows (at most 100,000 of them, drawn at random;
+            fewer rows than :math:`K`: as 'points'). Scales
+            are left as drawn either way (setting them to the clusters'
+            standard deviations did worse for the monotonic circuit in 2-D,
+            ``docs/circuits.md``).
 
         Returns
         -------
         self
         """
         n, K = X.shape[0], self.n_units
+        if method not in ("points", "kmeans"):
+            raise ValueError(f"method must be 'points' or 'kmeans', got {method!r}")
+        if method == "kmeans" and n >= K:
+            import numpy as np
+            from sklearn.cluster import KMeans
+
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            if n > 100_000:  # centres of a large sample are those of a 1e5 subsample, to sampling error
+                X = X.index_select(0, torch.randperm(n, generator=generator)[:100_000].to(X.device))
+            Xn = np.asarray(X.detach().cpu().to(torch.float64).numpy())
+            C = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(Xn).cluster_centers_  # (K, D)
+            C = torch.as_tensor(C, dtype=self.mean.dtype, device=self.mean.device)
+            self.mean.copy_(C.index_select(1, self.variables.to(C.device)).T)
+            return self
         if n >= K:
             idx = torch.randperm(n, generator=generator)[:K]
         else:
@@ -139,16 +201,18 @@ class GaussianInput(_Input):
 
     def log_unit(self, x, mode=None):
         xv = self._x(x).T[:, :, None]  # (F, B, 1)
-        mu, var = self.mean[:, None, :], self.var()[:, None, :]
-        obs = normal_log_density(xv, mu, var)
+        sd = self.scale()
+        obs = _gaussian_log_unit(xv, self.mean, sd)
         if mode is None:
             return obs
-        cdf = torch.special.log_ndtr((xv - mu) / torch.sqrt(var))
+        cdf = torch.special.log_ndtr((xv - self.mean[:, None, :]) / sd[:, None, :])
         return _select(mode, obs, torch.zeros_like(obs[:, :1]), cdf)
 
     def log_gram(self):
         mu, var = self.mean, self.var()
-        return normal_log_density(mu[:, :, None], mu[:, None, :], var[:, :, None] + var[:, None, :])
+        s2 = var[:, :, None] + var[:, None, :]
+        d = mu[:, :, None] - mu[:, None, :]
+        return -0.5 * (torch.log(s2) + d * d / s2) - _HALF_LOG_2PI
 
     def log_pair(self, x, mode=None):
         lf = self.log_unit(x)  # (F, B, K)

@@ -43,6 +43,87 @@ class TrainResult:
     epoch_times: list = field(default_factory=list)
 
 
+class _Adam:
+    """Adam (Kingma & Ba, 2015; torch's defaults betas = (0.9, 0.999),
+    eps = 1e-8) through torch's functional ``torch.optim.adam.adam``, fused
+    into one kernel on CPU and CUDA tensors.
+
+    The update is torch.optim.Adam's; what is left out is the per-step
+    bookkeeping of the ``Optimizer`` class (hooks, parameter grouping), which
+    on the small circuits trained here costs more than the update itself.
+    Should the functional call be refused (another torch), it falls back to
+    ``torch.optim.Adam`` from that step on.
+    """
+
+    def __init__(self, params, lr):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr = float(lr)
+        self.fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.params)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        step_dtype = torch.float32 if self.fused else torch.float64
+        self.steps = [torch.zeros((), dtype=step_dtype, device=p.device) for p in self.params]
+        self._fallback = None
+        self._raw = None  # whether the direct fused kernel call works here (None: not tried)
+
+    def zero_grad(self, set_to_none=True):
+        if self._fallback is not None:
+            return self._fallback.zero_grad(set_to_none=set_to_none)
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        if self._fallback is not None:
+            return self._fallback.step()
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return None
+        if self.fused and self._raw is not False:
+            # the kernel torch.optim.Adam(fused=True) runs, called once for the
+            # whole list (its Python wrapper regroups the tensors at every step)
+            ps = [self.params[i] for i in live]
+            try:
+                if len({(p.device, p.dtype) for p in ps}) != 1:
+                    raise TypeError("mixed devices or dtypes")
+                steps = [self.steps[i] for i in live]
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(
+                    ps, [p.grad for p in ps], [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live],
+                    [], steps, lr=self.lr, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                    amsgrad=False, maximize=False,
+                )
+                self._raw = True
+                return None
+            except (AttributeError, TypeError, RuntimeError):
+                if self._raw:
+                    raise
+                self._raw = False
+                for i in live:  # undo the step count of the refused call
+                    self.steps[i].sub_(1)
+        try:
+            from torch.optim.adam import adam
+
+            adam(
+                [self.params[i] for i in live], [self.params[i].grad for i in live],
+                [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live], [],
+                [self.steps[i] for i in live],
+                foreach=False, capturable=False, differentiable=False, fused=self.fused or None,
+                grad_scale=None, found_inf=None, has_complex=False,
+                amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False,
+            )
+        except (TypeError, RuntimeError):
+            if any(float(t) > 0 for t in self.steps):
+                raise
+            self._fallback = torch.optim.Adam(self.params, lr=self.lr)
+            return self._fallback.step()
+        return None
+
+
+def _adam(module, learning_rate):
+    return _Adam(module.parameters(), learning_rate)
+
+
 @torch.no_grad()
 def _mean_ll(module, X, batch_size):
     module.eval()
@@ -79,7 +160,7 @@ def train_density(
     import time
 
     rng = np.random.default_rng(0) if rng is None else rng
-    opt = torch.optim.Adam(module.parameters(), lr=learning_rate)
+    opt = _adam(module, learning_rate)
     n = X_train.shape[0]
     res = TrainResult()
     best_state = copy.deepcopy(module.state_dict())
@@ -97,14 +178,15 @@ def train_density(
         tot, ok = 0.0, True
         for i in range(0, n, batch_size):
             xb = X_train[perm[i : i + batch_size]]
-            loss = -module(xb).mean()
-            if not torch.isfinite(loss):
+            loss = module(xb).sum() * (-1.0 / xb.shape[0])  # the mean NLL (.mean() is two kernels)
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
                 ok = False
                 break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()  # a non-finite gradient shows up as a non-finite loss next step
-            tot -= float(loss.detach()) * xb.shape[0]
+            tot -= lv * xb.shape[0]
         res.epoch_times.append(time.perf_counter() - t0)
         res.n_epochs = epoch + 1
         if not ok:
