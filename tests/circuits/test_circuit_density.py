@@ -190,3 +190,11 @@ def test_init_kmeans_starts_units_at_cluster_centres():
     dens = np.exp(m.score_samples(Xg)).reshape(XX.shape)
     dx, dy = (g[1] - g[0]) * m.scale_
     assert abs(dens.sum() * dx * dy - 1) < 1e-4
+    # fewer distinct rows than units: repeated centres, and no k-means warning reaches the user
+    import warnings
+
+    X3 = np.repeat(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), 10, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m3 = SquaredCircuitDensity(n_units=8, max_epochs=0, early_stopping=False, random_state=0).fit(X3)
+    assert np.isfinite(m3.score(X3))

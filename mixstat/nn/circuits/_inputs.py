@@ -171,14 +171,21 @@ class GaussianInput(_Input):
         if method not in ("points", "kmeans"):
             raise ValueError(f"method must be 'points' or 'kmeans', got {method!r}")
         if method == "kmeans" and n >= K:
+            import warnings
+
             import numpy as np
             from sklearn.cluster import KMeans
+            from sklearn.exceptions import ConvergenceWarning
 
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             if n > 100_000:  # centres of a large sample are those of a 1e5 subsample, to sampling error
                 X = X.index_select(0, torch.randperm(n, generator=generator)[:100_000].to(X.device))
             Xn = np.asarray(X.detach().cpu().to(torch.float64).numpy())
-            C = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(Xn).cluster_centers_  # (K, D)
+            with warnings.catch_warnings():
+                # fewer distinct rows than K: k-means repeats centres, which is
+                # all a start needs (units at the same point separate in training)
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                C = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(Xn).cluster_centers_  # (K, D)
             C = torch.as_tensor(C, dtype=self.mean.dtype, device=self.mean.device)
             self.mean.copy_(C.index_select(1, self.variables.to(C.device)).T)
             return self
