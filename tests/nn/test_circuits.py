@@ -596,3 +596,74 @@ def test_training_adam_equals_torch_adam(dtype, path):
         torch.testing.assert_close(a, b, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
     assert torch.equal(runs[0][2], init[2])  # a parameter without gradient does not move
     assert ours([torch.nn.Parameter(init[0].clone())])._raw is (False if path == "functional" else None)
+
+
+@pytest.mark.parametrize(
+    "make,D,layer,weights,R,inputs",
+    [("bt", 8, "cp", "signed", 1, "gaussian"), ("bt", 8, "cp", "positive", 2, "gaussian"),
+     ("lt", 5, "cp", "signed", 1, "gaussian"), ("lt", 4, "tucker", "signed", 1, "gaussian"),
+     ("qt", 6, "cp", "signed", 1, "gaussian"), ("bt", 3, "cp", "signed", 3, "bernstein"),
+     ("bt", 3, "cp", "positive", 1, "categorical"), ("bt", 1, "cp", "signed", 2, "gaussian")],
+)
+def test_partition_node_equals_layer_by_layer(make, D, layer, weights, R, inputs):
+    # log Z as one node (NumPy pass on CPU, Gaussian Gram inside) equals the layer-by-layer torch pass
+    # (pair_sum_layer per fold on log_gram()), in value and in every parameter's gradient
+    gen = torch.Generator().manual_seed(D + R)
+    rgs = [quad_tree(2, 3)] if make == "qt" else [
+        {"bt": random_binary_tree, "lt": linear_tree}[make](D, r) for r in range(R)]
+    kw = {"n_categories": [3] * rgs[0].n_variables} if inputs == "categorical" else {}
+    m = TensorizedCircuit(rgs, n_units=3, weights=weights, squared=True, layer=layer, inputs=inputs,
+                          generator=gen, **kw)
+    if weights == "signed":
+        with torch.no_grad():
+            for w in m.sum_weights:
+                w.uniform_(-1, 1, generator=gen)
+    params = [p for p in m.parameters()]
+    z1 = m.log_partition()
+    z0 = m.log_pair_circuit(m.input.log_gram()[:, None])[:, 0]
+    torch.testing.assert_close(z1, z0, rtol=1e-12, atol=1e-12)
+    g1 = torch.autograd.grad(z1 @ torch.arange(1.0, R + 1, dtype=F64), params, allow_unused=True)
+    g0 = torch.autograd.grad(z0 @ torch.arange(1.0, R + 1, dtype=F64), params, allow_unused=True)
+    for a, b in zip(g1, g0, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_partition_node_gradcheck_and_float32():
+    # the node's hand-written backward (Gaussian Gram included) passes gradcheck; float32 stays float32
+    from mixstat.nn.circuits import _partition
+
+    m = _model(4, 3, "signed", True, R=2, seed=5)
+
+    def log_z(mu, var, *ws):
+        return _partition._LogZ.apply(_partition._Structure(m), "gaussian", mu, var, *ws)
+
+    xs = [m.input.mean.detach().clone(), m.input.var().detach().clone(), *[w.detach().clone() for w in m.sum_weights]]
+    assert torch.autograd.gradcheck(log_z, tuple(x.requires_grad_(True) for x in xs))
+    m32 = _model(4, 3, "signed", True, R=2, seed=5).to(torch.float32)
+    z32 = m32.log_partition()
+    assert z32.dtype == torch.float32
+    torch.testing.assert_close(z32.double(), m.log_partition().detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", ["bt", "lt"])
+def test_partition_node_torch_namespace_path(make, monkeypatch):
+    # the node's code path for non-CPU tensors (the tensors' own namespace through array-api-compat, as on
+    # CUDA) run here on CPU tensors: same log Z and gradients as the NumPy path
+    import array_api_compat
+
+    from mixstat.nn.circuits import _partition
+
+    m = _model(5, 3, "signed", True, R=2, seed=2, rg=make)
+    ps = list(m.parameters())
+    z_np = m.log_partition()
+    g_np = torch.autograd.grad(z_np.sum(), ps, allow_unused=True)
+    monkeypatch.setattr(_partition, "_namespace",
+                        lambda t: (array_api_compat.array_namespace(t), lambda a: a.detach(), lambda a: a))
+    z_t = m.log_partition()
+    g_t = torch.autograd.grad(z_t.sum(), ps, allow_unused=True)
+    torch.testing.assert_close(z_t, z_np, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_t, g_np, strict=True):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

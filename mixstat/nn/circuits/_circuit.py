@@ -34,6 +34,7 @@ from torch import nn
 
 from ...primitives import log_softmax, logsumexp, softmax
 from ._layers import pair_sum_layer, positive_sum_layer, signed_sum_layer
+from ._partition import log_partition_squared
 from ._inputs import CDF, INTEGRATED, OBSERVED, BernsteinInput, BSplineInput, CategoricalInput, GaussianInput
 from ._region_graph import RegionGraph
 
@@ -269,8 +270,9 @@ class TensorizedCircuit(nn.Module):
         return out if self._roots_in_order else out[self._root_perm()]
 
     # ----------------------------------------------------- the circuit c --
-    def _eval(self, leaf_log):
-        """:meth:`log_circuit` with ``sign`` None for a monotonic circuit."""
+    def _eval(self, leaf_log, Ws=None):
+        """:meth:`log_circuit` with ``sign`` None for a monotonic circuit;
+        ``Ws``: the weight matrices when the caller has them already."""
         signed = self.weights_kind == "signed"
         bank_l, bank_s = [leaf_log], [None]  # None: all positive (inputs are densities)
         outs_l, outs_s = [], []
@@ -281,10 +283,11 @@ class TensorizedCircuit(nn.Module):
                 cl = (cl[:, 0, :, :, None] + cl[:, 1, :, None, :]).reshape(F, 1, B, K * K)
                 if cs is not None:
                     cs = (cs[:, 0, :, :, None] * cs[:, 1, :, None, :]).reshape(F, 1, B, K * K)
+            w = self._w(gi) if Ws is None else Ws[gi]
             if signed:
-                ol, os_ = signed_sum_layer(self._w(gi), cl, cs)  # (F, B, K_out)
+                ol, os_ = signed_sum_layer(w, cl, cs)  # (F, B, K_out)
             else:
-                ol, os_ = positive_sum_layer(self._w(gi), cl), None
+                ol, os_ = positive_sum_layer(w, cl), None
             if g.is_root:  # squeeze: a view in the backward too (a select's is a zero-filled copy)
                 outs_l.append(ol.squeeze(-1))
                 outs_s.append(None if os_ is None else os_.squeeze(-1))
@@ -346,10 +349,11 @@ class TensorizedCircuit(nn.Module):
         return self._roots(outs)
 
     # -------------------------------------------------------- partition --
-    def log_partition(self):
-        """:math:`\\log Z_r` per replica, shape (R,)."""
-        if self.squared:
-            return self.log_pair_circuit(self.input.log_gram()[:, None])[:, 0]
+    def log_partition(self, Ws=None):
+        """:math:`\\log Z_r` per replica, shape (R,). ``Ws``: the sum layers'
+        weight matrices when the caller has them already."""
+        if self.squared:  # the whole W A W^T pass as one node (_partition.py)
+            return log_partition_squared(self, [self._w(gi) for gi in range(len(self.groups))] if Ws is None else Ws)
         ones = torch.zeros(self.input.n_leaves, 1, self.n_units, dtype=self.dtype_, device=self.mixing_logits.device)
         return self.log_circuit(ones)[0][:, 0]
 
@@ -357,8 +361,9 @@ class TensorizedCircuit(nn.Module):
         """Log-density :math:`\\log p(x)`, shape (B,)."""
         leaf = self.input.log_unit(x)  # (F, B, K)
         if self.squared:
-            log_z = self.log_partition()
-            lc, _ = self._eval(leaf)  # (R, B)
+            Ws = [self._w(gi) for gi in range(len(self.groups))]  # once for both passes
+            log_z = self.log_partition(Ws)
+            lc, _ = self._eval(leaf, Ws)  # (R, B)
             per = 2.0 * lc - log_z[:, None]
         else:
             # Z of a monotonic circuit is c at integrated (log 0) inputs: one
