@@ -518,6 +518,15 @@ def test_sum_layers_gradcheck_and_direct(arity):
     assert torch.autograd.gradcheck(lambda w, c: signed_sum_layer(w, c, cs)[0], (w, cl))
     assert torch.autograd.gradcheck(lambda w, c: signed_sum_layer(w, c, None)[0], (w, cl))
     assert torch.autograd.gradcheck(positive_sum_layer, (wp, cl))
+    # the fused layer is the product of the children followed by the generic primitive
+    ref_l, ref_s = signed_log_matmul(w, cl.sum(1).transpose(1, 2), cs.prod(1).transpose(1, 2))
+    lo, so = signed_sum_layer(w, cl, cs)
+    torch.testing.assert_close(lo, ref_l.transpose(1, 2), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(so, ref_s.transpose(1, 2))
+    g_f = torch.autograd.grad(lo.sum(), (w, cl))
+    g_r = torch.autograd.grad(ref_l.sum(), (w, cl))
+    for a, b in zip(g_f, g_r, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     with torch.no_grad():
         v = (cs * torch.exp(cl)).prod(1)  # (F, B, K)
         lo, so = signed_sum_layer(w, cl, cs)

@@ -158,9 +158,10 @@ class TensorizedCircuit(nn.Module):
             g = _Group(nodes, torch.as_tensor(child_pos, dtype=torch.long), arity, is_root)
             flat = [c for cp in child_pos for c in cp]
             g.block = None  # (bank entry, offset) when the children are one contiguous block
-            for j, (lo, hi) in enumerate(segments):
-                if flat == list(range(flat[0], flat[0] + len(flat))) and lo <= flat[0] and flat[-1] < hi:
-                    g.block = (j, flat[0] - lo)
+            if flat == list(range(flat[0], flat[0] + len(flat))):
+                for j, (lo, hi) in enumerate(segments):
+                    if lo <= flat[0] and flat[-1] < hi:
+                        g.block = (j, flat[0] - lo)
             for j, node in enumerate(nodes):
                 fold_of[node] = (len(self.groups), j)
             self.groups.append(g)
