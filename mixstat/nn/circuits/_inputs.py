@@ -43,6 +43,16 @@ def _select(mode, obs, integ, cdf=None):
     return out
 
 
+def gaussian_log_gram(mu, var, xp):
+    r"""Log-Gram matrices of Gaussian units, :math:`\log\int f_i f_j =
+    \log N(\mu_i; \mu_j, v_i + v_j)`, shape (F, K, K), from ``mu``, ``var``
+    (F, K); ``xp``: the arrays' namespace (torch, NumPy, ...). Also returns
+    the pair variances and mean differences, for a hand-written backward."""
+    s2 = var[:, :, None] + var[:, None, :]
+    d = mu[:, :, None] - mu[:, None, :]
+    return -0.5 * (xp.log(s2) + d * d / s2) - _HALF_LOG_2PI, (s2, d)
+
+
 class _GaussianLogUnitFn:
     fn = None
 
@@ -216,10 +226,7 @@ class GaussianInput(_Input):
         return _select(mode, obs, torch.zeros_like(obs[:, :1]), cdf)
 
     def log_gram(self):
-        mu, var = self.mean, self.var()
-        s2 = var[:, :, None] + var[:, None, :]
-        d = mu[:, :, None] - mu[:, None, :]
-        return -0.5 * (torch.log(s2) + d * d / s2) - _HALF_LOG_2PI
+        return gaussian_log_gram(self.mean, self.var(), torch)[0]
 
     def log_pair(self, x, mode=None):
         lf = self.log_unit(x)  # (F, B, K)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._inputs import GaussianInput, gaussian_log_gram
+
 __all__ = ["log_partition_squared"]
 
 
@@ -170,18 +172,8 @@ def _backward(struct, g_z, Ws, saved, bank_shapes, xp):
     return grads[0], g_W
 
 
-_HALF_LOG_2PI = 0.5 * float(np.log(2.0 * np.pi))
-
-
-def _gaussian_log_gram(mu, var, xp):
-    """Log-Gram of Gaussian units, :math:`\\log N(\\mu_i; \\mu_j, v_i + v_j)`, (F, K, K)."""
-    s2 = var[:, :, None] + var[:, None, :]
-    d = mu[:, :, None] - mu[:, None, :]
-    return -0.5 * (xp.log(s2) + d * d / s2) - _HALF_LOG_2PI, (s2, d)
-
-
 def _gaussian_log_gram_backward(G, cache):
-    """Gradients of :func:`_gaussian_log_gram` for the mean and variance."""
+    """Gradients of :func:`~._inputs.gaussian_log_gram` for the mean and variance."""
     s2, d = cache
     A = G * (d / s2)  # = -dL/dd * G
     B = G * (0.5 * (d * d - s2) / (s2 * s2))  # dL/ds2 * G
@@ -199,7 +191,7 @@ class _LogZ(torch.autograd.Function):
         W_x = [to_x(W) for W in tensors[n_leaf:]]
         with np.errstate(divide="ignore"):
             if kind == "gaussian":
-                log_gram, ctx.gram_cache = _gaussian_log_gram(leaf_x[0], leaf_x[1], xp)
+                log_gram, ctx.gram_cache = gaussian_log_gram(leaf_x[0], leaf_x[1], xp)
             else:
                 log_gram = leaf_x[0]
             z, saved, shapes = _forward(struct, log_gram, W_x, xp)
@@ -221,8 +213,6 @@ def log_partition_squared(circuit, Ws):
     them). Gaussian inputs pass their means and variances, and their Gram
     matrices are computed inside the same node; other inputs pass
     ``log_gram()``."""
-    from ._inputs import GaussianInput
-
     inp = circuit.input
     if isinstance(inp, GaussianInput):
         return _LogZ.apply(_Structure(circuit), "gaussian", inp.mean, inp.var(), *Ws)
