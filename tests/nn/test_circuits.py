@@ -575,16 +575,16 @@ def test_gaussian_log_unit_gradcheck_and_value():
     torch.testing.assert_close(_gaussian_log_unit(xv, mu, sd), ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("path", ["fused-kernel", "functional"])
+@pytest.mark.parametrize("path", ["fused-kernel", "optimizer"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_training_adam_equals_torch_adam(dtype, path):
-    # both routes of the training loop's Adam (the fused kernel called directly, torch's functional
-    # adam) take the steps of torch.optim.Adam
+    # both routes of the training loop's Adam (the fused kernel called directly, torch.optim.Adam where the
+    # kernel is refused) take the steps of torch.optim.Adam
     from mixstat.nn.circuits._train import _Adam
 
     def ours(ps):
         opt = _Adam(ps, 1e-2)
-        if path == "functional":
+        if path == "optimizer":
             opt._raw = False
         return opt
 
@@ -604,7 +604,7 @@ def test_training_adam_equals_torch_adam(dtype, path):
     for a, b in zip(*runs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
     assert torch.equal(runs[0][2], init[2])  # a parameter without gradient does not move
-    assert ours([torch.nn.Parameter(init[0].clone())])._raw is (False if path == "functional" else None)
+    assert ours([torch.nn.Parameter(init[0].clone())])._raw is (False if path == "optimizer" else None)
 
 
 @pytest.mark.parametrize(

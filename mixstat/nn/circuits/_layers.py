@@ -62,49 +62,51 @@ def _to_children(gp, shape):
     return gp.unsqueeze(1).expand(shape)
 
 
+def _sum_forward(ctx, w, cl, cs):
+    """Shared forward of the CP layers: (E, S, m), with E, S saved for the backward."""
+    p = _product(cl)  # (F, B, K)
+    m = _finite(p.amax(dim=-1, keepdim=True))
+    e = torch.exp(p - m)
+    ps = _sign_product(cs)
+    if ps is not None:
+        e = e * ps
+    s = e @ w.transpose(-1, -2)  # (F, B, K_out)
+    ctx.save_for_backward(w, e, s)
+    ctx.child_shape = cl.shape
+    return s, m
+
+
+def _sum_backward(ctx, g):
+    """Shared backward of the CP layers: gradients of ``w`` and of the children."""
+    w, e, s = ctx.saved_tensors
+    r = _ratio(g, s)
+    gw = r.transpose(-1, -2) @ e if ctx.needs_input_grad[0] else None
+    gc = _to_children((r @ w) * e, ctx.child_shape) if ctx.needs_input_grad[1] else None
+    return gw, gc
+
+
 class _PositiveSumLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, cl):
-        p = _product(cl)  # (F, B, K)
-        m = _finite(p.amax(dim=-1, keepdim=True))
-        e = torch.exp(p - m)
-        s = e @ w.transpose(-1, -2)  # (F, B, K_out)
-        ctx.save_for_backward(w, e, s)
-        ctx.child_shape = cl.shape
+        s, m = _sum_forward(ctx, w, cl, None)
         return torch.log(s) + m  # log 0 = -inf: an exact zero
 
     @staticmethod
     def backward(ctx, g):
-        w, e, s = ctx.saved_tensors
-        r = _ratio(g, s)
-        gw = r.transpose(-1, -2) @ e if ctx.needs_input_grad[0] else None
-        gc = _to_children((r @ w) * e, ctx.child_shape) if ctx.needs_input_grad[1] else None
-        return gw, gc
+        return _sum_backward(ctx, g)
 
 
 class _SignedSumLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, cl, cs):
-        p = _product(cl)
-        m = _finite(p.amax(dim=-1, keepdim=True))
-        e = torch.exp(p - m)
-        ps = _sign_product(cs)
-        if ps is not None:
-            e = e * ps
-        s = e @ w.transpose(-1, -2)
-        ctx.save_for_backward(w, e, s)
-        ctx.child_shape = cl.shape
+        s, m = _sum_forward(ctx, w, cl, cs)
         sign = torch.sign(s)
         ctx.mark_non_differentiable(sign)
         return torch.log(s.abs()) + m, sign
 
     @staticmethod
     def backward(ctx, g, _g_sign):
-        w, e, s = ctx.saved_tensors
-        r = _ratio(g, s)
-        gw = r.transpose(-1, -2) @ e if ctx.needs_input_grad[0] else None
-        gc = _to_children((r @ w) * e, ctx.child_shape) if ctx.needs_input_grad[1] else None
-        return gw, gc, None
+        return (*_sum_backward(ctx, g), None)
 
 
 class _PairSumLayer(torch.autograd.Function):
@@ -116,35 +118,25 @@ class _PairSumLayer(torch.autograd.Function):
         ps = _sign_product(cs)
         if ps is not None:
             e = e * ps
-        flat = e.shape[1] == 1  # one matrix per fold (Z): plain batched products
-        wb = w if flat else w[:, None]
-        eb = e[:, 0] if flat else e
-        ewt = eb @ wb.transpose(-1, -2)
+        wb = w[:, None]  # the same weights for every query
+        ewt = e @ wb.transpose(-1, -2)
         t = wb @ ewt
-        ctx.save_for_backward(w, eb, ewt, t)
-        ctx.flat = flat
+        ctx.save_for_backward(w, e, ewt, t)
         ctx.child_shape = cl.shape
-        if flat:
-            t = t[:, None]
         sign = torch.sign(t)
         ctx.mark_non_differentiable(sign)
         return torch.log(t.abs()) + m, sign
 
     @staticmethod
     def backward(ctx, g, _g_sign):
-        w, eb, ewt, t = ctx.saved_tensors
-        if ctx.flat:
-            g = g[:, 0]
-        wb = w if ctx.flat else w[:, None]
+        w, e, ewt, t = ctx.saved_tensors
+        wb = w[:, None]
         r = _ratio(g, t)
         gw = gc = None
         if ctx.needs_input_grad[0]:
-            gw = r @ ewt.transpose(-1, -2) + r.transpose(-1, -2) @ (wb @ eb)
-            if not ctx.flat:
-                gw = gw.sum(dim=1)
+            gw = (r @ ewt.transpose(-1, -2) + r.transpose(-1, -2) @ (wb @ e)).sum(dim=1)
         if ctx.needs_input_grad[1]:
-            gp = (wb.transpose(-1, -2) @ r @ wb) * eb
-            gc = _to_children(gp[:, None] if ctx.flat else gp, ctx.child_shape)
+            gc = _to_children((wb.transpose(-1, -2) @ r @ wb) * e, ctx.child_shape)
         return gw, gc, None
 
 
@@ -162,5 +154,8 @@ def signed_sum_layer(w, cl, cs=None):
 
 def pair_sum_layer(w, cl, cs=None):
     """``(log|W A W^T|, sign)`` (F, B, K_out, K_out) with :math:`A` the
-    product of the children's pair matrices ``cl`` (F, arity, B, K, K)."""
+    product of the children's pair matrices ``cl`` (F, arity, B, K, K): the
+    pass of marginal and conditional queries (Z has its own node,
+    ``_partition.py``, which this layer serves as a reference for in the
+    tests)."""
     return _PairSumLayer.apply(w, cl, cs)

@@ -45,48 +45,40 @@ class TrainResult:
 
 class _Adam:
     """Adam (Kingma & Ba, 2015; torch's defaults betas = (0.9, 0.999),
-    eps = 1e-8) through torch's functional ``torch.optim.adam.adam``, fused
-    into one kernel on CPU and CUDA tensors.
+    eps = 1e-8) as ``torch.optim.Adam(fused=True)`` computes it: its fused
+    kernel is called directly, once per step for the whole parameter list.
 
-    The update is torch.optim.Adam's; what is left out is the per-step
-    bookkeeping of the ``Optimizer`` class (hooks, parameter grouping), which
-    on the small circuits trained here costs more than the update itself.
-    Should the functional call be refused (another torch), it falls back to
-    ``torch.optim.Adam`` from that step on.
+    What is left out is the per-step bookkeeping of the ``Optimizer`` class
+    (hooks, regrouping the tensors), which on the small circuits trained here
+    costs more than the update itself. Where the kernel does not serve (mixed
+    devices or dtypes, a device without it, another torch), it is
+    ``torch.optim.Adam`` itself, decided at the first step.
     """
 
     def __init__(self, params, lr):
         self.params = [p for p in params if p.requires_grad]
         self.lr = float(lr)
-        self.fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.params)
+        fusable = (len({(p.device, p.dtype) for p in self.params}) == 1
+                   and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.params))
+        self._raw = None if fusable else False  # the direct kernel call: untried, works, refused
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        step_dtype = torch.float32 if self.fused else torch.float64
-        self.steps = [torch.zeros((), dtype=step_dtype, device=p.device) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
         self._fallback = None
-        self._raw = None  # whether the direct fused kernel call works here (None: not tried)
 
     def zero_grad(self, set_to_none=True):
-        if self._fallback is not None:
-            return self._fallback.zero_grad(set_to_none=set_to_none)
         for p in self.params:
             p.grad = None
 
     @torch.no_grad()
     def step(self):
-        if self._fallback is not None:
-            return self._fallback.step()
-        live = [i for i, p in enumerate(self.params) if p.grad is not None]
-        if not live:
-            return None
-        if self.fused and self._raw is not False:
-            # the kernel torch.optim.Adam(fused=True) runs, called once for the
-            # whole list (its Python wrapper regroups the tensors at every step)
+        if self._raw is not False:
+            live = [i for i, p in enumerate(self.params) if p.grad is not None]
+            if not live:
+                return None
             ps = [self.params[i] for i in live]
+            steps = [self.steps[i] for i in live]
             try:
-                if len({(p.device, p.dtype) for p in ps}) != 1:
-                    raise TypeError("mixed devices or dtypes")
-                steps = [self.steps[i] for i in live]
                 torch._foreach_add_(steps, 1)
                 torch._fused_adam_(
                     ps, [p.grad for p in ps], [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live],
@@ -98,26 +90,10 @@ class _Adam:
             except (AttributeError, TypeError, RuntimeError):
                 if self._raw:
                     raise
-                self._raw = False
-                for i in live:  # undo the step count of the refused call
-                    self.steps[i].sub_(1)
-        try:
-            from torch.optim.adam import adam
-
-            adam(
-                [self.params[i] for i in live], [self.params[i].grad for i in live],
-                [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live], [],
-                [self.steps[i] for i in live],
-                foreach=False, capturable=False, differentiable=False, fused=self.fused or None,
-                grad_scale=None, found_inf=None, has_complex=False,
-                amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False,
-            )
-        except (TypeError, RuntimeError):
-            if any(float(t) > 0 for t in self.steps):
-                raise
+                self._raw = False  # refused at the first step: nothing was updated
+        if self._fallback is None:
             self._fallback = torch.optim.Adam(self.params, lr=self.lr)
-            return self._fallback.step()
-        return None
+        return self._fallback.step()
 
 
 def _adam(module, learning_rate):
