@@ -196,9 +196,18 @@ def lazy_njit(func=None, **options):
 
     Never pass ``fastmath=True``: it breaks inf / NaN handling. A set such as
     ``{'nsz', 'arcp', 'contract', 'afn', 'reassoc'}`` is allowed.
+
+    A NaN default argument is refused: a call that omits it is typed
+    ``omitted(default=nan)``, and since NaN != NaN that type never equals the
+    one in Numba's on-disk cache index, so every process compiled the kernel
+    again (seconds each) and appended one more entry to the index.
     """
     if func is None:
-        return lambda f: _LazyJit(f, options)
+        return lambda f: lazy_njit(f, **options)
+    for d in func.__defaults__ or ():
+        if isinstance(d, float) and d != d:
+            raise ValueError(f"lazy_njit kernel {func.__qualname__} has a NaN default argument; "
+                             "Numba's cache cannot match it (use a finite sentinel)")
     return _LazyJit(func, options)
 
 

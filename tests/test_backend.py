@@ -232,3 +232,43 @@ def test_cached_caller_follows_an_edited_callee(tmp_path, cache_dir):
     (pkg / "callee.py").write_text((pkg / "callee.py").read_text().replace("+ 1.0", "+ 3.0"))
     second = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
     assert float(second.stdout) == 8.0
+
+
+def test_lazy_njit_refuses_a_nan_default():
+    # omitted(default=nan) never equals itself, so Numba's cache index would
+    # miss in every process (measured: 12 s of compilation per process for the
+    # multinomial kernel, and one more index entry each time)
+    def k(x, tol=np.nan):
+        return x
+
+    with pytest.raises(ValueError, match="NaN default"):
+        lazy_njit(k)
+    with pytest.raises(ValueError, match="NaN default"):
+        lazy_njit(boundscheck=False)(k)
+    assert lazy_njit(lambda x, tol=0.0: x).py_func(1.0) == 1.0
+
+
+@pytest.mark.skipif(not has_module("numba"), reason="needs numba")
+def test_kernel_with_omitted_default_is_loaded_from_cache(tmp_path):
+    # a second process calling the kernel with its default omitted loads the
+    # machine code the first one cached (cache hit, no new index entry)
+    import os
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "cachepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "k.py").write_text(
+        "from mixstat._backend import lazy_njit\n"
+        "@lazy_njit\n"
+        "def f(x, scale=0.0, extra=None):\n    return x + scale\n")
+    code = ("import numpy as np\nfrom cachepkg.k import f\nprint(f(1.0))\n"
+            "s = f.jitted.stats\nprint(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]),
+               NUMBA_CACHE_DIR=str(tmp_path / "nc"))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    out = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.split() for _ in range(2)]
+    assert out[0] == ["1.0", "0", "1"]  # compiled and cached
+    assert out[1] == ["1.0", "1", "0"]  # loaded

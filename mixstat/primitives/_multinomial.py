@@ -189,14 +189,14 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
 # --------------------------------------------------------------- kernel ---
 @lazy_njit
 def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
-                        cd_max_iter, cd_tol, nll0=np.nan, P0=None):  # pragma: no cover - jitted
+                        cd_max_iter, cd_tol, nll0=0.0, P0=None):  # pragma: no cover - jitted
     """The proximal-Newton step of :func:`penalized_multinomial_update` in one
     kernel: per-class weighted CD with residual updates on ``features``,
     Armijo backtracking on the joint step, recentring. ``W`` and ``b`` are
     updated in place; returns ``(objective, n_iter)``. When the caller already
     has the (unpenalised) NLL ``nll0`` and the probabilities ``P0`` (n, K) at
     the starting ``W``, ``b`` (an E-step computes both), they are not
-    recomputed."""
+    recomputed (``nll0`` is read only when ``P0`` is given)."""
     def _nll_from_eta(eta, T, s, P):
         # the NLL, and the probabilities softmax(eta) into P
         n_, K_ = eta.shape
