@@ -225,28 +225,71 @@ def _admissible(X, y, sw, path, i, min_variance):
                 and np.all(supp < _MAX_SUPPORT_FRACTION * nk))
 
 
-def _grid_job(job, X, y, sw, est_params, alphas_by_key, n_alphas, eps, folds):
-    """One (n_components, alpha_gate[, fold]) path; returns what selection needs."""
+def _refit_admissible(ref, X, y, sw, max_support_fraction=_MAX_SUPPORT_FRACTION):
+    """Whether an unpenalised refit may be chosen by BIC: every expert's
+    support below ``max_support_fraction`` of its effective size :math:`N_k`
+    and no noise variance on the floor."""
+    nk = sw @ ref.predict_posterior(X, y)
+    supp = np.count_nonzero(ref.coef_, axis=1)
+    return bool(np.all(supp < max_support_fraction * nk)
+                and np.all(ref.noise_variance_ > ref._var_floor * (1 + 1e-9)))
+
+
+def _refits(X, y, sw, path):
+    """The unpenalised refit (:meth:`GaussianMoERegressor.refit`) of every grid
+    point of ``path`` (fitted with ``return_models``). A support met before
+    (the grid repeats supports) reuses the refit of its first
+    (largest-penalty) grid point."""
+    import warnings
+
+    done, out = {}, []
+    for m in path.models:
+        key = ((m.coef_ != 0).tobytes(), np.any(m.gate_coef_ != 0, axis=0).tobytes())
+        if key not in done:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                done[key] = m.refit(X, y, sample_weight=sw)
+        out.append(done[key])
+    return out
+
+
+def _heldout_loglik(X, y, sw, st):
+    _, log_norm, _ = e_step(X, y, st)
+    return float(sw @ log_norm) / float(sw.sum())
+
+
+def _grid_job(job, X, y, sw, est_params, alphas_by_key, n_alphas, eps, folds, relax=False):
+    """One (n_components, alpha_gate[, fold]) path; returns what selection needs.
+    With ``relax`` every grid point is replaced by its unpenalised refit before
+    it is scored."""
     K, ag, fold, seed = job
     est = GaussianMoERegressor(**{**est_params, "n_components": K, "alpha_gate": ag})
     alphas = alphas_by_key.get((K, ag)) if alphas_by_key is not None else None
     if fold is None:
         path = _fit_path(X, y, sw, est, alphas=alphas, n_alphas=n_alphas, eps=eps, seed=seed,
-                         cold_starts=est.n_init - 1)
+                         cold_starts=est.n_init - 1, return_models=relax)
         n_eff = float(sw.sum())
+        if relax:
+            refits = _refits(X, y, sw, path)
+            bic = np.array([-2.0 * float(sw @ r.score_samples(X, y))
+                            + r.n_parameters() * np.log(n_eff) for r in refits])
+            ok = np.array([_refit_admissible(r, X, y, sw) for r in refits])
+            return {"key": (K, ag), "path": path._replace(models=None), "bic": bic,
+                    "refits": refits, "admissible": ok}
         bic = -2.0 * path.log_likelihood + path.df * np.log(n_eff)
         return {"key": (K, ag), "path": path, "bic": bic}
     train, test = folds[fold]
     Xtr = np.asfortranarray(X[train])
     path = _fit_path(Xtr, y[train], sw[train], est, alphas=alphas, n_alphas=n_alphas,
-                     eps=eps, seed=seed, cold_starts=est.n_init - 1)
+                     eps=eps, seed=seed, cold_starts=est.n_init - 1, return_models=relax)
     Xte, yte, ste = X[test], y[test], sw[test]
-    scores = []
-    for i in range(path.alphas.size):
-        st = MoEState(path.coef[i], path.intercept[i], path.gate_coef[i],
-                      path.gate_intercept[i], path.noise_variance[i])
-        _, log_norm, _ = e_step(Xte, yte, st)
-        scores.append(float(ste @ log_norm) / float(ste.sum()))
+    if relax:
+        states = [r._state() for r in _refits(Xtr, y[train], sw[train], path)]
+    else:
+        states = [MoEState(path.coef[i], path.intercept[i], path.gate_coef[i],
+                           path.gate_intercept[i], path.noise_variance[i])
+                  for i in range(path.alphas.size)]
+    scores = [_heldout_loglik(Xte, yte, ste, st) for st in states]
     return {"key": (K, ag), "fold": fold, "alphas": path.alphas, "score": np.asarray(scores)}
 
 
@@ -270,6 +313,17 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
     refitted on all the data. The grid runs in parallel through joblib
     (``n_jobs``), with a progress bar under ``verbose``.
 
+    With ``relax=True`` every grid point's support is refitted without
+    penalty (:meth:`GaussianMoERegressor.refit`, the relaxed Lasso of
+    Meinshausen 2007 at :math:`\phi = 0`) and the refit is scored (BIC, or
+    held-out log-likelihood with ``cv``); the selected model is that refit.
+    The Lasso's shrinkage lowers the likelihood of sparse fits, so BIC of the
+    penalised fits leans to small penalties and keeps false positives; the
+    refit removes the shrinkage (measured on the Khalili design:
+    ``benchmarks/results/moe_fidelity.md``). Refits with a noise variance on
+    the floor or an expert support of at least :math:`N_k/2` are left out of
+    the BIC choice, as above.
+
     Parameters
     ----------
     n_components : int or sequence of int, default=(1, 2, 3)
@@ -283,6 +337,11 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         Candidate gate penalties.
     cv : int, cross-validation generator or None, default=None
         None selects by BIC.
+    relax : bool, default=False
+        Score the unpenalised refit on each grid point's support instead of
+        the penalised fit, and return the selected refit (``alpha_`` and
+        ``alpha_gate_`` then name the penalties whose support was refitted).
+        False is the modified BIC of Chamroukhi & Huynh (2019).
     n_init : int, default=3
         Restarts of the intercept-only fit that starts each path, and
         ``n_init - 1`` fresh starts tried beside the warm start at every
@@ -298,8 +357,9 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         ``n_components``, ``alpha_gate``, ``alpha`` and ``bic`` (or ``cv_loglik``)
         of every grid point; with BIC also ``admissible`` (not degenerate).
     best_estimator_ : GaussianMoERegressor
-        The selected fit; its fitted attributes (``coef_``, ``gate_coef_``, ...)
-        are also set on this object.
+        The selected fit (with ``relax=True`` the refit, which
+        also has ``support_`` and ``gate_support_``); its fitted attributes
+        (``coef_``, ``gate_coef_``, ...) are also set on this object.
     """
 
     _parameter_constraints: dict = {
@@ -311,10 +371,11 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         "eps": [Interval(Real, 0, 1, closed="right")],
         "alpha_gates": ["array-like"],
         "cv": [None, "cv_object"],
+        "relax": ["boolean"],
     }
 
     def __init__(self, n_components=(1, 2, 3), *, alphas=None, n_alphas=20, eps=1e-2,
-                 alpha_gates=(0.01,), cv=None, ridge_gate=0.0, scale_penalty=True,
+                 alpha_gates=(0.01,), cv=None, relax=False, ridge_gate=0.0, scale_penalty=True,
                  penalty_power=0.0, variance="per-expert", min_variance=1e-3, n_init=3, init="residuals",
                  max_iter=500, tol=1e-6, random_state=None, backend=None, verbose=0,
                  n_jobs=None):
@@ -324,6 +385,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         self.eps = eps
         self.alpha_gates = alpha_gates
         self.cv = cv
+        self.relax = relax
         self.ridge_gate = ridge_gate
         self.scale_penalty = scale_penalty
         self.penalty_power = penalty_power
@@ -374,7 +436,8 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
             fn = functools.partial(_grid_job, X=X, y=y, sw=sw, est_params=params,
                                    alphas_by_key=None if alphas is None
                                    else {k: alphas for k in keys},
-                                   n_alphas=self.n_alphas, eps=self.eps, folds=None)
+                                   n_alphas=self.n_alphas, eps=self.eps, folds=None,
+                                   relax=self.relax)
             results = parallel_map(fn, jobs, n_jobs=self.n_jobs, verbose=self.verbose,
                                    desc="GaussianMoERegressorCV grid")
             rows = []
@@ -382,7 +445,8 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
                 K, ag = res["key"]
                 for i, a in enumerate(res["path"].alphas):
                     rows.append((K, ag, float(a), float(res["bic"][i]), res, i))
-            ok = np.array([_admissible(X, y, sw, r[4]["path"], r[5], self.min_variance)
+            ok = np.array([r[4]["admissible"][r[5]] if self.relax
+                           else _admissible(X, y, sw, r[4]["path"], r[5], self.min_variance)
                            for r in rows])
             # degenerate fits (which the unpenalised likelihood rewards) are left
             # out of the choice unless every grid point is degenerate
@@ -396,18 +460,21 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
                 "admissible": ok,
             }
             K, ag, a, _, res, i = best
-            model = GaussianMoERegressor(**{**params, "n_components": K, "alpha": a,
-                                            "alpha_gate": ag})
-            model.n_features_in_ = X.shape[1]
-            path = res["path"]
-            st = MoEState(path.coef[i], path.intercept[i], path.gate_coef[i],
-                          path.gate_intercept[i], path.noise_variance[i])
-            log_resp, log_norm, _ = e_step(X, y, st)
-            model._set_result(X, y, [{
-                "state": st, "objective": float(path.lower_bound[i]),
-                "loglik": float(path.log_likelihood[i]), "n_iter": int(path.n_iter[i]),
-                "converged": bool(path.converged[i]), "history": np.array([path.lower_bound[i]]),
-                "log_resp": log_resp}], backend)
+            if self.relax:
+                model = res["refits"][i]
+            else:
+                model = GaussianMoERegressor(**{**params, "n_components": K, "alpha": a,
+                                                "alpha_gate": ag})
+                model.n_features_in_ = X.shape[1]
+                path = res["path"]
+                st = MoEState(path.coef[i], path.intercept[i], path.gate_coef[i],
+                              path.gate_intercept[i], path.noise_variance[i])
+                log_resp, log_norm, _ = e_step(X, y, st)
+                model._set_result(X, y, [{
+                    "state": st, "objective": float(path.lower_bound[i]),
+                    "loglik": float(path.log_likelihood[i]), "n_iter": int(path.n_iter[i]),
+                    "converged": bool(path.converged[i]),
+                    "history": np.array([path.lower_bound[i]]), "log_resp": log_resp}], backend)
         else:
             cv = check_cv(self.cv)
             folds = list(cv.split(X, y))
@@ -425,7 +492,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
             jobs = [(K, ag, f, seeds[(K, ag)]) for K, ag in keys for f in range(len(folds))]
             fn = functools.partial(_grid_job, X=X, y=y, sw=sw, est_params=params,
                                    alphas_by_key=grid, n_alphas=self.n_alphas, eps=self.eps,
-                                   folds=folds)
+                                   folds=folds, relax=self.relax)
             results = parallel_map(fn, jobs, n_jobs=self.n_jobs, verbose=self.verbose,
                                    desc="GaussianMoERegressorCV folds")
             rows = []
@@ -446,6 +513,8 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
             path = _fit_path(X, y, sw, est, alphas=a_grid[a_grid >= a], seed=seeds[(K, ag)],
                              return_models=True, cold_starts=est.n_init - 1)
             model = path.models[-1]
+            if self.relax:
+                model = _refits(X, y, sw, path._replace(models=[model]))[0]
         self.alpha_ = float(a)
         self.alpha_gate_ = float(ag)
         self.n_components_ = int(K)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .._validation import check_random_state
 from ._moe import GaussianMoERegressor
+from ._path import _refit_admissible
 
 __all__ = ["relaxed_bic_path"]
 
@@ -155,13 +156,10 @@ def relaxed_bic_path(X, y, alphas, n_components=2, *,
             if i > 0:
                 est.set_params(alpha=float(a), warm_start=True).fit(X, y)
             ref = est.refit(X, y)
-        nk = ref.predict_posterior(X, y).sum(axis=0)
-        supp = (ref.coef_ != 0).sum(axis=1)
-        floor = ref._var_floor * (1 + 1e-9)
-        ok = bool(np.all(supp < max_support_fraction * nk) and np.all(ref.noise_variance_ > floor))
+        ok = _refit_admissible(ref, X, y, np.ones(len(y)), max_support_fraction)
         bic = ref.bic(X, y)
         for k, v in (("alpha", a), ("bic", bic), ("lasso_bic", est.bic(X, y)),
-                     ("n_nonzero", int(supp.sum())), ("admissible", ok),
+                     ("n_nonzero", int(np.count_nonzero(ref.coef_))), ("admissible", ok),
                      ("lower_bound", est.lower_bound_)):
             rows[k].append(v)
         from sklearn.base import clone

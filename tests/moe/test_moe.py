@@ -425,6 +425,34 @@ def test_cv_bic_skips_degenerate_fits():
     nk = cv.predict_posterior(X, y).sum(axis=0)
     assert np.all(np.count_nonzero(cv.coef_, axis=1) < 0.5 * nk)
 
+def test_cv_relaxed_bic_selects_a_refit(khalili):
+    """relax=True: the BIC of each grid point is that of the
+    unpenalised refit on its support, never above the BIC of the penalised fit
+    at the same point (the refit's EM starts there and does not lower the
+    likelihood; the support, hence df, is the same); the chosen model is the
+    refit with the smallest admissible BIC."""
+    X, y, _ = khalili
+    kw = dict(n_components=(2,), n_alphas=6, eps=0.02, alpha_gates=(0.01, 0.03), n_init=1,
+              random_state=0)
+    plain = GaussianMoERegressorCV(**kw).fit(X, y)
+    relaxed = GaussianMoERegressorCV(relax=True, **kw).fit(X, y)
+    np.testing.assert_array_equal(plain.criterion_["alpha"], relaxed.criterion_["alpha"])
+    assert np.all(relaxed.criterion_["bic"] <= plain.criterion_["bic"] + 1e-6)
+    assert np.any(relaxed.criterion_["bic"] < plain.criterion_["bic"] - 1.0)
+    ok = relaxed.criterion_["admissible"]
+    best = relaxed.best_estimator_
+    assert best.alpha == best.alpha_gate == 0.0
+    np.testing.assert_array_equal(best.coef_ != 0, best.support_)
+    np.testing.assert_allclose(relaxed.bic(X, y), relaxed.criterion_["bic"][ok].min(),
+                               rtol=1e-10)
+    np.testing.assert_allclose(relaxed.predict(X), best.predict(X))
+    # with cv the refits are scored on the held-out folds and the chosen one
+    # is refitted on all the data and relaxed
+    cvr = GaussianMoERegressorCV(relax=True, cv=2, **kw).fit(X, y)
+    assert cvr.best_estimator_.alpha == 0.0 and hasattr(cvr.best_estimator_, "support_")
+    assert np.all(cvr.coef_[~cvr.best_estimator_.support_] == 0)
+
+
 def test_cv_held_out_loglik(khalili):
     X, y, _ = khalili
     cv = GaussianMoERegressorCV(n_components=(2,), n_alphas=4, cv=2, n_init=1,
