@@ -19,6 +19,7 @@ __all__ = [
     "check_sample_weight",
     "check_probability",
     "check_random_state",
+    "kernel_vector",
 ]
 
 
@@ -54,6 +55,14 @@ def check_sample_weight(sample_weight, X, dtype=np.float64):
     if sw.sum() <= 0:
         raise ValueError("sample_weight sums to zero: there is nothing to fit.")
     return sw
+
+
+def kernel_vector(a):
+    """``a`` as a C-contiguous, writeable float64 vector (a copy only when it is
+    not one already): the one layout the compiled kernels are specialised for.
+    An integer or read-only ``y`` would otherwise make Numba compile -- and
+    cache -- another copy of every kernel it reaches (seconds each)."""
+    return np.require(np.asarray(a), dtype=np.float64, requirements=["C", "W"])
 
 
 def check_probability(a, name="acceptance", clip=True):

@@ -21,6 +21,7 @@ from .._validation import (
     check_n_components,
     check_random_state,
     check_sample_weight,
+    kernel_vector,
     validate_data,
 )
 from ..primitives import enet_lambda_max, weighted_enet_cd
@@ -350,7 +351,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         sw = (np.ones(X.shape[0]) if sample_weight is None
               else check_sample_weight(sample_weight, X))
         X = np.asfortranarray(X)  # stored once per fit, column access in the sweeps
-        y = np.ascontiguousarray(y, dtype=np.float64)
+        y = kernel_vector(y)
         return X, y, sw, backend
 
     def _make_config(self, X, y, sw, backend, n_components=None):
@@ -521,6 +522,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             self._t = 0
             return self
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, reset=False)
+        y = kernel_vector(y)
         sw = check_sample_weight(sample_weight, X)
         X = np.asfortranarray(X)
         cfg = self._online_cfg
@@ -612,7 +614,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     def _check_Xy(self, X, y):
         check_is_fitted(self)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, reset=False)
-        return X, y
+        return X, kernel_vector(y)
 
     def predict_gates(self, X):
         """Gate probabilities :math:`g_k(x)`, shape (n_samples, n_components)."""

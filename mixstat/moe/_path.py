@@ -16,6 +16,7 @@ from .._validation import (
     check_n_components,
     check_random_state,
     check_sample_weight,
+    kernel_vector,
     validate_data,
 )
 from ..primitives import enet_lambda_max
@@ -146,7 +147,7 @@ def _validate(X, y, sample_weight, n_components):
     X, y = _check_xy(X, y)
     check_n_components(X.shape[0], n_components)
     sw = check_sample_weight(sample_weight, X)
-    return np.asfortranarray(X), np.ascontiguousarray(y), sw
+    return np.asfortranarray(X), kernel_vector(y), sw
 
 
 def _check_xy(X, y):
@@ -425,7 +426,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
         check_n_components(X.shape[0], max(Ks))
         sw = check_sample_weight(sample_weight, X)
         X = np.asfortranarray(X)
-        y = np.ascontiguousarray(y)
+        y = kernel_vector(y)
         rng = check_random_state(self.random_state)
         params = self._base_params()
         keys = [(K, ag) for K in Ks for ag in ags]

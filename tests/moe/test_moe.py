@@ -593,3 +593,42 @@ def test_restart_with_variance_on_the_floor_loses(khalili):
     assert m.lower_bound_ == -5.0 and np.all(m.noise_variance_ > floor)
     with pytest.warns(UserWarning, match="floor"):
         m._set_result(np.asfortranarray(X), y, res[:1], resolve_backend("numpy"))
+
+
+@pytest.mark.skipif(not has_module("numba"), reason="needs numba")
+def test_integer_or_readonly_y_reuses_the_compiled_kernels():
+    """An integer or read-only y is converted once at the boundary, so it runs
+    the kernels compiled for a float y (each new Numba specialisation costs
+    seconds of compilation, and one more entry in the on-disk cache) and gives
+    the same fit."""
+    import numba
+
+    from mixstat._backend import _LazyJit
+    from mixstat.moe import _kernels
+    from mixstat.primitives import _lasso, _multinomial
+
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT=1: Numba compiles nothing")
+    X, y = make_khalili_moe(120, random_state=1)
+    y = np.round(y)
+
+    def n_signatures():
+        return sum(len(v._jitted.signatures) for mod in (_kernels, _lasso, _multinomial)
+                   for v in vars(mod).values()
+                   if isinstance(v, _LazyJit) and v._jitted is not None)
+
+    def run(yy):
+        est = GaussianMoERegressor(2, alpha=0.01, n_init=1, random_state=0).fit(X, yy)
+        path = moe_path(X, yy, n_alphas=2, n_components=2, n_init=1)
+        cv = GaussianMoERegressorCV(n_components=(2,), n_alphas=2, n_init=1,
+                                    random_state=0).fit(X, yy)
+        return est.coef_, est.score_samples(X, yy), path.coef, cv.coef_
+
+    ref = run(y)
+    before = n_signatures()
+    y_ro = y.copy()
+    y_ro.flags.writeable = False
+    for yy in (y.astype(np.int64), y_ro):
+        for a, b in zip(run(yy), ref):
+            np.testing.assert_allclose(a, b)
+    assert n_signatures() == before
