@@ -324,12 +324,12 @@ def m_step_kernel(X, y, sw, resp, coef, intercept, gate_coef, gate_intercept, va
                         break
         else:
             gfeats = all_feats
-        if np.isnan(gate_nll):
-            _prox_newton_kernel(X, resp, sw, gate_coef, gate_intercept, gamma, rho, gfeats,
-                                gate_steps, 1e-6, gate_cd_sweeps, 1e-4)
-        else:
-            _prox_newton_kernel(X, resp, sw, gate_coef, gate_intercept, gamma, rho, gfeats,
-                                gate_steps, 1e-6, gate_cd_sweeps, 1e-4, gate_nll, gate_prob)
+        # (gate_nll NaN: not known, an empty P0 tells the gate step to compute it)
+        known = not np.isnan(gate_nll)
+        _prox_newton_kernel(X, resp, sw, gate_coef, gate_intercept, gamma, rho, gfeats,
+                            gate_steps, 1e-6, gate_cd_sweeps, 1e-4,
+                            gate_nll if known else 0.0,
+                            gate_prob if known else np.empty((0, K)))
 
 
 
@@ -348,8 +348,10 @@ def init_m_steps_kernel(X, y, sw, resp, coef, intercept, gate_coef, gate_interce
         # mu: the exact means of the current state (m_step_kernel refreshes
         # them after full sweeps); it also stands in for the unused gate
         # probabilities (gate_nll is NaN: the gate step computes its own)
+        # (np.bool_: a non-literal bool, so that this call and the others
+        # share one compiled m_step_kernel)
         m_step_kernel(X, y, sw, resp, coef, intercept, gate_coef, gate_intercept, var, mu,
-                      lam, scale_penalty, shared, var_floor, empty_fraction, False,
+                      lam, scale_penalty, shared, var_floor, empty_fraction, np.bool_(False),
                       n_sweeps, r == rounds - 1, gate_steps, gamma, rho, gate_cd_sweeps,
                       np.nan, mu)
 
@@ -397,15 +399,19 @@ def em_loop_kernel(X, y, sw, coef, intercept, gate_coef, gate_intercept, var,
             else:
                 last = history[it - 1]
                 full = abs(last - history[it - 2]) <= tol * max(1.0, abs(last))
-        active_only = False
+        active_only = np.bool_(False)  # non-literal: one m_step_kernel for all callers
         if not full and alpha != 0.0:
             for k in range(K):
                 for j in range(p):
                     if coef[k, j] == 0.0:
                         active_only = True
+        # (np.int64 / np.bool_: non-literal constants, so that this call and the
+        # others share one compiled m_step_kernel; a literal 1 or True would
+        # compile a specialisation of its own, about 30 s)
         m_step_kernel(X, y, sw, resp, coef, intercept, gate_coef, gate_intercept, var, mu,
                       lam, scale_penalty, shared, var_floor, empty_fraction, active_only,
-                      1, True, 1, gamma, rho, gate_cd_sweeps, gate_nll, gate_prob)
+                      np.int64(1), np.bool_(True), np.int64(1), gamma, rho, gate_cd_sweeps,
+                      gate_nll, gate_prob)
         ll, gate_nll = e_step_kernel(X, y, sw, mu, var, gate_coef, gate_intercept, log_resp,
                                      resp, gate_prob)
         new_obj = ll / n_eff - penalty_kernel(coef, var, gate_coef, alpha, alpha_gate,

@@ -141,12 +141,22 @@ def test_kernel_equals_numpy_path_and_py_func(gamma, rho):
     W1, b1 = np.zeros((K, p)), np.zeros(K)
     W2, b2 = np.zeros((K, p)), np.zeros(K)
     feats = np.arange(p, dtype=np.int64)
-    f1, i1 = _prox_newton_kernel(X, T, s, W1, b1, gamma, rho, feats, 3, 0.0, 20, 1e-6)
-    f2, i2 = _prox_newton_kernel.py_func(X, T, s, W2, b2, gamma, rho, feats, 3, 0.0, 20, 1e-6)
+    unknown = (0.0, np.empty((0, K)))  # the NLL and probabilities at the start: not given
+    f1, i1 = _prox_newton_kernel(X, T, s, W1, b1, gamma, rho, feats, 3, 0.0, 20, 1e-6, *unknown)
+    f2, i2 = _prox_newton_kernel.py_func(X, T, s, W2, b2, gamma, rho, feats, 3, 0.0, 20, 1e-6,
+                                         *unknown)
     assert i1 == i2
     np.testing.assert_allclose(W1, W2, atol=1e-10)
     np.testing.assert_allclose(b1, b2, atol=1e-10)
     assert f1 == pytest.approx(f2, rel=1e-12)
+    # given them (at W = 0, b = 0 the probabilities are 1/K), the same steps
+    W3, b3 = np.zeros((K, p)), np.zeros(K)
+    P0 = np.full((n, K), 1.0 / K)
+    nll0 = float(s @ T.sum(axis=1)) * np.log(K)
+    f3, i3 = _prox_newton_kernel(X, T, s, W3, b3, gamma, rho, feats, 3, 0.0, 20, 1e-6, nll0, P0)
+    assert i3 == i1
+    np.testing.assert_allclose(W3, W1, atol=1e-10)
+    assert f3 == pytest.approx(f1, rel=1e-12)
 
 
 @pytest.mark.parametrize("use_numba", [True, False])
