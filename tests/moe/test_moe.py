@@ -632,3 +632,9 @@ def test_integer_or_readonly_y_reuses_the_compiled_kernels():
         for a, b in zip(run(yy), ref):
             np.testing.assert_allclose(a, b)
     assert n_signatures() == before
+    # nor does a kernel reach another with a literal constant (1, True): Numba
+    # would compile a specialisation for the literal (m_step_kernel: 20 s)
+    literal = [(v.__name__, str(sig)) for mod in (_kernels, _lasso, _multinomial)
+               for v in vars(mod).values() if isinstance(v, _LazyJit) and v._jitted is not None
+               for sig in v._jitted.signatures if "Literal" in str(sig)]
+    assert not literal
