@@ -236,20 +236,25 @@ def _refit_admissible(ref, X, y, sw, max_support_fraction=_MAX_SUPPORT_FRACTION)
                 and np.all(ref.noise_variance_ > ref._var_floor * (1 + 1e-9)))
 
 
-def _refits(X, y, sw, path):
-    """The unpenalised refit (:meth:`GaussianMoERegressor.refit`) of every grid
-    point of ``path`` (fitted with ``return_models``). A support met before
-    (the grid repeats supports) reuses the refit of its first
-    (largest-penalty) grid point."""
+def _refit(model, X, y, sw):
+    """:meth:`GaussianMoERegressor.refit`, its convergence warnings silenced
+    (a grid point's refit is one candidate among many)."""
     import warnings
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.refit(X, y, sample_weight=sw)
+
+
+def _refits(X, y, sw, path):
+    """The unpenalised refit of every grid point of ``path`` (fitted with
+    ``return_models``). A support met before (the grid repeats supports)
+    reuses the refit of its first (largest-penalty) grid point."""
     done, out = {}, []
     for m in path.models:
         key = ((m.coef_ != 0).tobytes(), np.any(m.gate_coef_ != 0, axis=0).tobytes())
         if key not in done:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                done[key] = m.refit(X, y, sample_weight=sw)
+            done[key] = _refit(m, X, y, sw)
         out.append(done[key])
     return out
 
@@ -515,7 +520,7 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
                              return_models=True, cold_starts=est.n_init - 1)
             model = path.models[-1]
             if self.relax:
-                model = _refits(X, y, sw, path._replace(models=[model]))[0]
+                model = _refit(model, X, y, sw)
         self.alpha_ = float(a)
         self.alpha_gate_ = float(ag)
         self.n_components_ = int(K)
