@@ -328,7 +328,10 @@ class GaussianMoERegressorCV(GaussianMoERegressor):
     refit removes the shrinkage (measured on the Khalili design:
     ``benchmarks/results/moe_fidelity.md``). Refits with a noise variance on
     the floor or an expert support of at least :math:`N_k/2` are left out of
-    the BIC choice, as above.
+    the BIC choice, as above. It is meant for :math:`p < n`: at
+    :math:`p = 500 > n = 200` BIC of the refits over-selects (81 slopes, 76
+    of them false, ``benchmarks/results/moe_peers.md``); use
+    :func:`relaxed_bic_path` when :math:`p \gg n`.
 
     Parameters
     ----------
