@@ -79,7 +79,7 @@ def _first_fit(X, y, alpha, n_components, counts, short_iter, n_keep, max_iter, 
     return starts[best]["est"], info
 
 
-def relaxed_bic_path(X, y, alphas, n_components=2, *,
+def relaxed_bic_path(X, y, alphas, n_components=2, *, alpha_gates=None,
                      inits=("screen", "kmeans", "residuals", "random"), n_init=None,
                      short_iter=40, n_keep=3, max_support_fraction=0.5, **params):
     """Upward warm-started penalty continuation, refits, BIC choice.
@@ -95,6 +95,15 @@ def relaxed_bic_path(X, y, alphas, n_components=2, *,
         floor ranks below any without) run on to convergence, and the best
         of those by penalised objective is continued along the grid.
     n_components : int
+    alpha_gates : sequence of float, optional
+        Gate penalties: the whole procedure runs once per value (with the
+        same starts) and BIC of the refits chooses among all of them. When
+        p >> n the gate penalty matters as much as the experts' (measured at
+        n=200, p=500: at ``alpha_gate=0.02`` the refitted gate keeps 46
+        columns and saturates, test log-likelihood -5.33 per point; over
+        (0.02, 0.05, 0.1, 0.2) BIC picks 0.05: 9 columns, -2.03, ARI 0.864
+        against 0.756; docs/moe.md). None: the single ``alpha_gate`` of
+        ``params`` (default that of :class:`GaussianMoERegressor`).
     inits : sequence of str, default=('screen', 'kmeans', 'residuals', 'random')
         Initialisations tried at the first penalty (measured on
         ``make_sparse_moe``, n=500, p=2000, K=3: on seed 2 every 'screen',
@@ -128,8 +137,33 @@ def relaxed_bic_path(X, y, alphas, n_components=2, *,
         fit), and ``starts``: a dict of arrays with one entry per start of
         the first penalty (``init``, ``restart``, ``short_objective``,
         ``objective`` after convergence, NaN where not run on, ``chosen``).
+        With ``alpha_gates``, every array (those of ``starts`` too) runs over
+        the gate penalties in turn, and ``alpha_gate`` says which.
     models : list of (lasso, refit) pairs
     """
+    if alpha_gates is not None:
+        if "alpha_gate" in params:
+            raise ValueError("give alpha_gate or alpha_gates, not both")
+        ags = np.atleast_1d(np.asarray(alpha_gates, dtype=float))
+        if ags.size == 0 or np.any(ags < 0):
+            raise ValueError(f"alpha_gates must be non-negative values, got {alpha_gates!r}")
+        runs = [relaxed_bic_path(X, y, alphas, n_components, inits=inits, n_init=n_init,
+                                 short_iter=short_iter, n_keep=n_keep,
+                                 max_support_fraction=max_support_fraction,
+                                 alpha_gate=float(ag), **params) for ag in ags]
+        tables = [r[1] for r in runs]
+        table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0] if k != "starts"}
+        table["alpha_gate"] = np.concatenate([np.full(t["alpha"].size, ag)
+                                              for ag, t in zip(ags, tables)])
+        starts = {k: np.concatenate([t["starts"][k] for t in tables])
+                  for k in tables[0]["starts"]}
+        starts["alpha_gate"] = np.concatenate([np.full(t["starts"]["init"].size, ag)
+                                               for ag, t in zip(ags, tables)])
+        table["starts"] = starts
+        models = [m for r in runs for m in r[2]]
+        found = [r[0] for r in runs if r[0] is not None]
+        best = min(found, key=lambda m: m.bic(X, y)) if found else None
+        return best, table, models
     alphas = np.sort(np.asarray(alphas, dtype=float))
     params.pop("init", None)
     params.pop("warm_start", None)

@@ -221,6 +221,27 @@ def test_relaxed_bic_path_recovers_support_without_variance_inflation():
     assert np.max(np.abs(best.noise_variance_ - 1)) < np.max(np.abs(lasso_var - 1))
 
 
+def test_relaxed_bic_path_over_gate_penalties():
+    """alpha_gates runs the procedure once per gate penalty and BIC of the
+    refits chooses among all: the result is the single runs' best."""
+    from mixstat.datasets import make_sparse_moe
+    from mixstat.moe import relaxed_bic_path
+
+    X, y = make_sparse_moe(120, 30, 2, n_informative=3, random_state=1)
+    kw = dict(penalty_power=1.0, inits=("screen",), n_init=1, short_iter=10, n_keep=1,
+              max_iter=100, random_state=0)
+    alphas = [0.1, 0.2]
+    single = [relaxed_bic_path(X, y, alphas, 2, alpha_gate=ag, **kw) for ag in (0.01, 0.2)]
+    best, table, models = relaxed_bic_path(X, y, alphas, 2, alpha_gates=(0.01, 0.2), **kw)
+    np.testing.assert_array_equal(table["alpha_gate"], [0.01, 0.01, 0.2, 0.2])
+    np.testing.assert_allclose(table["bic"], np.concatenate([t["bic"] for _, t, _ in single]))
+    assert list(table["starts"]["alpha_gate"]) == [0.01, 0.2] and len(models) == 4
+    bics = [b.bic(X, y) for b, _, _ in single if b is not None]
+    assert best.bic(X, y) == pytest.approx(min(bics))
+    with pytest.raises(ValueError, match="not both"):
+        relaxed_bic_path(X, y, alphas, 2, alpha_gates=(0.01,), alpha_gate=0.1, **kw)
+
+
 def test_bootstrap_counts_failed_replicates(monkeypatch):
     import mixstat.moe._inference as inf_mod
 
