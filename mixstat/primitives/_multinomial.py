@@ -189,7 +189,7 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
 
 # --------------------------------------------------------------- kernel ---
 @lazy_njit
-def _nll_from_eta(eta, T, s, P):  # pragma: no cover - jitted
+def _softmax_nll_kernel(eta, T, s, P):  # pragma: no cover - jitted
     """The NLL of soft targets ``T`` under softmax(``eta``), and the
     probabilities into ``P``. (A kernel of its own, not a closure of
     :func:`_prox_newton_kernel`: Numba inlines a closure at every call site,
@@ -216,7 +216,7 @@ def _nll_from_eta(eta, T, s, P):  # pragma: no cover - jitted
 
 
 @lazy_njit
-def _penalty(W, gamma, rho):  # pragma: no cover - jitted
+def _l1_ridge_penalty_kernel(W, gamma, rho):  # pragma: no cover - jitted
     """gamma * ||W||_1 + rho / 2 * ||W||_2^2."""
     a = 0.0
     q = 0.0
@@ -256,9 +256,9 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
     P = np.empty((n, K))
     P_try = np.empty((n, K))
     if P0.shape[0] == 0:
-        f_old = _nll_from_eta(eta, T, s, P) + _penalty(W, gamma, rho)
+        f_old = _softmax_nll_kernel(eta, T, s, P) + _l1_ridge_penalty_kernel(W, gamma, rho)
     else:
-        f_old = nll0 + _penalty(W, gamma, rho)
+        f_old = nll0 + _l1_ridge_penalty_kernel(W, gamma, rho)
         for i in range(n):
             for k in range(K):
                 P[i, k] = P0[i, k]
@@ -426,8 +426,8 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
                     dv += X[i, j] * (Wn[k, j] - W[k, j])
                 deta[i, k] = dv
                 pred += s[i] * (P[i, k] - T[i, k]) * dv
-        pen_old = _penalty(W, gamma, rho)
-        pred += _penalty(Wn, gamma, rho) - pen_old
+        pen_old = _l1_ridge_penalty_kernel(W, gamma, rho)
+        pred += _l1_ridge_penalty_kernel(Wn, gamma, rho) - pen_old
         if pred > 0.0:
             pred = 0.0
         t = 1.0
@@ -441,8 +441,8 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
             for k in range(K):
                 for j in range(p):
                     W_try[k, j] = W[k, j] + t * (Wn[k, j] - W[k, j])
-            nll_try = _nll_from_eta(eta_try, T, s, P_try)
-            f_try = nll_try + _penalty(W_try, gamma, rho)
+            nll_try = _softmax_nll_kernel(eta_try, T, s, P_try)
+            f_try = nll_try + _l1_ridge_penalty_kernel(W_try, gamma, rho)
             if np.isfinite(f_try) and f_try <= f_old + 1e-4 * t * pred:
                 accepted = True
                 break
@@ -479,7 +479,7 @@ def _prox_newton_kernel(X, T, s, W, b, gamma, rho, features, max_iter, tol,
                     W[k, j] -= c
             # eta changes by a row constant only: the probabilities do not move
         # (eta is not recomputed, so its NLL is the line search's nll_try)
-        f_new = nll_try + _penalty(W, gamma, rho)
+        f_new = nll_try + _l1_ridge_penalty_kernel(W, gamma, rho)
         decrease = f_old - f_new
         f_old = f_new
         if decrease <= tol * max(abs(f_old), 1.0):

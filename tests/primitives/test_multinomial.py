@@ -172,3 +172,22 @@ def test_features_restricts_the_moving_slopes(use_numba):
     frozen = np.setdiff1d(np.arange(p), feats)
     np.testing.assert_array_equal(res.coef[:, frozen], W0[:, frozen])
     assert res.objective <= multinomial_objective(X, T, W0, np.zeros(K), 0.5, 0.1) + 1e-12
+
+
+def test_kernel_parts_equal_the_objective():
+    # the NLL and penalty kernels of the fused step against multinomial_objective
+    from mixstat.primitives._multinomial import _l1_ridge_penalty_kernel, _softmax_nll_kernel
+
+    rng = np.random.default_rng(5)
+    n, p, K = 50, 4, 3
+    X = rng.normal(size=(n, p))
+    T = softmax(rng.normal(size=(n, K)))
+    s = rng.uniform(0.5, 2.0, size=n)
+    W, b = rng.normal(size=(K, p)), rng.normal(size=K)
+    eta = X @ W.T + b
+    P = np.empty((n, K))
+    nll = _softmax_nll_kernel(eta, T, s, P)
+    np.testing.assert_allclose(P, softmax(eta), rtol=1e-12)
+    assert nll == pytest.approx(multinomial_objective(X, T, W, b, 0.0, 0.0, s), rel=1e-12)
+    pen = _l1_ridge_penalty_kernel(W, 0.7, 0.3)
+    assert nll + pen == pytest.approx(multinomial_objective(X, T, W, b, 0.7, 0.3, s), rel=1e-12)
