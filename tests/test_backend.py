@@ -193,6 +193,30 @@ def test_show_versions_lists_backends():
         assert "cupy: not installed" in out or "no CUDA device" in out
 
 
+def _write_package(tmp_path, name, modules):
+    """A package ``name`` under ``tmp_path`` whose modules import ``lazy_njit``;
+    a module whose source starts with ``def`` gets it as decorator."""
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for mod, src in modules.items():
+        head = "from mixstat._backend import lazy_njit\n"
+        if src.startswith("def "):
+            head += "@lazy_njit\n"
+        (pkg / f"{mod}.py").write_text(head + src)
+    return pkg
+
+
+def _subprocess_env(tmp_path, **extra):
+    """Environment of a child Python that imports packages written under
+    ``tmp_path`` and mixstat, with the JIT on."""
+    import os
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]), **extra)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return env
+
+
 @pytest.mark.skipif(not has_module("numba"), reason="needs numba")
 @pytest.mark.parametrize("cache_dir", [False, True], ids=["beside-source", "NUMBA_CACHE_DIR"])
 def test_cached_caller_follows_an_edited_callee(tmp_path, cache_dir):
@@ -200,27 +224,16 @@ def test_cached_caller_follows_an_edited_callee(tmp_path, cache_dir):
     # against its own file only; editing the callee must not leave the old
     # machine code in use (mixstat._backend._drop_stale_cache), wherever
     # Numba keeps its cache (beside the source, or NUMBA_CACHE_DIR as in CI).
-    import os
     import subprocess
     import sys
     import time
 
-    pkg = tmp_path / "stalepkg"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "callee.py").write_text(
-        "from mixstat._backend import lazy_njit\n"
-        "@lazy_njit\n"
-        "def f(x):\n    return x + 1.0\n")
-    (pkg / "caller.py").write_text(
-        "from mixstat._backend import lazy_njit\n"
-        "from .callee import f\n"
-        "@lazy_njit\n"
-        "def g(x):\n    return 2.0 * f(x)\n")
+    pkg = _write_package(tmp_path, "stalepkg", {
+        "callee": "def f(x):\n    return x + 1.0\n",
+        "caller": "from .callee import f\n@lazy_njit\ndef g(x):\n    return 2.0 * f(x)\n"})
     run = [sys.executable, "-c", "from stalepkg.caller import g; print(g(1.0))"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]))
+    env = _subprocess_env(tmp_path)
     env.pop("NUMBA_CACHE_DIR", None)
-    env.pop("NUMBA_DISABLE_JIT", None)
     where = pkg / "__pycache__"
     if cache_dir:
         where = tmp_path / "numba_cache"
@@ -252,22 +265,14 @@ def test_lazy_njit_refuses_a_nan_default():
 def test_kernel_with_omitted_default_is_loaded_from_cache(tmp_path):
     # a second process calling the kernel with its default omitted loads the
     # machine code the first one cached (cache hit, no new index entry)
-    import os
     import subprocess
     import sys
 
-    pkg = tmp_path / "cachepkg"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "k.py").write_text(
-        "from mixstat._backend import lazy_njit\n"
-        "@lazy_njit\n"
-        "def f(x, scale=0.0, extra=None):\n    return x + scale\n")
+    _write_package(tmp_path, "cachepkg",
+                   {"k": "def f(x, scale=0.0, extra=None):\n    return x + scale\n"})
     code = ("import numpy as np\nfrom cachepkg.k import f\nprint(f(1.0))\n"
             "s = f.jitted.stats\nprint(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]),
-               NUMBA_CACHE_DIR=str(tmp_path / "nc"))
-    env.pop("NUMBA_DISABLE_JIT", None)
+    env = _subprocess_env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "nc"))
     out = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True).stdout.split() for _ in range(2)]
     assert out[0] == ["1.0", "0", "1"]  # compiled and cached

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._backend import lazy_njit
 from ..primitives._lasso import _enet_cd_kernel
-from ..primitives._multinomial import _prox_newton_kernel
+from ..primitives._multinomial import _l1_ridge_penalty_kernel, _prox_newton_kernel
 
 
 @lazy_njit
@@ -177,16 +177,7 @@ def penalty_kernel(coef, var, gate_coef, alpha, alpha_gate, ridge_gate,
     if alpha > 0.0 and expert > 0.0:
         pen += alpha * expert
     if alpha_gate > 0.0 or ridge_gate > 0.0:
-        a = 0.0
-        q = 0.0
-        for k in range(gate_coef.shape[0]):
-            for j in range(gate_coef.shape[1]):
-                a += abs(gate_coef[k, j])
-                q += gate_coef[k, j] * gate_coef[k, j]
-        if alpha_gate > 0.0:
-            pen += alpha_gate * a
-        if ridge_gate > 0.0:
-            pen += 0.5 * ridge_gate * q
+        pen += _l1_ridge_penalty_kernel(gate_coef, alpha_gate, ridge_gate)
     return pen
 
 
