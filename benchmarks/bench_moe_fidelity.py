@@ -9,7 +9,10 @@ Low dimension (``--reps`` replications, default 20):
     (alpha, alpha_gate) chosen by BIC (GaussianMoERegressorCV, unpenalised
     log-likelihood, df = non-zeros + intercepts + variances); the same grid
     with relax=True (BIC of the unpenalised refit on each grid point's
-    support, the selected refit returned).
+    support, the selected refit returned). With ``--rmoe``, also the authors'
+    R package RMoE (Chamroukhi & Huynh's EM-Lasso; github.com/fchamroukhi/HDME,
+    not on CRAN; skipped with a message when Rscript cannot load it) on the
+    same data, through Rscript, selected by its own BIC over a grid.
     Reported per expert and for the gate (the contrast w1 - w2, which is what
     the reference parameterisation w2 = 0 of the papers estimates): the mean
     number of correct zeros (C, true zero estimated zero) and incorrect zeros
@@ -21,7 +24,7 @@ High dimension (``--highdim``): n=500, p=2000, K=3, 3-5 non-zero slopes per
     expert (mixstat.datasets.make_sparse_moe): support TP/FP/FN/F1, ARI,
     noise variances against the floor.
 
-Run:  .venv/bin/python benchmarks/bench_moe_fidelity.py --reps 20 --highdim
+Run:  .venv/bin/python benchmarks/bench_moe_fidelity.py --reps 20 --rmoe --highdim
 (prints the tables and writes benchmarks/results/moe_fidelity.md)
 """
 
@@ -59,7 +62,11 @@ def one_replication(seed, fit):
     X, y, P = make_khalili_moe(300, random_state=seed, return_params=True)
     t0 = time.perf_counter()
     m = fit(X, y, seed)
-    t = time.perf_counter() - t0
+    return _metrics(m, X, y, P, time.perf_counter() - t0)
+
+
+def _metrics(m, X, y, P, t):
+    """Zeros, aligned parameter errors and clustering of one fitted model ``m``."""
     perm = _align(m, P)
     B, b0 = m.coef_[perm], m.intercept_[perm]
     # the gate contrast (true: w1 - w2 = (1; 2, 0, 0, -1, 0, 0))
@@ -97,20 +104,101 @@ def fit_lasso_relaxed_bic(X, y, seed):
 
 
 PAPERS_NOTE = (
-    "The papers' own figures (Khalili 2010, Can. J. Statist. 38(4); Chamroukhi & Huynh 2019, "
-    "J. SFdS 160(1), arXiv:1810.12161) are not beside ours: their tables could not be read "
-    "here. Searched in four sessions (2026-11-25 and 26) with the project's `search` tool: "
-    "pages, docs and code corpora for both titles, arXiv:1810.12161 and 1907.06994, HAL "
-    "hal-02152434, Huynh's thesis and the table terms ('MIXLASSO', 'MIXSCAD', 'correct "
-    "zeros', 'Lasso+L2'). The pages corpus holds full-text copies of Chamroukhi & Huynh "
-    "(pdfslide.fr, pdfslide.net, 123dok.net) but returns only the opening of each page; "
-    "the authors' repository fchamroukhi/HDME (fetched whole) holds R code, the package "
-    "manual and README figures, no simulation results; nothing of Khalili (2010) beyond "
-    "citations. The design and metrics are those of the papers (gate zeros counted on "
-    "w1 - w2, the papers' w1 with w2 = 0).")
+    "The papers' own tables (Khalili 2010, Can. J. Statist. 38(4); Chamroukhi & Huynh 2019, "
+    "J. SFdS 160(1), arXiv:1810.12161) could not be read here. Searched in five sessions "
+    "(2026-11-25 and 26) with the project's `search` tool: pages, docs and code corpora for "
+    "both titles, arXiv:1810.12161 and 1907.06994, HAL hal-02152434, Huynh's thesis and the "
+    "table terms ('MIXLASSO', 'MIXSCAD', 'correct zeros', 'Lasso+L2'). The pages corpus holds "
+    "full-text copies of Chamroukhi & Huynh (pdfslide.fr, pdfslide.net, 123dok.net) but "
+    "returns only the opening of each page; nothing of Khalili (2010) beyond citations. In "
+    "their place, with `--rmoe`, the row 'RMoE' runs the authors' own implementation of "
+    "Chamroukhi & Huynh's EM-Lasso (fchamroukhi/HDME, commit 09d44e9, which holds code and "
+    "a manual but no simulation results) on the same data sets, selected by the papers' BIC. "
+    "The design and metrics are those of the papers (gate zeros counted on w1 - w2, the "
+    "papers' w1 with w2 = 0).")
 
 
-def khalili_table(reps):
+# The authors' implementation of Chamroukhi & Huynh's EM-Lasso: the R package
+# RMoE (github.com/fchamroukhi/HDME, GPL-3, not on CRAN). GaussRMoE fits one
+# (Lambda, Gamma) from one random start (slopes U(-5, 5), variance U(5, 20)),
+# with a shared variance and the K-th gate as reference; its BIC field is the
+# papers' criterion (unpenalised log-likelihood - log(n) df / 2, df = non-zero
+# slopes of experts and gate), maximised here over the grid. Its parallel M-step
+# runs on K workers, which must find RMoE too: install it in a library on R_LIBS.
+RMOE_LAMBDAS = (1, 2, 3, 5, 7, 10, 14, 20)
+RMOE_GAMMAS = (1, 2, 5, 10, 20)
+RMOE_SCRIPT = r"""
+args <- commandArgs(TRUE)
+dir <- args[1]; reps <- as.integer(args[2])
+lambdas <- as.numeric(strsplit(args[3], ",")[[1]])
+gammas <- as.numeric(strsplit(args[4], ",")[[1]])
+if (!suppressWarnings(requireNamespace("RMoE", quietly = TRUE))) {
+  cat("ERROR the R package RMoE (github.com/fchamroukhi/HDME) is not installed\n")
+  quit(status = 0)
+}
+for (r in seq_len(reps) - 1) {
+  D <- as.matrix(read.csv(file.path(dir, sprintf("rep%03d.csv", r)), header = FALSE))
+  y <- D[, 1]; X <- cbind(1, D[, -1])
+  set.seed(r)
+  best <- NULL; bl <- NA; bg <- NA
+  t0 <- proc.time()[["elapsed"]]
+  for (l in lambdas) for (g in gammas) {
+    m <- suppressWarnings(RMoE::GaussRMoE(Xm = X, Ym = y, K = 2, Lambda = l, Gamma = g))
+    if (is.null(best) || m$BIC > best$BIC) { best <- m; bl <- l; bg <- g }
+  }
+  t <- proc.time()[["elapsed"]] - t0
+  cat("RESULT", r, bl, bg, t, best$sigma, as.vector(best$betak), as.vector(best$wk), "\n")
+}
+"""
+
+
+def rmoe_replications(reps):
+    """The Khalili replications fitted by RMoE (BIC over RMOE_LAMBDAS x RMOE_GAMMAS),
+    scored exactly as ours; None (with the reason printed) when R or RMoE is missing."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from bench_moe_peers import _model_from
+
+    if shutil.which("Rscript") is None:
+        print("RMoE row skipped: Rscript not found", file=sys.stderr)
+        return None
+    data = [make_khalili_moe(300, random_state=s, return_params=True) for s in range(reps)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for s, (X, y, _) in enumerate(data):
+            np.savetxt(os.path.join(tmp, f"rep{s:03d}.csv"), np.column_stack([y, X]),
+                       delimiter=",", fmt="%.17g")
+        script = os.path.join(tmp, "rmoe.R")
+        with open(script, "w") as f:
+            f.write(RMOE_SCRIPT)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        r = subprocess.run(["Rscript", script, tmp, str(reps),
+                            ",".join(map(str, RMOE_LAMBDAS)), ",".join(map(str, RMOE_GAMMAS))],
+                           capture_output=True, text=True, env=env, timeout=7200)
+    lines = [ln.split() for ln in r.stdout.splitlines()]
+    errors = [" ".join(ln[1:]) for ln in lines if ln and ln[0] == "ERROR"]
+    results = [ln for ln in lines if ln and ln[0] == "RESULT"]
+    if errors or len(results) != reps:
+        why = errors or (r.stderr or r.stdout).strip().splitlines()[-3:]
+        print(f"RMoE row skipped: {why}", file=sys.stderr)
+        return None
+    out, chosen = [], []
+    for ln, (X, y, P) in zip(results, data):
+        vals = np.array(ln[2:], dtype=float)
+        lam, gam, t, S = vals[:4]
+        p = X.shape[1]
+        betak = vals[4:4 + 2 * (p + 1)].reshape(2, p + 1)  # column-major (p+1) x K
+        wk = vals[4 + 2 * (p + 1):]
+        m = _model_from(betak[:, 1:].copy(), betak[:, 0].copy(), np.full(2, S),
+                        gate_coef=np.vstack([wk[1:], np.zeros(p)]),
+                        gate_intercept=np.array([wk[0], 0.0]))
+        out.append(_metrics(m, X, y, P, t))
+        chosen.append((lam, gam))
+    return out, chosen
+
+
+def khalili_table(reps, rmoe=False):
     rows = []
     for name, fit in (("MLE (alpha=0)", fit_mle), ("Lasso MoE, BIC", fit_lasso_bic),
                       ("Lasso MoE, relaxed BIC (relax=True)", fit_lasso_relaxed_bic)):
@@ -118,6 +206,13 @@ def khalili_table(reps):
         agg = {k: np.mean([r[k] for r in res]) for k in res[0]}
         sd = {k: np.std([r[k] for r in res]) for k in res[0]}
         rows.append((name, agg, sd))
+    names = [f"mixstat {name}" for name, _, _ in rows]
+    chosen = None
+    if rmoe and (got := rmoe_replications(reps)) is not None:
+        res, chosen = got
+        rows.append(("RMoE", {k: np.mean([r[k] for r in res]) for k in res[0]},
+                     {k: np.std([r[k] for r in res]) for k in res[0]}))
+        names.append("RMoE (the authors' R package), BIC over its (Lambda, Gamma) grid")
     lines = [
         f"Khalili (2010) / Chamroukhi & Huynh (2019) design, n=300, p=6, K=2, {reps} replications",
         "(true zeros: expert 1 has 4, expert 2 has 3, gate contrast has 4; C = correct zeros, "
@@ -127,17 +222,30 @@ def khalili_table(reps):
         " | MSE sigma^2 | ARI | accuracy | fit time (s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, a, s in rows:
+    for name, (_, a, s) in zip(names, rows):
         lines.append(
-            f"| mixstat {name} | {a['C1']:.2f} | {a['IC1']:.2f} | {a['C2']:.2f} | {a['IC2']:.2f}"
+            f"| {name} | {a['C1']:.2f} | {a['IC1']:.2f} | {a['C2']:.2f} | {a['IC2']:.2f}"
             f" | {a['Cg']:.2f} | {a['ICg']:.2f} | {a['mse_expert']:.4f} | {a['mse_gate']:.4f}"
             f" | {a['mse_var']:.4f} | {a['ari']:.3f} ± {s['ari']:.3f} | {a['acc']:.3f}"
             f" | {a['time']:.2f} |")
     lines += [
         "| oracle (truth) | 4 | 0 | 3 | 0 | 4 | 0 | 0 | 0 | 0 | - | - | - |",
         "",
-        PAPERS_NOTE,
     ]
+    if chosen is not None:
+        lam, gam = np.array(chosen).T
+        lines += [
+            f"RMoE: GaussRMoE(K=2) at each (Lambda, Gamma) in {RMOE_LAMBDAS} x {RMOE_GAMMAS} "
+            "(its penalties are on the log-likelihood summed over samples), the largest of "
+            "its own BIC kept; one random start per fit, as the package does, R seed = "
+            f"replication. Its fit time is the whole grid "
+            f"({len(RMOE_LAMBDAS) * len(RMOE_GAMMAS)} fits). Chosen Lambda: "
+            + ", ".join(f"{v:g} ({int(np.sum(lam == v))})" for v in np.unique(lam))
+            + "; chosen Gamma: "
+            + ", ".join(f"{v:g} ({int(np.sum(gam == v))})" for v in np.unique(gam)) + ".",
+            "",
+        ]
+    lines.append(PAPERS_NOTE)
     return "\n".join(lines)
 
 
@@ -295,6 +403,9 @@ def relaxed_table(seeds=(0, 1, 2, 3, 4), n=500, p=2000, K=3,
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=20, help="0 skips the Khalili table")
+    ap.add_argument("--rmoe", action="store_true",
+                    help="add the authors' R package RMoE (fchamroukhi/HDME) to the Khalili "
+                         "table, through Rscript, on the same data")
     ap.add_argument("--relaxed", action="store_true",
                     help="run the two-stage high-dimensional fit (results/moe_highdim_relaxed.md)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
@@ -311,7 +422,7 @@ def main(argv=None):
     cmd = f"Command: `.venv/bin/python benchmarks/bench_moe_fidelity.py {' '.join(sys.argv[1:])}`"
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     if args.reps > 0:
-        table = khalili_table(args.reps)
+        table = khalili_table(args.reps, rmoe=args.rmoe)
         print(table, flush=True)
         with open(os.path.join(HERE, "results", "moe_fidelity.md"), "w") as f:
             f.write("# GaussianMoERegressor: fidelity (Khalili design)\n\n" + cmd + "\n\n"
