@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/run_all.py [--quick] [--only NAME ...] [--timeout SECONDS]
 
-``--quick`` is passed through to every script (each bench script accepts it).
+``--quick`` is passed through to the scripts that define it (the others run
+as they are).
 Each script's output is streamed as it runs; at the end a summary lists the
 scripts that passed and those that failed (non-zero exit, crash or timeout),
 and the exit code is 1 when any failed.
@@ -29,6 +30,7 @@ def discover(only=None):
 
 
 def run_one(script, quick, timeout):
+    quick = quick and '"--quick"' in script.read_text()
     cmd = [sys.executable, str(script)] + (["--quick"] if quick else [])
     print(f"\n=== {script.name} {'--quick' if quick else ''}".rstrip(), flush=True)
     t0 = time.perf_counter()
@@ -44,7 +46,7 @@ def run_one(script, quick, timeout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="passed to every bench script")
+    parser.add_argument("--quick", action="store_true", help="passed to the scripts that define it")
     parser.add_argument("--only", nargs="*", help="run only scripts whose names contain these")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds allowed per script (default: no limit)")
