@@ -1,7 +1,9 @@
 """Fidelity: the synthetic domain-adaptation experiment of Zhu et al. (ICML 2023).
 
 H = N(0, 1), G = 0.8 N(3, 2^2) + 0.2 N(4, 1), m = n = 1000, 10 trials per
-kappa* in {0.1, 0.25, 0.5, 0.75}. Each base estimator runs plain, with ReCPE
+kappa* in {0.1, 0.25, 0.5, 0.75}. Each base estimator (defaults; EN both
+e1 and e3; TIcE also with the settings of the authors' script, "TIcE k10")
+runs plain, with ReCPE
 (copy fraction 0.1, quadratic logistic ranker) and with SuMPE (acceptance =
 the posterior of a quadratic logistic regression trained on the labeled source
 sample, G's N(4, 1) part replaced by N(5, 1) and truncated to x < 2; region
@@ -41,10 +43,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KAPPAS = (0.1, 0.25, 0.5, 0.75)
 BASES = {
     "DEDPUL": lambda: DEDPULMPE(),
-    "EN": lambda: ElkanNotoMPE("e1"),
+    "EN e1": lambda: ElkanNotoMPE("e1"),
+    "EN e3": lambda: ElkanNotoMPE("e3"),
     "KM1": None,  # KM1 and KM2 come from one KernelMeanMPE fit
     "KM2": lambda: KernelMeanMPE("KM2"),
     "TIcE": lambda: TIcEMPE(),
+    # the settings of the authors' experiments_synth_SuMPE.py (tice_wrapper(k=10,
+    # n_folds=10, delta=0.2, n_splits=40))
+    "TIcE k10": lambda: TIcEMPE(10, n_folds=10, delta=0.2, n_splits=40),
     "BBE": lambda: BestBinMPE(),
     "ROC": lambda: ROCMPE(),
 }
