@@ -198,21 +198,23 @@ def rmoe_replications(reps):
     return out, chosen
 
 
+def _summary(res):
+    """Means and standard deviations over replications of each metric."""
+    return ({k: np.mean([r[k] for r in res]) for k in res[0]},
+            {k: np.std([r[k] for r in res]) for k in res[0]})
+
+
 def khalili_table(reps, rmoe=False):
     rows = []
     for name, fit in (("MLE (alpha=0)", fit_mle), ("Lasso MoE, BIC", fit_lasso_bic),
                       ("Lasso MoE, relaxed BIC (relax=True)", fit_lasso_relaxed_bic)):
-        res = [one_replication(s, fit) for s in range(reps)]
-        agg = {k: np.mean([r[k] for r in res]) for k in res[0]}
-        sd = {k: np.std([r[k] for r in res]) for k in res[0]}
-        rows.append((name, agg, sd))
-    names = [f"mixstat {name}" for name, _, _ in rows]
+        rows.append((f"mixstat {name}",
+                     *_summary([one_replication(s, fit) for s in range(reps)])))
     chosen = None
     if rmoe and (got := rmoe_replications(reps)) is not None:
         res, chosen = got
-        rows.append(("RMoE", {k: np.mean([r[k] for r in res]) for k in res[0]},
-                     {k: np.std([r[k] for r in res]) for k in res[0]}))
-        names.append("RMoE (the authors' R package), BIC over its (Lambda, Gamma) grid")
+        rows.append(("RMoE (the authors' R package), BIC over its (Lambda, Gamma) grid",
+                     *_summary(res)))
     lines = [
         f"Khalili (2010) / Chamroukhi & Huynh (2019) design, n=300, p=6, K=2, {reps} replications",
         "(true zeros: expert 1 has 4, expert 2 has 3, gate contrast has 4; C = correct zeros, "
@@ -222,7 +224,7 @@ def khalili_table(reps, rmoe=False):
         " | MSE sigma^2 | ARI | accuracy | fit time (s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, (_, a, s) in zip(names, rows):
+    for name, a, s in rows:
         lines.append(
             f"| {name} | {a['C1']:.2f} | {a['IC1']:.2f} | {a['C2']:.2f} | {a['IC2']:.2f}"
             f" | {a['Cg']:.2f} | {a['ICg']:.2f} | {a['mse_expert']:.4f} | {a['mse_gate']:.4f}"
