@@ -69,12 +69,31 @@ def _soften(labels, K, eps=0.1):
     return resp
 
 
+# init='auto': the strategy of restart r is _AUTO_*[r % 3]. Below p < n the three
+# differ in kind (a residual split, a clustering of (x, y), random memberships),
+# so that one bad basin does not catch every restart (flexmix's NPreg: the
+# residual split alone ends at -692.1 from every seed, k-means and random
+# starts at the optimum -640.3). At p >= n random and k-means memberships are
+# noise (ARI ~ 0), so the restarts vary the residual split and screen instead.
+_AUTO_LOW_DIM = ("residuals", "kmeans", "random")
+_AUTO_HIGH_DIM = ("residuals", "screen", "residuals")
+
+
+def init_strategy(init, restart, n_samples, n_features):
+    """The initialisation strategy of restart ``restart`` (resolves 'auto')."""
+    if init != "auto":
+        return init
+    table = _AUTO_LOW_DIM if n_features < n_samples else _AUTO_HIGH_DIM
+    return table[restart % len(table)]
+
+
 def _init_resp(X, y, sw, cfg, init, rng, restart):
     """Initial responsibilities for one restart."""
     n = X.shape[0]
     K = cfg.n_components
     if K == 1:
         return np.ones((n, 1))
+    init = init_strategy(init, restart, n, X.shape[1])
     if init == "random":
         return rng.dirichlet(np.ones(K), size=n)
     if init == "kmeans":
@@ -154,6 +173,90 @@ def _single_fit(seed_restart, X, y, sw, cfg, init, device_backend=None):
         return {"error": str(exc), "objective": -np.inf}
 
 
+def _resolve_columns(spec, n_features, names, param):
+    """Column subset ``spec`` (None, ints, a boolean mask or feature names) as a
+    sorted int array, or None for every column."""
+    if spec is None:
+        return None
+    arr = np.asarray(spec)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{param} must be a 1-d list of columns, got shape {arr.shape}")
+    if arr.dtype == bool:
+        if arr.size != n_features:
+            raise ValueError(f"{param} as a boolean mask needs {n_features} entries, "
+                             f"got {arr.size}")
+        return np.flatnonzero(arr).astype(np.int64)
+    if arr.dtype.kind in "USO":
+        if names is None:
+            raise ValueError(f"{param} names columns ({list(arr)!r}) but X has no feature "
+                             "names: fit on a pandas DataFrame, or give column indices")
+        lookup = {str(n): i for i, n in enumerate(names)}
+        missing = [str(a) for a in arr if str(a) not in lookup]
+        if missing:
+            raise ValueError(f"{param}: no column named {missing!r} in X "
+                             f"(columns: {list(lookup)!r})")
+        cols = np.array([lookup[str(a)] for a in arr], dtype=np.int64)
+    elif arr.dtype.kind in "iu" or (arr.size == 0):
+        cols = arr.astype(np.int64)
+        if cols.size and (cols.min() < -n_features or cols.max() >= n_features):
+            raise ValueError(f"{param} has a column index outside [0, {n_features}): "
+                             f"{list(arr)!r}")
+        cols = np.where(cols < 0, cols + n_features, cols)
+    else:
+        raise ValueError(f"{param} must hold column indices, a boolean mask or feature "
+                         f"names, got dtype {arr.dtype}")
+    cols = np.unique(cols)
+    return None if cols.size == n_features else cols
+
+
+# ------------------------------------------------------ standardisation ---
+def column_scaling(X, sw):
+    """Weighted column means and standard deviations of ``X`` (the scaling of
+    ``standardize=True``). A column whose deviation is zero, or below 1e-12 of
+    its mean's magnitude (constant up to rounding), keeps the scale 1: it is
+    centred to zero and its slope stays zero."""
+    n_eff = float(sw.sum())
+    mean = (sw @ X) / n_eff
+    sd = np.sqrt(np.maximum(sw @ (X - mean) ** 2 / n_eff, 0.0))
+    const = ~(sd > 1e-12 * np.abs(mean)) | (sd == 0)
+    return mean, np.where(const, 1.0, sd)
+
+
+def standardize_columns(X, scaling):
+    """``(X - mean) / scale`` (Fortran order), or ``X`` when ``scaling`` is None."""
+    if scaling is None:
+        return X
+    mean, scale = scaling
+    return np.asfortranarray((X - mean) / scale)
+
+
+def state_to_standardized(state, scaling):
+    r"""Parameters on the original columns -> on the standardised ones
+    (:math:`b^s = b \odot s`, :math:`b^s_0 = b_0 + b^	op m`; gates likewise)."""
+    if scaling is None:
+        return state
+    mean, scale = scaling
+    return MoEState(state.coef * scale, state.intercept + state.coef @ mean,
+                    state.gate_coef * scale, state.gate_intercept + state.gate_coef @ mean,
+                    state.var.copy())
+
+
+def state_to_original(state, scaling):
+    r"""Parameters on the standardised columns -> on the original ones
+    (:math:`b = b^s / s`, :math:`b_0 = b^s_0 - b^	op m`; gates likewise, their
+    intercepts re-centred to sum to zero, which leaves the softmax unchanged)."""
+    if scaling is None:
+        return state
+    mean, scale = scaling
+    coef = state.coef / scale
+    gate_coef = state.gate_coef / scale
+    gate_intercept = state.gate_intercept - gate_coef @ mean
+    return MoEState(coef, state.intercept - coef @ mean, gate_coef,
+                    gate_intercept - gate_intercept.mean(), state.var.copy())
+
+
 def _canonical_order(X, y, state, log_resp):
     """Components sorted by their mean response (posterior-weighted mean of the
     expert's fitted values), then by noise variance: a label-switching-free order."""
@@ -197,11 +300,34 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     n_components : int, default=2
         Number of experts :math:`K`.
     alpha : float, default=0.01
-        l1 penalty on the expert slopes (mean scale).
+        l1 penalty on the expert slopes (mean scale; on the standardised
+        columns when ``standardize``).
     alpha_gate : float, default=0.01
-        l1 penalty on the gate slopes (mean scale).
+        l1 penalty on the gate slopes (mean scale; likewise).
     ridge_gate : float, default=0.0
         Ridge penalty :math:`\rho_g` on the gate slopes (Khalili's elastic net).
+    standardize : bool, default=True
+        Penalise the slopes of the standardised columns
+        :math:`(x_j - \bar x_j)/s_j` (weighted mean and standard deviation),
+        as glmnet does, so that the penalties do not depend on the units of
+        ``X``: the fit on :math:`cX` equals the fit on :math:`X` with slopes
+        divided by :math:`c`. Coefficients are always reported on the original
+        scale; intercepts are never penalised. Off, the penalties apply to the
+        raw slopes (the papers' setting when :math:`X` is already
+        standardised; the fidelity benchmarks use it). An unpenalised fit
+        (``alpha = alpha_gate = 0``) is the same either way.
+    gate : {'softmax', 'constant'}, default='softmax'
+        'softmax' gates depend on ``x`` (a mixture of experts); 'constant'
+        gates are mixing proportions :math:`\pi_k` that do not depend on
+        ``x``: a finite mixture of regressions (mixtools' ``regmixEM``,
+        flexmix without a concomitant model).
+    expert_features, gate_features : array-like of int, bool or str, optional
+        The columns the experts and the gates use (indices, a boolean mask,
+        or names of ``feature_names_in_`` when ``X`` is a DataFrame); by
+        default every column (flexmix's ``y ~ x`` experts and
+        ``concomitant = FLXPmultinom(~ z)`` gates). The other slopes are held
+        at zero. ``gate_features`` cannot be combined with
+        ``gate='constant'`` (which uses none).
     scale_penalty : bool, default=True
         Penalise :math:`\|b_k\|_1/\sigma_k` (Städler, Bühlmann & van de Geer
         2010), which keeps the objective bounded when :math:`p \ge n_k`; off
@@ -225,12 +351,22 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     n_init : int, default=3
         Number of restarts; the one with the best penalised objective is kept,
         among those whose noise variances stay above the floor when there are
-        any (a variance on the floor is a degenerate spike component).
-    init : {'residuals', 'kmeans', 'random'}, default='residuals'
+        any (a variance on the floor is a degenerate spike component). A
+        ``UserWarning`` says when the best value was reached by one restart
+        only and the others ended more than 1 nat (log-likelihood scale)
+        lower: the optimum may then be local, and more restarts are advised.
+    init : {'auto', 'residuals', 'screen', 'kmeans', 'random'}, default='auto'
         'residuals' splits the sorted residuals of a global Lasso into
         :math:`K` groups (equal groups for the first restart, random
         proportions for the others); 'kmeans' clusters the standardised
-        :math:`(x, y)`; 'random' draws Dirichlet responsibilities.
+        :math:`(x, y)`; 'random' draws Dirichlet responsibilities; 'screen'
+        fits a small mixture of experts on the columns a global Lasso selects.
+        'auto' varies the kind of start over the restarts: residuals, k-means,
+        random (repeating) when :math:`p < n`; residuals, screen, residuals
+        with random proportions when :math:`p \ge n`, where random
+        memberships carry no signal. Several kinds of start guard against a
+        basin that catches every start of one kind (short runs from varied
+        starts: Biernacki, Celeux & Govaert 2003).
     max_iter : int, default=500
         Maximum number of EM iterations per restart.
     tol : float, default=1e-6
@@ -266,6 +402,12 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         Gate intercepts (centred to sum to zero).
     noise_variance_ : ndarray of shape (n_components,)
         :math:`\sigma_k^2`.
+    expert_features_, gate_features_ : ndarray of int
+        The columns the experts and the gates use (``gate_features_`` is
+        empty for ``gate='constant'``).
+    restart_objectives_ : ndarray of shape (n_init,)
+        Penalised objective (mean scale) reached by each restart (-inf for a
+        restart that failed numerically), in the order of the restarts.
     lower_bound_ : float
         Penalised objective (mean scale) at the solution.
     lower_bounds_ : ndarray
@@ -294,6 +436,12 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     mixture-of-experts models", Can. J. Stat. 38(4), 2010.
     N. Städler, P. Bühlmann, S. van de Geer, "l1-penalization for mixture
     regression models", TEST 19, 2010.
+    C. Biernacki, G. Celeux, G. Govaert, "Choosing starting values for the EM
+    algorithm for getting the highest likelihood in multivariate Gaussian
+    mixture models", Comput. Stat. Data Anal. 41, 2003.
+    J. Friedman, T. Hastie, R. Tibshirani, "Regularization paths for
+    generalized linear models via coordinate descent", J. Stat. Softw. 33,
+    2010 (glmnet's standardisation).
     """
 
     _parameter_constraints: dict = {
@@ -306,7 +454,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         "variance": [StrOptions({"per-expert", "shared"})],
         "min_variance": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"residuals", "screen", "kmeans", "random"})],
+        "init": [StrOptions({"auto", "residuals", "screen", "kmeans", "random"})],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
@@ -314,16 +462,25 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         "backend": [None, StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
         "verbose": ["verbose"],
         "n_jobs": [None, Integral],
+        "standardize": ["boolean"],
+        "gate": [StrOptions({"softmax", "constant"})],
+        "expert_features": [None, "array-like"],
+        "gate_features": [None, "array-like"],
     }
 
     def __init__(self, n_components=2, *, alpha=0.01, alpha_gate=0.01, ridge_gate=0.0,
+                 standardize=True, gate="softmax", expert_features=None, gate_features=None,
                  scale_penalty=True, penalty_power=0.0, variance="per-expert", min_variance=1e-3, n_init=3,
-                 init="residuals", max_iter=500, tol=1e-6, warm_start=False,
+                 init="auto", max_iter=500, tol=1e-6, warm_start=False,
                  random_state=None, backend=None, verbose=0, n_jobs=None):
         self.n_components = n_components
         self.alpha = alpha
         self.alpha_gate = alpha_gate
         self.ridge_gate = ridge_gate
+        self.standardize = standardize
+        self.gate = gate
+        self.expert_features = expert_features
+        self.gate_features = gate_features
         self.scale_penalty = scale_penalty
         self.penalty_power = penalty_power
         self.variance = variance
@@ -354,16 +511,35 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         y = kernel_vector(y)
         return X, y, sw, backend
 
+    def _feature_columns(self, n_features, names=None):
+        """The expert and gate columns as sorted int arrays (``None``: every
+        column), from ``expert_features``, ``gate_features`` and ``gate``."""
+        if names is None:
+            names = getattr(self, "feature_names_in_", None)
+        ecols = _resolve_columns(self.expert_features, n_features, names, "expert_features")
+        if self.gate == "constant":
+            if self.gate_features is not None:
+                raise ValueError("gate='constant' uses no gate features; "
+                                 f"got gate_features={self.gate_features!r}")
+            gcols = np.zeros(0, dtype=np.int64)
+        else:
+            gcols = _resolve_columns(self.gate_features, n_features, names, "gate_features")
+        return ecols, gcols
+
     def _make_config(self, X, y, sw, backend, n_components=None):
         from .._backend import numba_available
 
+        K = int(n_components or self.n_components)
+        ecols, gcols = self._feature_columns(X.shape[1])
         n_eff = float(sw.sum())
         ybar = float(sw @ y) / n_eff
         var_y = float(sw @ (y - ybar) ** 2) / n_eff
         if not var_y > 0:
             var_y = 1.0
         return EMConfig(
-            n_components=int(n_components or self.n_components), alpha=float(self.alpha),
+            n_components=K, alpha=float(self.alpha),
+            expert_support=None if ecols is None else tuple(ecols for _ in range(K)),
+            gate_support=gcols if K > 1 else None,
             alpha_gate=float(self.alpha_gate), ridge_gate=float(self.ridge_gate),
             scale_penalty=bool(self.scale_penalty),
             penalty_power=float(self.penalty_power),
@@ -388,23 +564,26 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         self
         """
         X, y, sw, backend = self._validate_fit_data(X, y, sample_weight)
-        cfg = self._make_config(X, y, sw, backend)
+        scaling = column_scaling(X, sw) if self.standardize else None
+        Xw = standardize_columns(X, scaling)  # the columns the penalties see
+        cfg = self._make_config(Xw, y, sw, backend)
         self._var_floor = cfg.var_floor
-        for name in ("_suff", "_t", "_online_cfg", "n_samples_seen_"):
+        for name in ("_suff", "_t", "_online_cfg", "n_samples_seen_", "_x_scaling"):
             self.__dict__.pop(name, None)  # fit restarts the online statistics
         warm = (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (cfg.n_components, X.shape[1]))
         device = backend if backend.name in ("torch", "cupy") else None
         if warm:
+            state = state_to_standardized(self._state(), scaling)
             if device is not None:
                 from ._em_xp import run_em_xp
 
-                results = [run_em_xp(X, y, sw, self._state(), cfg, device)]
+                results = [run_em_xp(Xw, y, sw, state, cfg, device)]
             else:
-                results = [run_em(X, y, sw, self._state(), cfg)]
+                results = [run_em(Xw, y, sw, state, cfg)]
         else:
             seeds = _restart_seeds(self.random_state, self.n_init)
-            job = functools.partial(_single_fit, X=X, y=y, sw=sw, cfg=cfg, init=self.init,
+            job = functools.partial(_single_fit, X=Xw, y=y, sw=sw, cfg=cfg, init=self.init,
                                     device_backend=device)
             tasks = [(int(s), r) for r, s in enumerate(seeds)]
             if len(tasks) == 1 and not self.verbose:
@@ -415,13 +594,26 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
                                        n_jobs=1 if device is not None else self.n_jobs,
                                        verbose=self.verbose,
                                        desc="GaussianMoERegressor restarts")
-        self._set_result(X, y, results, backend)
+        self._set_result(Xw, y, results, backend, scaling=scaling,
+                         check_restarts=float(sw.sum()) if not warm else None)
+        self._set_features(X.shape[1], cfg)
         self._n_train = float(sw.sum())
         for name in ("support_", "gate_support_"):
             self.__dict__.pop(name, None)  # a refit's support does not survive a new fit
         return self
 
-    def _set_result(self, X, y, results, backend):
+    def _set_features(self, n_features, cfg):
+        every = np.arange(n_features, dtype=np.int64)
+        self.expert_features_ = (every if cfg.expert_support is None
+                                 else np.asarray(cfg.expert_support[0], dtype=np.int64))
+        self.gate_features_ = (every if cfg.gate_support is None
+                               else np.asarray(cfg.gate_support, dtype=np.int64))
+
+    def _set_result(self, X, y, results, backend, scaling=None, check_restarts=None):
+        """Keep the best of ``results`` (EM runs on ``X``; with ``scaling`` the
+        standardised columns, and the kept parameters are mapped back to the
+        original ones). ``check_restarts`` (the effective sample size) records
+        ``restart_objectives_`` and warns when the restarts disagree."""
         ok = [r for r in results if "error" not in r]
         if not ok:
             raise ValueError(
@@ -443,7 +635,10 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
                 "min_variance or n_init.", UserWarning, stacklevel=3)
         state = best["state"]
         perm = _canonical_order(X, y, state, best["log_resp"])
-        state = state.permute(perm)
+        state = state_to_original(state.permute(perm), scaling)
+        self._x_scaling = scaling
+        if check_restarts is not None:
+            self._check_restarts(results, best, collapsed, check_restarts)
         self.coef_ = state.coef
         self.intercept_ = state.intercept
         self.gate_coef_ = state.gate_coef
@@ -464,6 +659,22 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             warnings.warn(
                 f"GaussianMoERegressor did not converge in max_iter={self.max_iter} "
                 "iterations; increase max_iter or tol.", ConvergenceWarning, stacklevel=3)
+
+    def _check_restarts(self, results, best, collapsed, n_eff):
+        """``restart_objectives_``; a warning when the best value was reached
+        by one restart only and every other ended more than 1 nat lower."""
+        objs = np.array([r["objective"] if "error" not in r else -np.inf for r in results])
+        self.restart_objectives_ = objs
+        fair = [r for r in results if "error" not in r and not collapsed(r)]
+        if len(fair) < 2 or collapsed(best):
+            return
+        gaps = np.sort([n_eff * (best["objective"] - r["objective"]) for r in fair])
+        if gaps[1] > 1.0:
+            warnings.warn(
+                f"only one of the {len(results)} restarts of GaussianMoERegressor reached "
+                f"the best penalised log-likelihood; the next best ended {gaps[1]:.3g} "
+                "nats lower: the optimum may be local. Increase n_init (see "
+                "restart_objectives_).", UserWarning, stacklevel=3)
 
     # --------------------------------------------------- partial_fit ---
     _supports_partial_fit = True  # GaussianMoERegressorCV (a grid of models) has none
@@ -507,6 +718,9 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         if not hasattr(self, "_suff"):
             self.__dict__.pop("coef_", None)
             X, y, sw, backend = self._validate_fit_data(X, y, sample_weight)
+            # the first batch's column scaling stays fixed for the later ones
+            scaling = column_scaling(X, sw) if self.standardize else None
+            X = standardize_columns(X, scaling)
             cfg = self._make_config(X, y, sw, backend)
             self._var_floor = cfg.var_floor
             self._online_cfg = cfg
@@ -515,27 +729,30 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
                        for r, sd in enumerate(seeds)]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                self._set_result(X, y, results, backend)
+                self._set_result(X, y, results, backend, scaling=scaling)
+            self._set_features(X.shape[1], cfg)
             self._n_train = float(sw.sum())
-            self._suff = self._batch_stats(X, y, sw)
+            self._suff = self._batch_stats(X, y, sw, state_to_standardized(self._state(), scaling))
             self.n_samples_seen_ = X.shape[0]
             self._t = 0
             return self
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, reset=False)
         y = kernel_vector(y)
         sw = check_sample_weight(sample_weight, X)
-        X = np.asfortranarray(X)
+        scaling = self._x_scaling
+        X = standardize_columns(np.asfortranarray(X), scaling)
         cfg = self._online_cfg
         self._t += 1
         eta = (self._t + 2.0) ** -0.6
-        batch = self._batch_stats(X, y, sw)
+        current = state_to_standardized(self._state(), scaling)
+        batch = self._batch_stats(X, y, sw, current)
         self._suff = {k: (1 - eta) * v + eta * batch[k] for k, v in self._suff.items()}
-        state = self._state()
+        state = current.copy()
         self._stepwise_m_step(state, cfg)
         if state.coef.shape[0] > 1:
             from ._em import _gate_step
 
-            resp = np.exp(e_step(X, y, self._state())[0])
+            resp = np.exp(e_step(X, y, current)[0])
             new = state.copy()
             _gate_step(X, sw, resp, new, cfg, float(sw.sum()), full=True, steps=1)
             state.gate_coef = (1 - eta) * state.gate_coef + eta * new.gate_coef
@@ -543,9 +760,10 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         from ._em import objective
 
         _, log_norm, _ = e_step(X, y, state)
-        self.coef_, self.intercept_ = state.coef, state.intercept
-        self.gate_coef_, self.gate_intercept_ = state.gate_coef, state.gate_intercept
-        self.noise_variance_ = state.var
+        out = state_to_original(state, scaling)
+        self.coef_, self.intercept_ = out.coef, out.intercept
+        self.gate_coef_, self.gate_intercept_ = out.gate_coef, out.gate_intercept
+        self.noise_variance_ = out.var
         pi = None
         if cfg.penalty_power > 0:
             from ._em import mean_gates
@@ -557,9 +775,9 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         self.n_samples_seen_ += X.shape[0]
         return self
 
-    def _batch_stats(self, X, y, sw):
+    def _batch_stats(self, X, y, sw, state):
         """Per-sample (mean-scale) expert sufficient statistics of a batch."""
-        resp = np.exp(e_step(X, y, self._state())[0]) * sw[:, None]
+        resp = np.exp(e_step(X, y, state)[0]) * sw[:, None]
         N = float(sw.sum())
         return {"n": resp.sum(axis=0) / N, "mx": resp.T @ X / N, "my": resp.T @ y / N,
                 "Sxx": np.einsum("ik,ij,il->kjl", resp, X, X, optimize=True) / N,
@@ -576,25 +794,30 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             nk = float(s["n"][k])
             if nk <= 1e-10:
                 continue
-            xbar = s["mx"][k] / nk
+            # the expert's columns (expert_features); the others stay at zero
+            cols = (np.arange(p) if cfg.expert_support is None
+                    else np.asarray(cfg.expert_support[k], dtype=np.int64))
+            xbar = s["mx"][k][cols] / nk
             ybar = float(s["my"][k]) / nk
-            C = s["Sxx"][k] - nk * np.outer(xbar, xbar)
-            c = s["Sxy"][k] - nk * xbar * ybar
+            C = s["Sxx"][k][np.ix_(cols, cols)] - nk * np.outer(xbar, xbar)
+            c = s["Sxy"][k][cols] - nk * xbar * ybar
             syy = float(s["Syy"][k]) - nk * ybar * ybar
             scale = np.sqrt(state.var[k]) if cfg.scale_penalty else state.var[k]
             lam = cfg.alpha * wts[k]
             jitter = 1e-10 * max(float(np.trace(C)), 1e-300)
-            if lam > 0:
-                R = np.linalg.cholesky(C + jitter * np.eye(p))
+            eye = np.eye(cols.size)
+            if lam > 0 and cols.size:
+                R = np.linalg.cholesky(C + jitter * eye)
                 u = np.linalg.solve(R, c)
                 fit = weighted_enet_cd(np.asfortranarray(R.T), u, None, lam1=lam * scale,
-                                       coef=state.coef[k], fit_intercept=False,
+                                       coef=state.coef[k][cols], fit_intercept=False,
                                        max_iter=200, tol=1e-8, use_numba=cfg.use_numba)
                 b = np.asarray(fit.coef, dtype=float)
             else:
-                b = np.linalg.solve(C + jitter * np.eye(p), c)
+                b = np.linalg.solve(C + jitter * eye, c)
             rss = max(syy - 2 * float(b @ c) + float(b @ C @ b), 0.0)
-            state.coef[k] = b
+            state.coef[k] = 0.0
+            state.coef[k][cols] = b
             state.intercept[k] = ybar - float(xbar @ b)
             state.var[k] = _sigma_update(nk, rss, float(np.abs(b).sum()), lam,
                                          cfg.scale_penalty, cfg.var_floor)
@@ -686,8 +909,10 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         K, p = self.coef_.shape if shape is None else shape
         sup = getattr(self, "support_", None)
         if sup is None:
-            supports = [np.arange(p, dtype=np.int64)] * K
-            gate_support = np.arange(p, dtype=np.int64) if K > 1 else np.zeros(0, np.int64)
+            every = np.arange(p, dtype=np.int64)
+            supports = [getattr(self, "expert_features_", every)] * K
+            gate_support = (getattr(self, "gate_features_", every) if K > 1
+                            else np.zeros(0, np.int64))
         else:
             supports = [np.flatnonzero(sup[k]).astype(np.int64) for k in range(K)]
             gate_support = np.flatnonzero(self.gate_support_).astype(np.int64)

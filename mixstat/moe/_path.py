@@ -22,7 +22,14 @@ from .._validation import (
 from ..primitives import enet_lambda_max
 from ..utils import parallel_map
 from ._em import MoEState, e_step, run_em, state_from_resp
-from ._moe import GaussianMoERegressor, _canonical_order, _init_resp
+from ._moe import (
+    GaussianMoERegressor,
+    _canonical_order,
+    _init_resp,
+    column_scaling,
+    standardize_columns,
+    state_to_original,
+)
 
 __all__ = ["MoEPath", "moe_path", "GaussianMoERegressorCV"]
 
@@ -65,9 +72,11 @@ def _alpha_max(X, y, sw, state, cfg):
 
     wts = penalty_weights(cfg, mean_gates(X, sw, state) if cfg.penalty_power > 0 else None)
     out = 0.0
+    if cfg.expert_support is not None:  # expert_features: only those columns enter
+        X = np.asfortranarray(X[:, np.asarray(cfg.expert_support[0], dtype=np.int64)])
     for k in range(cfg.n_components):
         w = sw * resp[:, k]
-        if w.sum() <= 1e-8 * n_eff:
+        if w.sum() <= 1e-8 * n_eff or X.shape[1] == 0:
             continue
         g = float(enet_lambda_max(X, y, w))
         scale = np.sqrt(state.var[k]) if cfg.scale_penalty else state.var[k]
@@ -80,8 +89,14 @@ def _alpha_max(X, y, sw, state, cfg):
 
 def _fit_path(X, y, sw, est, alphas=None, n_alphas=30, eps=1e-2, seed=0,
               return_models=False, cold_starts=0):
-    """Warm-started path on validated arrays (X Fortran float64)."""
+    """Warm-started path on validated arrays (X Fortran float64). With
+    ``est.standardize`` the path runs on the standardised columns (the
+    penalties and ``alpha_max`` are theirs) and reports coefficients on the
+    original ones."""
     backend = resolve_backend(est.backend, X, y, allowed=("numpy", "numba"))
+    X_orig = X
+    scaling = column_scaling(X, sw) if est.standardize else None
+    X = standardize_columns(X, scaling)
     cfg = est._make_config(X, y, sw, backend)
     n_eff = float(sw.sum())
     rng = np.random.default_rng(seed)
@@ -117,7 +132,7 @@ def _fit_path(X, y, sw, est, alphas=None, n_alphas=30, eps=1e-2, seed=0,
                 res = cold
         state = res["state"]
         perm = _canonical_order(X, y, state, res["log_resp"])
-        st = state.permute(perm)
+        st = state_to_original(state.permute(perm), scaling)
         out["coef"].append(st.coef)
         out["intercept"].append(st.intercept)
         out["gate_coef"].append(st.gate_coef)
@@ -131,8 +146,9 @@ def _fit_path(X, y, sw, est, alphas=None, n_alphas=30, eps=1e-2, seed=0,
         if return_models:
             m = GaussianMoERegressor(**{**est.get_params(), "alpha": float(a)})
             m.n_features_in_ = p
-            m._set_result(X, y, [{**res, "state": st, "log_resp": res["log_resp"][:, perm]}],
-                          backend)
+            m._set_result(X_orig, y, [{**res, "state": st,
+                                       "log_resp": res["log_resp"][:, perm]}], backend)
+            m._set_features(p, cfg)
             models.append(m)
     arr = {k: np.asarray(v) for k, v in out.items()}
     return MoEPath(alphas=alphas, coef=arr["coef"].reshape(L, K, p),

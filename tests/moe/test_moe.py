@@ -39,17 +39,26 @@ def test_k1_alpha0_is_ols(scale_penalty):
     np.testing.assert_allclose(m.predict(X), ols.predict(X), atol=1e-6)
 
 
+@pytest.mark.parametrize("standardize", [False, True])
 @pytest.mark.parametrize("scale_penalty", [True, False])
 @pytest.mark.parametrize("alpha", [0.05, 0.3])
-def test_k1_lasso_matches_sklearn_at_mapped_penalty(scale_penalty, alpha):
+def test_k1_lasso_matches_sklearn_at_mapped_penalty(scale_penalty, alpha, standardize):
     # K=1: maximising (1/n) log L - alpha |b|_1 / sigma^c over b at the fitted
-    # sigma is sklearn's Lasso with alpha' = alpha * sigma^(2-c)
+    # sigma is sklearn's Lasso with alpha' = alpha * sigma^(2-c); with
+    # standardize, sklearn's Lasso on StandardScaler's columns, slopes divided
+    # by the columns' standard deviations
     X, y = _lin_data()
+    X = X * np.array([1.0, 10.0, 0.1, 3.0, 1.0])[: X.shape[1]]  # unequal units
     m = GaussianMoERegressor(1, alpha=alpha, scale_penalty=scale_penalty, tol=1e-14,
-                             max_iter=5000, n_init=1).fit(X, y)
+                             max_iter=5000, n_init=1, standardize=standardize).fit(X, y)
     s2 = m.noise_variance_[0]
     mapped = alpha * (np.sqrt(s2) if scale_penalty else s2)
-    ref = Lasso(alpha=mapped, tol=1e-12, max_iter=100000).fit(X, y)
+    sd = X.std(axis=0) if standardize else np.ones(X.shape[1])
+    Xs = (X - X.mean(axis=0)) / sd if standardize else X
+    ref = Lasso(alpha=mapped, tol=1e-12, max_iter=100000).fit(Xs, y)
+    ref.intercept_ = ref.intercept_ - (ref.coef_ / sd) @ X.mean(axis=0) if standardize \
+        else ref.intercept_
+    ref.coef_ = ref.coef_ / sd
     np.testing.assert_allclose(m.coef_[0], ref.coef_, atol=1e-6)
     np.testing.assert_allclose(m.intercept_[0], ref.intercept_, atol=1e-6)
     assert np.count_nonzero(m.coef_[0]) == np.count_nonzero(ref.coef_)
@@ -88,13 +97,19 @@ class _nowarn:
         return self._cm.__exit__(*a)
 
 
-def test_objective_equals_definition(khalili):
+@pytest.mark.parametrize("standardize", [False, True])
+def test_objective_equals_definition(khalili, standardize):
+    # with standardize the penalties apply to the slopes of the standardised
+    # columns: b_j * sd_j
     X, y, _ = khalili
+    X = X * np.linspace(0.5, 4.0, X.shape[1])
     m = GaussianMoERegressor(2, alpha=0.03, alpha_gate=0.02, ridge_gate=0.1, n_init=1,
-                             random_state=0).fit(X, y)
+                             random_state=0, standardize=standardize).fit(X, y)
     ll = m.score_samples(X, y).mean()
-    pen = 0.03 * np.sum(np.abs(m.coef_).sum(1) / np.sqrt(m.noise_variance_))
-    pen += 0.02 * np.abs(m.gate_coef_).sum() + 0.05 * (m.gate_coef_ ** 2).sum()
+    sd = X.std(axis=0) if standardize else 1.0
+    b, w = m.coef_ * sd, m.gate_coef_ * sd
+    pen = 0.03 * np.sum(np.abs(b).sum(1) / np.sqrt(m.noise_variance_))
+    pen += 0.02 * np.abs(w).sum() + 0.05 * (w ** 2).sum()
     np.testing.assert_allclose(m.lower_bound_, ll - pen, rtol=1e-10)
     np.testing.assert_allclose(m.log_likelihood_, ll * len(y), rtol=1e-10)
 
