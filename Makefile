@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	# the pinned CPU wheel first, so that '.[torch]' installs nothing more
 	$(if $(TORCH_PIN),$(VPY) -m pip install -q $(TORCH_PIN))
 	$(VPY) -m pip install -q -e '.[$(EXTRAS)]'
+	# compile the Numba kernels now (once), not on the user's first fit
+	$(VENV)/bin/mixstat compile
 	touch $@
 
 install: $(VENV)/.installed

@@ -98,6 +98,8 @@ class _LazyJit:
         if self._jitted is None:
             import numba
 
+            if not _cache_files(self.py_func):
+                _compile_notice()
             self._jitted = numba.njit(cache=True, **self._options)(
                 _with_compiled_callees(self.py_func))
         return self._jitted
@@ -111,6 +113,24 @@ class _LazyJit:
         # pickled by reference (module + name), like a plain function, so that
         # joblib / Dask can ship code that holds a kernel
         return (_import_attribute, (self.__module__, self.__qualname__))
+
+
+_NOTICE = {"shown": False}
+
+
+def _compile_notice():
+    """One line on stderr, once per process, when a kernel is about to be
+    compiled for the first time in this environment (nothing in Numba's
+    on-disk cache): the first mixture-of-experts fit then pauses while Numba
+    compiles, and later processes load the machine code instead.
+    ``MIXSTAT_QUIET_COMPILE=1`` silences it; ``mixstat compile`` (run by
+    ``make install``) compiles everything ahead of time."""
+    if _NOTICE["shown"] or os.environ.get("MIXSTAT_QUIET_COMPILE"):
+        return
+    _NOTICE["shown"] = True
+    print("mixstat: compiling Numba kernels for this environment (once, up to a minute; "
+          "later runs load them from the cache; `mixstat compile` does it ahead of time)",
+          file=sys.stderr, flush=True)
 
 
 def _with_compiled_callees(func):

@@ -70,6 +70,42 @@ def demo(out_dir="mixstat-demo", quick=False, only=None):
     return rows, failures
 
 
+def compile_kernels(file=None):
+    """Compile (or load from the cache) every Numba kernel that the estimators
+    call, by fitting each on a few rows: the kernels are compiled for the
+    argument types that real fits pass, since they are the same calls."""
+    import warnings
+
+    import numpy as np
+
+    from ._backend import numba_available
+
+    file = file or sys.stdout
+    if not numba_available():
+        print("Numba is not installed: nothing to compile (pip install 'mixstat[numba]')",
+              file=file)
+        return 0
+    from .moe import GaussianMoERegressor, GaussianMoERegressorCV
+    from .mpe import mixture_proportion
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = X[:, 0] * np.sign(X[:, 1]) + 0.1 * rng.standard_normal(60)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for params in ({}, {"alpha": 0.0, "alpha_gate": 0.0}, {"penalty_power": 0.5},
+                       {"gate": "constant"}):
+            m = GaussianMoERegressor(2, n_init=2, max_iter=20, random_state=0,
+                                     backend="numba", **params).fit(X, y)
+        m.refit(X, y)
+        GaussianMoERegressorCV(n_components=(1, 2), n_alphas=3, n_init=1, max_iter=20,
+                               random_state=0, backend="numba").fit(X, y)
+        mixture_proportion(X[:30], X[30:], method="KM2")
+    print(f"mixstat: Numba kernels ready ({time.perf_counter() - t0:.1f} s)", file=file)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="mixstat", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd")
@@ -78,7 +114,11 @@ def main(argv=None):
     p_demo.add_argument("--quick", action="store_true", help="smaller data, faster")
     p_demo.add_argument("--only", nargs="*", help="run only the families whose module names contain these")
     sub.add_parser("versions", help="print versions and the backends found")
+    sub.add_parser("compile", help="compile the Numba kernels now (once per environment), "
+                                   "so that no later fit pauses for it")
     args = parser.parse_args(argv)
+    if args.cmd == "compile":
+        return compile_kernels()
     if args.cmd == "demo":
         rows, failures = demo(args.out, args.quick, args.only)
         _print_table(rows)

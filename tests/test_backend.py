@@ -277,3 +277,35 @@ def test_kernel_with_omitted_default_is_loaded_from_cache(tmp_path):
                           text=True, check=True).stdout.split() for _ in range(2)]
     assert out[0] == ["1.0", "0", "1"]  # compiled and cached
     assert out[1] == ["1.0", "1", "0"]  # loaded
+
+
+@pytest.mark.skipif(not has_module("numba"), reason="needs numba")
+def test_first_compilation_says_so_once(tmp_path):
+    # issue #22: the first fit in a fresh environment pauses while Numba
+    # compiles; a one-line notice says why, and a process that loads the
+    # kernels from the cache prints nothing
+    import subprocess
+    import sys
+
+    _write_package(tmp_path, "noticepkg", {"k": "def f(x):\n    return x + 1.0\n",
+                                           "k2": "def g(x):\n    return x - 1.0\n"})
+    code = "from noticepkg.k import f\nfrom noticepkg.k2 import g\nprint(f(1.0) + g(1.0))"
+    env = _subprocess_env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "nc"))
+    env.pop("MIXSTAT_QUIET_COMPILE", None)
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True) for _ in range(2)]
+    assert runs[0].stdout.strip() == "2.0"
+    assert runs[0].stderr.count("compiling Numba kernels") == 1  # two kernels, one line
+    assert "compiling" not in runs[1].stderr
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**env, "NUMBA_CACHE_DIR": str(tmp_path / "nc2"),
+                                "MIXSTAT_QUIET_COMPILE": "1"}, check=True)
+    assert "compiling" not in quiet.stderr
+
+
+def test_mixstat_compile_command(capsys):
+    from mixstat.cli import compile_kernels
+
+    assert compile_kernels() == 0
+    out = capsys.readouterr().out
+    assert ("kernels ready" in out) or ("Numba is not installed" in out)
