@@ -24,7 +24,7 @@ from .._validation import (
     kernel_vector,
     validate_data,
 )
-from ..primitives import enet_lambda_max, weighted_enet_cd
+from ..primitives import enet_lambda_max, warm_kmeans, weighted_enet_cd
 from ..utils import parallel_map
 from ._em import EMConfig, MoEState, e_step, expert_means, gate_log_probs, run_em, state_from_resp
 
@@ -69,14 +69,14 @@ def _soften(labels, K, eps=0.1):
     return resp
 
 
-# init='auto': the strategy of restart r is _AUTO_*[r % 3]. Below p < n the three
+# init='auto': the strategy of restart r is _AUTO_*[r % 4]. Below p < n the three
 # differ in kind (a residual split, a clustering of (x, y), random memberships),
 # so that one bad basin does not catch every restart (flexmix's NPreg: the
 # residual split alone ends at -692.1 from every seed, k-means and random
 # starts at the optimum -640.3). At p >= n random and k-means memberships are
 # noise (ARI ~ 0), so the restarts vary the residual split and screen instead.
-_AUTO_LOW_DIM = ("residuals", "kmeans", "random")
-_AUTO_HIGH_DIM = ("residuals", "screen", "residuals")
+_AUTO_LOW_DIM = ("residuals", "kmeans", "random", "random")
+_AUTO_HIGH_DIM = ("residuals", "screen", "residuals", "residuals")
 
 
 def init_strategy(init, restart, n_samples, n_features):
@@ -97,15 +97,18 @@ def _init_resp(X, y, sw, cfg, init, rng, restart):
     if init == "random":
         return rng.dirichlet(np.ones(K), size=n)
     if init == "kmeans":
-        from sklearn.cluster import KMeans
-
+        # Lloyd's iterations from k-means++ seeds (the primitive; unweighted:
+        # this is only a start); scikit-learn's KMeans spent more in its thread
+        # pool than the whole EM at small n on a loaded machine
         Z = np.column_stack([X, y])
         sd = Z.std(axis=0)
         Z = (Z - Z.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
         Z[:, -1] *= np.sqrt(max(X.shape[1], 1))  # the response weighs as much as x
-        km = KMeans(K, n_init=1, random_state=int(rng.integers(2**31 - 1)))
-        labels = km.fit(Z, sample_weight=sw).labels_
-        return _soften(labels, K)
+        km = warm_kmeans(Z, K, init="k-means++", distance="euclidean", max_iter=100,
+                         random_state=int(rng.integers(2**31 - 1)))
+        if km.labels is None:  # an empty cluster: fall back to random memberships
+            return rng.dirichlet(np.ones(K), size=n)
+        return _soften(np.asarray(km.labels), K)
     if init == "screen":
         return _screen_resp(X, y, sw, cfg, rng, restart)
     # 'residuals': split the residuals of a global Lasso (works when p >> n)
@@ -348,7 +351,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     min_variance : float, default=1e-3
         Floor on every :math:`\sigma_k^2`, as a fraction of the variance of
         ``y`` (the bounded parameter space of the oracle inequality).
-    n_init : int, default=3
+    n_init : int, default=4
         Number of restarts; the one with the best penalised objective is kept,
         among those whose noise variances stay above the floor when there are
         any (a variance on the floor is a degenerate spike component). A
@@ -362,9 +365,9 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         :math:`(x, y)`; 'random' draws Dirichlet responsibilities; 'screen'
         fits a small mixture of experts on the columns a global Lasso selects.
         'auto' varies the kind of start over the restarts: residuals, k-means,
-        random (repeating) when :math:`p < n`; residuals, screen, residuals
-        with random proportions when :math:`p \ge n`, where random
-        memberships carry no signal. Several kinds of start guard against a
+        random, random (repeating) when :math:`p < n`; residuals, screen,
+        residuals with random proportions (twice) when :math:`p \ge n`, where
+        random memberships carry no signal. Several kinds of start guard against a
         basin that catches every start of one kind (short runs from varied
         starts: Biernacki, Celeux & Govaert 2003).
     max_iter : int, default=500
@@ -470,7 +473,7 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
 
     def __init__(self, n_components=2, *, alpha=0.01, alpha_gate=0.01, ridge_gate=0.0,
                  standardize=True, gate="softmax", expert_features=None, gate_features=None,
-                 scale_penalty=True, penalty_power=0.0, variance="per-expert", min_variance=1e-3, n_init=3,
+                 scale_penalty=True, penalty_power=0.0, variance="per-expert", min_variance=1e-3, n_init=4,
                  init="auto", max_iter=500, tol=1e-6, warm_start=False,
                  random_state=None, backend=None, verbose=0, n_jobs=None):
         self.n_components = n_components

@@ -46,8 +46,8 @@ def test_auto_init_reaches_the_optimum_for_every_seed():
 def test_auto_init_varies_the_kind_of_start():
     from mixstat.moe._moe import init_strategy
 
-    assert [init_strategy("auto", r, 100, 3) for r in range(4)] == [
-        "residuals", "kmeans", "random", "residuals"]
+    assert [init_strategy("auto", r, 100, 3) for r in range(5)] == [
+        "residuals", "kmeans", "random", "random", "residuals"]
     assert [init_strategy("auto", r, 50, 200) for r in range(3)] == [
         "residuals", "screen", "residuals"]
     assert init_strategy("kmeans", 1, 100, 3) == "kmeans"
