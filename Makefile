@@ -2,7 +2,7 @@
 PY ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
-EXTRAS ?= numba,torch,stats,plot,test,docs
+EXTRAS ?= numba,torch,stats,plot,test,docs,formula
 PYTEST_ARGS ?= -q -n 2
 # installed before the extras (empty: no torch, as in test-no-torch)
 TORCH_PIN ?= torch==2.13.0

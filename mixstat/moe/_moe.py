@@ -498,6 +498,30 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
+    @classmethod
+    def from_formula(cls, formula, data, sample_weight=None, **params):
+        """Fit from an R-style formula on a DataFrame (needs formulaic).
+
+        ``"y ~ x + I(x**2) | z"``: experts on ``x`` and ``x^2``, gates on
+        ``z`` (flexmix's ``concomitant = FLXPmultinom(~ z)``); ``| 1`` for a
+        constant gate. See :func:`mixstat.moe.design_from_formula`, which
+        also builds the design matrix of new data for ``predict``.
+
+        Returns
+        -------
+        GaussianMoERegressor
+            Fitted, with ``formula_``; its tables and plots name the
+            formula's columns.
+        """
+        from ._formula import design_from_formula
+
+        X, y, fparams = design_from_formula(formula, data)
+        if y is None:
+            raise ValueError(f"the response of {formula!r} is not in data")
+        est = cls(**{**fparams, **params}).fit(X, y, sample_weight=sample_weight)
+        est.formula_ = formula
+        return est
+
     # ------------------------------------------------------------- fit ---
     def _validate_fit_data(self, X, y, sample_weight):
         backend = resolve_backend(self.backend, X, y, allowed=_BACKENDS)

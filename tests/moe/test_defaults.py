@@ -194,3 +194,30 @@ def test_constant_gate_matches_mixtools_on_tonedata(tmp_path):
                              random_state=0).fit(d[:, :1], d[:, 1])
     # regmixEM's log-likelihood on tonedata (set.seed(100), k=2): 141.198
     assert m.log_likelihood_ == pytest.approx(141.198, abs=0.01)
+
+
+def test_formula_gives_the_same_fit_as_the_columns():
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("formulaic")
+    from mixstat.moe import design_from_formula
+
+    X, y, _ = _npreg_like(6)
+    z = np.random.default_rng(1).standard_normal(len(y))
+    df = pd.DataFrame({"x": X[:, 0], "z": z, "yn": y})
+    m = GaussianMoERegressor.from_formula("yn ~ x + I(x**2) | z", df, alpha=0,
+                                          alpha_gate=0, random_state=0)
+    assert list(m.feature_names_in_) == ["x", "I(x ** 2)", "z"]
+    assert m.formula_ == "yn ~ x + I(x**2) | z"
+    ref = GaussianMoERegressor(2, alpha=0, alpha_gate=0, random_state=0, expert_features=[0, 1],
+                               gate_features=[2]).fit(np.column_stack([X, z]), y)
+    np.testing.assert_allclose(m.coef_, ref.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(m.gate_coef_, ref.gate_coef_, rtol=1e-8, atol=1e-10)
+    # '| 1': a constant gate; new data without the response
+    c = GaussianMoERegressor.from_formula("yn ~ x | 1", df, random_state=0)
+    assert c.gate == "constant" and np.all(c.gate_coef_ == 0)
+    Xnew, ynew, _ = design_from_formula("yn ~ x + I(x**2) | z", df.drop(columns="yn"))
+    assert ynew is None
+    np.testing.assert_allclose(m.predict(Xnew), ref.predict(np.column_stack([X, z])))
+    for bad in ("yn x", "yn ~ x | z | x", "~ x"):
+        with pytest.raises(ValueError, match="formula"):
+            design_from_formula(bad, df)
