@@ -61,6 +61,7 @@ CASES = [
     ("tonedata MoE", "tonedata.csv", "tuned", ["stretchratio"], ["stretchratio"], 2),
     ("NPreg", "NPreg.csv", "yn", ["x", "I(x^2)"], None, 2),
     ("NPreg MoE", "NPreg.csv", "yn", ["x", "I(x^2)"], ["x"], 2),
+    ("NPreg MoE", "NPreg.csv", "yn", ["x", "I(x^2)"], ["x", "I(x^2)"], 2),
     ("NOdata", "NOdata.csv", "NO", ["Equivalence"], None, 2),
     ("CO2data", "CO2data.csv", "CO2", ["GNP"], None, 2),
     ("engel", "engel.csv", "foodexp", ["income"], None, 2),
