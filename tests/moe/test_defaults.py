@@ -221,3 +221,18 @@ def test_formula_gives_the_same_fit_as_the_columns():
     for bad in ("yn x", "yn ~ x | z | x", "~ x"):
         with pytest.raises(ValueError, match="formula"):
             design_from_formula(bad, df)
+
+
+def test_bic_and_bootstrap_lrt_choose_two_experts_on_npreg_like_data():
+    # issue #22: from the poor basin, BIC and the LRT chose K=3; from the
+    # default starts both choose the true K=2
+    from mixstat.moe import select_n_components
+
+    X, y, _ = _npreg_like(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bic = select_n_components(X, y, (1, 2, 3), method="bic", random_state=0)
+        lrt = select_n_components(X, y, (1, 2, 3), method="bootstrap_lrt", n_bootstrap=19,
+                                  random_state=0)
+    assert bic.n_components == 2
+    assert lrt.n_components == 2
