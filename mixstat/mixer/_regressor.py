@@ -668,6 +668,23 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
             out[idx] = np.ravel(self.experts_[k].predict(X[idx]))
         return out
 
+    def predict_experts(self, X):
+        """Prediction of every expert for every sample (whatever the routing).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_experts)
+            Column ``k`` is ``experts_[k].predict(X)``; ``predict`` takes, in
+            every row, the column of the routed expert.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, _to_host(X), reset=False, dtype=np.float64)
+        return np.column_stack([np.ravel(e.predict(X)) for e in self.experts_])
+
     def score(self, X, y, Z=None, sample_weight=None):
         """Coefficient of determination :math:`R^2` of ``predict(X, Z)``."""
         return r2_score(_to_host(y), self.predict(X, Z), sample_weight=_to_host(sample_weight))

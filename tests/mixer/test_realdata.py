@@ -63,12 +63,14 @@ def test_engel_three_experts_none_empty(random_state):
     # before the re-seeding: expert 1 empty, expert_mse_ nan and converged_=True
     X, y = engel()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a ConvergenceWarning is allowed, not an empty expert
+        # a ConvergenceWarning is allowed, an empty expert is not
+        warnings.simplefilter("ignore")
         m = MixERRegressor(n_experts=3, random_state=random_state).fit(X, y)
     assert np.all(m.expert_n_samples_ > 0)
     assert np.all(np.isfinite(m.expert_mse_))
     assert m.expert_n_samples_.sum() == X.shape[0]
-    np.testing.assert_array_equal(np.bincount(m.labels_, minlength=3), m.expert_n_samples_)
+    counts = np.bincount(m.labels_, minlength=3)
+    np.testing.assert_array_equal(counts, m.expert_n_samples_)
     assert np.all(np.isfinite(m.predict(X)))
 
 
@@ -134,7 +136,8 @@ def test_dataframe_predict_score_route_no_feature_name_warning():
 def test_dataframe_with_separate_gate_frame():
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(100, 1)), columns=["dose"])
-    Z = pd.DataFrame({"site": np.r_[np.zeros(50), np.ones(50)] * 6 + rng.normal(size=100)})
+    site = np.r_[np.zeros(50), np.ones(50)] * 6 + rng.normal(size=100)
+    Z = pd.DataFrame({"site": site})
     y = np.where(Z["site"] > 3, 3.0, -3.0) * X["dose"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
