@@ -467,7 +467,9 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         device_experts = device and self.expert is None
         Zg = backend.asarray(Zs) if device else Zs
         if device_experts:
-            Xd, yd = backend.asarray(X), backend.asarray(y)
+            # torch warns on read-only arrays (e.g. from a pandas Series)
+            Xd = backend.asarray(X if X.flags.writeable else X.copy())
+            yd = backend.asarray(y if y.flags.writeable else y.copy())
         experts = None
         lin = None  # (coef, intercept) of the device least-squares experts
         converged = False

@@ -165,3 +165,14 @@ def test_summary_gate_feature_subset_names():
     m = MixERRegressor(n_experts=2, gate_features=[2], random_state=0).fit(X, y)
     gate_table = [t for t in m._summary().tables if t[0].startswith("Gate")][0]
     assert list(gate_table[1]) == ["c", "bias"]
+
+
+def test_engel_reseeding_same_on_torch_backend():
+    pytest.importorskip("torch")
+    X, y = engel()
+    ref = MixERRegressor(n_experts=3, random_state=0).fit(X, y)
+    m = MixERRegressor(n_experts=3, random_state=0, backend="torch").fit(X, y)
+    assert m.backend_ == "torch"
+    assert m.n_unmasked_updates_ == ref.n_unmasked_updates_ >= 1
+    np.testing.assert_array_equal(m.labels_, ref.labels_)
+    np.testing.assert_allclose(m.gate_coef_, ref.gate_coef_, rtol=1e-8, atol=1e-10)
