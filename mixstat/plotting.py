@@ -707,7 +707,7 @@ def plot_squared_mixture(
             f"got {features!r}"
         )
     if X is not None:
-        X = np.asarray(X, dtype=float)
+        X = _host_matrix(estimator, X)[0]
         if X.ndim != 2 or X.shape[1] != d:
             raise ValueError(f"X must have shape (n_samples, {d}), got {X.shape}")
     n = int(n_points)
@@ -726,7 +726,7 @@ def plot_squared_mixture(
         if len(feats) == d:
             full = np.empty((points.shape[0], d))
             full[:, feats] = points
-            return np.exp(estimator.score_samples(full))
+            return np.exp(estimator.score_samples(_model_input(estimator, full)))
         return np.exp(estimator.marginal(feats).score_samples(points))
 
     _, ax = _axes(ax)
@@ -771,7 +771,7 @@ def plot_squared_mixture(
             gid="density",
         )
         ax.set_xlim(lo, hi)
-        ax.set_xlabel(f"x{f}")
+        ax.set_xlabel(_feature_label(_model_names(estimator), f))
         ax.set_ylabel("density")
         ax.legend(fontsize="small")
         return ax
@@ -807,8 +807,8 @@ def plot_squared_mixture(
         ax.legend(fontsize="small", loc="upper right")
     ax.set_xlim(lo1, hi1)
     ax.set_ylim(lo2, hi2)
-    ax.set_xlabel(f"x{f1}")
-    ax.set_ylabel(f"x{f2}")
+    ax.set_xlabel(_feature_label(_model_names(estimator), f1))
+    ax.set_ylabel(_feature_label(_model_names(estimator), f2))
     ax.set_title(
         "squared mixture: density, components (dashed: negative)", fontsize="medium"
     )

@@ -612,3 +612,18 @@ def test_plot_gates_dataframe_no_feature_name_warning(moe_frame, mixer):
             mf = MixERRegressor(2, random_state=0).fit(Xf, model.predict(Xm))
         ax = plotting.plot_gates(mf, Xf, grid_resolution=20)
         assert ax.get_xlabel() == "u"
+
+
+def test_squared_mixture_dataframe_names_no_warning():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(150, 2)), columns=["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = SquaredGaussianMixture(2, max_iter=20, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plotting.plot_squared_mixture(m, X, n_points=20)
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("a", "b")
+        ax = plotting.plot_squared_mixture(m, X, features=[1], n_points=20)
+        assert ax.get_xlabel() == "b"
