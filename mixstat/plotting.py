@@ -142,6 +142,8 @@ def plot_regularization_path(
     which : {'coef', 'gate_coef'}, default='coef'
         Expert slopes :math:`b_{kj}` or gate slopes :math:`w_{kj}`.
     feature_names : sequence of str, optional
+        Default: the path's ``feature_names_in_`` / ``feature_names`` when it
+        has them (a path computed on a DataFrame), else ``x0, x1, ...``.
     alpha : float, optional
         A penalty to mark with a vertical line (e.g. the one selected by BIC).
     components : sequence of int, optional
@@ -168,6 +170,12 @@ def plot_regularization_path(
             f"n_alphas={alphas.size}, got {coef.shape}"
         )
     _, K, p = coef.shape
+    if feature_names is None:  # a path computed on a DataFrame may carry its names
+        for attr in ("feature_names_in_", "feature_names_in", "feature_names"):
+            names = getattr(path, attr, None)
+            if names is not None and len(names) == p:
+                feature_names = [str(c) for c in names]
+                break
     if feature_names is not None and len(feature_names) != p:
         raise ValueError(
             f"feature_names has {len(feature_names)} names for {p} features"

@@ -627,3 +627,15 @@ def test_squared_mixture_dataframe_names_no_warning():
         assert (ax.get_xlabel(), ax.get_ylabel()) == ("a", "b")
         ax = plotting.plot_squared_mixture(m, X, features=[1], n_points=20)
         assert ax.get_xlabel() == "b"
+
+
+def test_regularization_path_takes_names_from_the_path(path):
+    from types import SimpleNamespace
+
+    p = path.coef.shape[2]
+    named = SimpleNamespace(
+        alphas=path.alphas, coef=path.coef, feature_names=[f"v{j}" for j in range(p)]
+    )
+    ax = plotting.plot_regularization_path(named)
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert labels and all(t.startswith("v") for t in labels)
