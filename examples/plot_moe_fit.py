@@ -1,6 +1,6 @@
 """
 The figure of a mixture of experts: data, expert lines and the mixture mean
-==========================================================================
+===========================================================================
 
 Fit a two-expert Gaussian mixture of experts and draw what every user draws
 first with :func:`mixstat.plotting.plot_moe_fit`: the data coloured by each
