@@ -52,7 +52,7 @@ def _to_host(a):
 
 def _best_bias(L, k, target):
     """Bias shift of logit column ``k`` that best agrees with ``target`` while
-    giving ``k`` at least one row of its cluster: (shift, agreement)."""
+    giving ``k`` at least one row of its cluster: (agreement, shift)."""
     other = L.copy()
     other[:, k] = -np.inf
     alt = np.argmax(other, axis=1)
@@ -68,7 +68,7 @@ def _best_bias(L, k, target):
     cand = np.flatnonzero(last & (got_k > 0))
     j = cand[np.argmax(agree[cand])]
     shift = 0.5 * (ms[j] + ms[j + 1]) if j + 1 < ms.size else ms[j] + 1.0
-    return shift, int(agree[j])
+    return int(agree[j]), shift
 
 
 def unmask_gate(Z, coef, target):
@@ -116,14 +116,14 @@ def unmask_gate(Z, coef, target):
     n, K = Z.shape[0], W.shape[1]
     D = np.column_stack([Z, np.ones(n)])
     reseeded = []
-    for _ in range(2):  # a correction can, rarely, empty an expert fixed before
+    for _ in range(2 * K):  # a correction can empty an expert fixed before
         counts = np.bincount(np.argmax(D @ W, axis=1), minlength=K)
         empty = [k for k in range(K) if counts[k] == 0 and np.any(target == k)]
         if not empty:
             break
         for k in empty:
             L = D @ W
-            shift0, agree0 = _best_bias(L, k, target)
+            agree0, shift0 = _best_bias(L, k, target)
             ind = (target == k).astype(np.float64)
             nk = ind.sum()
             sw = np.sqrt(np.where(ind > 0, 1.0 / (2 * nk), 1.0 / (2 * max(n - nk, 1.0))))
@@ -132,12 +132,13 @@ def unmask_gate(Z, coef, target):
             # relative to the largest slope norm of the gate
             ref = max(float(np.max(np.linalg.norm(W[:-1], axis=0))), 1e-12)
             base = wk * ref / max(float(np.linalg.norm(wk[:-1])), 1e-12)
-            best = (agree0, W[:, k] + np.r_[np.zeros(W.shape[0] - 1), shift0])
+            bias = np.r_[np.zeros(W.shape[0] - 1), 1.0]
+            best = (agree0, W[:, k] + shift0 * bias)
             for scale in 2.0 ** np.arange(-2, 11):
                 L[:, k] = D @ (scale * base)
-                shift, agree = _best_bias(L, k, target)
+                agree, shift = _best_bias(L, k, target)
                 if agree > best[0]:
-                    best = (agree, scale * base + np.r_[np.zeros(W.shape[0] - 1), shift])
+                    best = (agree, scale * base + shift * bias)
             W[:, k] = best[1]
             reseeded.append(k)
     return W, sorted(set(reseeded))
@@ -232,12 +233,14 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
        not empty but whom the least-squares gate's argmax gives no sample
        (the *masking* of indicator regression, ESL 4.2, frequent with
        :math:`K \ge 3` on one skewed feature) gets its gate column re-seeded
-       by :func:`unmask_gate`, so that every expert keeps samples.
+       by :func:`unmask_gate`, so that (almost always) every expert keeps
+       samples.
 
     It stops when the routing of the training set no longer changes after a
     successful gate update (``converged_``; never True while an expert
-    receives no training sample: that case, possible only when no gate
-    update succeeded since, raises a :class:`ConvergenceWarning`). The gate starts as the reference's random gate,
+    receives no training sample: that case, left when no gate update
+    succeeded or the re-seeding could not give the expert samples, raises a
+    :class:`ConvergenceWarning`). The gate starts as the reference's random gate,
     :math:`W \sim U(\pm 1/\sqrt{p+1})`. With fixed gate features the
     partition is the K-means partition (through the least-squares gate's
     argmax); the experts decide which expert takes which cluster.
@@ -531,8 +534,8 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
                 )
         counts = np.bincount(routes, minlength=K)
         if np.any(counts == 0):
-            # only when no gate update succeeded since the routing left an
-            # expert empty (the unmasking gives every cluster's expert rows)
+            # no successful gate update since the routing left an expert
+            # empty, or one that unmask_gate could not repair (rare)
             converged = False
             warnings.warn(
                 f"MixERRegressor: expert(s) {np.flatnonzero(counts == 0).tolist()} receive "

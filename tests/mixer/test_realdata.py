@@ -176,3 +176,33 @@ def test_engel_reseeding_same_on_torch_backend():
     assert m.n_unmasked_updates_ == ref.n_unmasked_updates_ >= 1
     np.testing.assert_array_equal(m.labels_, ref.labels_)
     np.testing.assert_allclose(m.gate_coef_, ref.gate_coef_, rtol=1e-8, atol=1e-10)
+
+
+def test_unmask_gate_on_random_kmeans_partitions():
+    # K-means partitions of 1-3 normal or log-normal features, K = 3..5: the
+    # least-squares gate often masks an expert; the re-seeding gives every
+    # expert rows and never lowers the agreement with the K-means target
+    from sklearn.cluster import KMeans
+
+    n_masked = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        p, K = int(rng.integers(1, 4)), int(rng.integers(3, 6))
+        n = int(rng.integers(40, 200))
+        Z = rng.lognormal(size=(n, p)) if seed % 2 else rng.normal(size=(n, p))
+        Z = (Z - Z.mean(0)) / Z.std(0)
+        target = KMeans(K, n_init=1, random_state=seed).fit_predict(Z)
+        D = np.column_stack([Z, np.ones(n)])
+        W = np.linalg.pinv(D) @ np.eye(K)[target]
+        before = np.argmax(D @ W, axis=1)
+        W2, reseeded = unmask_gate(Z, W, target)
+        after = np.argmax(D @ W2, axis=1)
+        if np.unique(before).size < K:
+            n_masked += 1
+            assert reseeded
+            assert np.unique(after).size == K, seed
+            assert np.mean(after == target) >= np.mean(before == target)
+        else:
+            assert reseeded == []
+            np.testing.assert_array_equal(W2, W)
+    assert n_masked >= 10  # the case is common, not a corner
