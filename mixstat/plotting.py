@@ -8,6 +8,7 @@ works without it and the first call raises a clear :class:`ImportError`.
 - :func:`plot_regularization_path`: coefficients along a :func:`mixstat.moe.moe_path`;
 - :func:`plot_selection`: the criterion of :class:`~mixstat.moe.GaussianMoERegressorCV`;
 - :func:`plot_gates`: gate probabilities over one or two features;
+- :func:`plot_moe_fit`: data coloured by expert posterior, expert lines, mixture mean;
 - :func:`plot_squared_mixture`: signed components and density of a squared mixture;
 - :func:`plot_mpe`: MPE estimates with intervals next to kappa* and kappa(F|H);
 - :func:`plot_routing`: MixER routing heatmap (environment x expert);
@@ -23,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
     "plot_gates",
+    "plot_moe_fit",
     "plot_mpe",
     "plot_regularization_path",
     "plot_routing",
@@ -65,6 +67,62 @@ def _feature_label(feature_names, j):
     return str(feature_names[j])
 
 
+def _model_names(estimator):
+    """The column names the estimator was fitted with (``feature_names_in_``)."""
+    names = getattr(estimator, "feature_names_in_", None)
+    return None if names is None else [str(c) for c in names]
+
+
+def _host_matrix(estimator, X):
+    """``X`` as a float matrix with the columns in the estimator's order, and
+    the names of those columns (the model's, else the DataFrame's, else None)."""
+    names = _model_names(estimator)
+    cols = getattr(X, "columns", None)
+    if cols is not None and names is not None:
+        by_name = {str(c): c for c in cols}
+        missing = [c for c in names if c not in by_name]
+        if missing:
+            raise ValueError(
+                f"X lacks the column(s) {missing} that {type(estimator).__name__} "
+                "was fitted with"
+            )
+        X = X[[by_name[c] for c in names]]
+    elif cols is not None:
+        names = [str(c) for c in cols]
+    return np.asarray(X, dtype=float), names
+
+
+def _model_input(estimator, A):
+    """A grid ``A`` in the form the estimator was fitted with: a DataFrame
+    with its column names when it has ``feature_names_in_`` (so that
+    scikit-learn's "X does not have valid feature names" is not raised)."""
+    names = _model_names(estimator)
+    if names is None:
+        return A
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - names come from a DataFrame
+        return A
+    return pd.DataFrame(A, columns=getattr(estimator, "feature_names_in_", names))
+
+
+def _feature_index(feature, names, p, what="feature"):
+    """Column index of ``feature`` (an int, or a column name)."""
+    if isinstance(feature, str):
+        if names is None or feature not in names:
+            raise ValueError(
+                f"{what} {feature!r} is not a column name"
+                + ("" if names is None else f" (columns: {names})")
+            )
+        return names.index(feature)
+    if not isinstance(feature, int | np.integer):
+        raise ValueError(f"{what} must be a column index or name, got {feature!r}")
+    f = int(feature)
+    if not 0 <= f < p:
+        raise ValueError(f"{what} {f} out of range for X with {p} features")
+    return f
+
+
 # ---------------------------------------------------------------- MoE path ---
 def plot_regularization_path(
     path, *, which="coef", feature_names=None, alpha=None, components=None, ax=None
@@ -84,6 +142,8 @@ def plot_regularization_path(
     which : {'coef', 'gate_coef'}, default='coef'
         Expert slopes :math:`b_{kj}` or gate slopes :math:`w_{kj}`.
     feature_names : sequence of str, optional
+        Default: the path's ``feature_names_in_`` / ``feature_names`` when it
+        has them (a path computed on a DataFrame), else ``x0, x1, ...``.
     alpha : float, optional
         A penalty to mark with a vertical line (e.g. the one selected by BIC).
     components : sequence of int, optional
@@ -110,6 +170,12 @@ def plot_regularization_path(
             f"n_alphas={alphas.size}, got {coef.shape}"
         )
     _, K, p = coef.shape
+    if feature_names is None:  # a path computed on a DataFrame may carry its names
+        for attr in ("feature_names_in_", "feature_names_in", "feature_names"):
+            names = getattr(path, attr, None)
+            if names is not None and len(names) == p:
+                feature_names = [str(c) for c in names]
+                break
     if feature_names is not None and len(feature_names) != p:
         raise ValueError(
             f"feature_names has {len(feature_names)} names for {p} features"
@@ -282,11 +348,15 @@ def plot_gates(
     estimator : fitted estimator
     X : array-like of shape (n_samples, n_features)
         Sets the plotting range and the fixed values.
-    features : int or sequence of one or two int, default=(0,)
+    features : int, str or sequence of one or two of them, default=(0,)
+        Column indices, or column names of a DataFrame ``X``.
     grid_resolution : int, default=100
     fixed : array-like of shape (n_features,), optional
         Values of the features that are not plotted.
     feature_names : sequence of str, optional
+        Axis labels; default: the estimator's ``feature_names_in_`` (a
+        DataFrame's columns), else ``x0, x1, ...``. The grid is passed to the
+        estimator as a DataFrame with those columns when it was fitted on one.
     scatter : bool, default=True
         Two features: draw ``X`` on the image.
     ax : matplotlib Axes, optional
@@ -296,20 +366,21 @@ def plot_gates(
     ax : matplotlib Axes
     """
     check_is_fitted(estimator)
-    X = np.asarray(X, dtype=float)
+    X, names = _host_matrix(estimator, X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if not np.all(np.isfinite(X)):
         raise ValueError("X contains NaN or infinity")
-    feats = [int(f) for f in np.atleast_1d(features)]
+    if feature_names is None:
+        feature_names = names
+    p = X.shape[1]
+    single = isinstance(features, str | int | np.integer)
+    flist = [features] if single else list(features)
+    feats = [_feature_index(f, names, p) for f in flist]
     if len(feats) not in (1, 2) or len(set(feats)) != len(feats):
         raise ValueError(
             f"features must be one or two distinct indices, got {features!r}"
         )
-    p = X.shape[1]
-    for f in feats:
-        if not 0 <= f < p:
-            raise ValueError(f"feature {f} out of range for X with {p} features")
     base = (
         X.mean(axis=0) if fixed is None else np.asarray(fixed, dtype=float).reshape(-1)
     )
@@ -326,7 +397,7 @@ def plot_gates(
         grid = np.linspace(*ranges[0], n)
         Xg = np.tile(base, (n, 1))
         Xg[:, f] = grid
-        G = _gate_probabilities(estimator, Xg)
+        G = _gate_probabilities(estimator, _model_input(estimator, Xg))
         colors = _colors(G.shape[1])
         for k in range(G.shape[1]):
             ax.plot(grid, G[:, k], color=colors[k], label=f"gate {k}", gid=f"gate-{k}")
@@ -343,7 +414,7 @@ def plot_gates(
     g1, g2 = np.meshgrid(np.linspace(*ranges[0], n), np.linspace(*ranges[1], n))
     Xg = np.tile(base, (g1.size, 1))
     Xg[:, f1], Xg[:, f2] = g1.ravel(), g2.ravel()
-    G = _gate_probabilities(estimator, Xg)
+    G = _gate_probabilities(estimator, _model_input(estimator, Xg))
     K = G.shape[1]
     colors = _colors(K)
     rgb = np.array([to_rgb(c) for c in colors])  # (K, 3)
@@ -367,6 +438,200 @@ def plot_gates(
         loc="best",
     )
     ax.set_title("gate probabilities (colours mixed by $g_k(x)$)", fontsize="medium")
+    return ax
+
+
+# ---------------------------------------------------------------- MoE fit ---
+def _expert_predictions(model, A):
+    if hasattr(model, "predict_experts"):
+        return np.asarray(model.predict_experts(A), dtype=float)
+    experts = getattr(model, "experts_", None)
+    if experts is not None:
+        return np.column_stack([np.ravel(e.predict(A)) for e in experts]).astype(float)
+    raise TypeError(
+        f"{type(model).__name__} has no predict_experts (nor experts_): plot_moe_fit "
+        "needs a mixture of experts such as mixstat.moe.GaussianMoERegressor"
+    )
+
+
+def _posterior(model, X, y, K):
+    if hasattr(model, "predict_posterior"):
+        return np.asarray(model.predict_posterior(X, y), dtype=float)
+    if hasattr(model, "route"):  # hard routing (MixER): the posterior is one-hot
+        return np.eye(K)[np.asarray(model.route(X), dtype=int)]
+    raise TypeError(
+        f"{type(model).__name__} has neither predict_posterior nor route: plot_moe_fit "
+        "cannot colour the data by expert"
+    )
+
+
+def plot_moe_fit(
+    model,
+    X,
+    y,
+    feature=None,
+    *,
+    colour="posterior",
+    fixed="mean",
+    n_points=200,
+    feature_names=None,
+    response_name=None,
+    show_mean=True,
+    ax=None,
+):
+    r"""The data coloured by expert, each expert's fitted line and the mixture mean.
+
+    For a mixture of experts
+    :math:`p(y\mid x) = \sum_k g_k(x)\, N(y; \mu_k(x), \sigma_k^2)`
+    the figure shows, over the range of one feature :math:`x_j`:
+
+    - the data :math:`(x_{ij}, y_i)`, coloured by the posterior
+      :math:`\tau_{ik} = P(z_i = k \mid x_i, y_i)` (``predict_posterior``):
+      the point's colour mixes the experts' colours with weights
+      :math:`\tau_{ik}` (``colour='posterior'``; a pure colour means one
+      expert takes it all), or takes the colour of the most probable expert
+      (``colour='label'``);
+    - each expert's mean :math:`\mu_k(x)` (``predict_experts``) as a line;
+    - the mixture mean :math:`E[y\mid x] = \sum_k g_k(x)\mu_k(x)`
+      (``predict``) as a black dashed line.
+
+    With one feature these are the fitted lines themselves. With several,
+    the lines are *partial effects*: :math:`x_j` varies over its range and
+    the other features are held at ``fixed`` (their mean, or median), while
+    the points are the raw responses.
+
+    Works for any fitted model with ``predict_experts(X)`` (or a list
+    ``experts_`` of fitted regressors), ``predict(X)`` and
+    ``predict_posterior(X, y)`` (:class:`mixstat.moe.GaussianMoERegressor`),
+    or ``route(X)`` for hard-routing models (:class:`mixstat.mixer.MixERRegressor`,
+    whose points take the colour of the expert that the gate routes them to).
+
+    Parameters
+    ----------
+    model : fitted estimator
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        The data to draw (usually the training data); it also sets the range
+        of the feature and the fixed values of the others.
+    y : array-like or Series of shape (n_samples,)
+    feature : int or str, optional
+        The feature on the x axis (index or column name); optional when the
+        model has one feature.
+    colour : {'posterior', 'label'}, default='posterior'
+    fixed : {'mean', 'median'} or array-like of shape (n_features,), default='mean'
+        Values of the other features.
+    n_points : int, default=200
+        Points of the lines.
+    feature_names : sequence of str, optional
+        Default: the model's ``feature_names_in_`` (a DataFrame's columns),
+        else ``x0, x1, ...``.
+    response_name : str, optional
+        Default: ``y.name`` for a pandas Series, else ``'y'``.
+    show_mean : bool, default=True
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The expert lines have ``gid`` ``'expert-k'``, the mixture mean
+        ``'mean'``, the data (a PathCollection) ``'data'``.
+
+    See Also
+    --------
+    plot_gates : the gate probabilities over one or two features.
+    """
+    if not hasattr(model, "get_params"):
+        raise TypeError(f"model must be a fitted estimator, got {type(model).__name__}")
+    check_is_fitted(model)
+    if colour not in ("posterior", "label"):
+        raise ValueError(f"colour must be 'posterior' or 'label', got {colour!r}")
+    Xa, names = _host_matrix(model, X)
+    if Xa.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {Xa.shape}")
+    if not np.all(np.isfinite(Xa)):
+        raise ValueError("X contains NaN or infinity")
+    ya = np.asarray(y, dtype=float).reshape(-1)
+    if ya.shape[0] != Xa.shape[0]:
+        raise ValueError(f"y has {ya.shape[0]} values for {Xa.shape[0]} rows of X")
+    n, p = Xa.shape
+    if feature_names is not None:
+        if len(feature_names) != p:
+            raise ValueError(
+                f"feature_names has {len(feature_names)} names for {p} features"
+            )
+        names = [str(c) for c in feature_names]
+    if feature is None:
+        if p != 1:
+            raise ValueError(
+                f"X has {p} features: choose the one to draw with feature= "
+                "(an index or a column name)"
+            )
+        feature = 0
+    f = _feature_index(feature, names, p)
+    if isinstance(fixed, str):
+        if fixed not in ("mean", "median"):
+            raise ValueError(f"fixed must be 'mean', 'median' or values, got {fixed!r}")
+        base = Xa.mean(axis=0) if fixed == "mean" else np.median(Xa, axis=0)
+    else:
+        base = np.asarray(fixed, dtype=float).reshape(-1)
+        if base.shape != (p,):
+            raise ValueError(f"fixed must have {p} values, got shape {base.shape}")
+    n_points = int(n_points)
+    if n_points < 2:
+        raise ValueError(f"n_points must be >= 2, got {n_points}")
+    if response_name is None:
+        response_name = getattr(y, "name", None)
+        response_name = "y" if response_name is None else str(response_name)
+
+    # the model sees the input type it was fitted with (a DataFrame with its
+    # columns, in its order, when it has feature_names_in_)
+    X_model = _model_input(model, Xa)
+    lo, hi = float(Xa[:, f].min()), float(Xa[:, f].max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    grid = np.linspace(lo, hi, n_points)
+    Xg = np.tile(base, (n_points, 1))
+    Xg[:, f] = grid
+    Ag = _model_input(model, Xg)
+    E = _expert_predictions(model, Ag)
+    K = E.shape[1]
+    tau = _posterior(model, X_model, ya, K)
+    if tau.shape != (n, K):
+        raise ValueError(
+            f"the posterior has shape {tau.shape}, expected ({n}, {K}) from the experts"
+        )
+
+    from matplotlib.colors import to_rgb
+    from matplotlib.lines import Line2D
+
+    _, ax = _axes(ax)
+    colors = _colors(K)
+    rgb = np.array([to_rgb(c) for c in colors])
+    if colour == "posterior":
+        point_colors = np.clip(tau @ rgb, 0.0, 1.0)
+    else:
+        point_colors = rgb[np.argmax(tau, axis=1)]
+    ax.scatter(Xa[:, f], ya, c=point_colors, s=14, alpha=0.8, linewidths=0, gid="data")
+    for k in range(K):
+        ax.plot(grid, E[:, k], color=colors[k], lw=2, gid=f"expert-{k}")
+    handles = [
+        Line2D([], [], color=colors[k], lw=2, label=f"expert {k}") for k in range(K)
+    ]
+    if show_mean:
+        mean = np.asarray(model.predict(Ag), dtype=float).reshape(-1)
+        ax.plot(grid, mean, color="k", ls="--", lw=1.8, gid="mean")
+        handles.append(Line2D([], [], color="k", ls="--", lw=1.8, label="mixture mean"))
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(_feature_label(names, f))
+    ax.set_ylabel(response_name)
+    if p > 1:
+        held = "mean" if isinstance(fixed, str) and fixed == "mean" else (
+            "median" if isinstance(fixed, str) else "given values")
+        ax.set_title(f"partial effect of {_feature_label(names, f)} "
+                     f"(other features at their {held})", fontsize="medium")
+    ax.legend(handles=handles, fontsize="small", loc="best",
+              title="points: "
+              + ("posterior" if colour == "posterior" else "MAP expert"),
+              title_fontsize="small")
     return ax
 
 
@@ -450,7 +715,7 @@ def plot_squared_mixture(
             f"got {features!r}"
         )
     if X is not None:
-        X = np.asarray(X, dtype=float)
+        X = _host_matrix(estimator, X)[0]
         if X.ndim != 2 or X.shape[1] != d:
             raise ValueError(f"X must have shape (n_samples, {d}), got {X.shape}")
     n = int(n_points)
@@ -469,7 +734,7 @@ def plot_squared_mixture(
         if len(feats) == d:
             full = np.empty((points.shape[0], d))
             full[:, feats] = points
-            return np.exp(estimator.score_samples(full))
+            return np.exp(estimator.score_samples(_model_input(estimator, full)))
         return np.exp(estimator.marginal(feats).score_samples(points))
 
     _, ax = _axes(ax)
@@ -514,7 +779,7 @@ def plot_squared_mixture(
             gid="density",
         )
         ax.set_xlim(lo, hi)
-        ax.set_xlabel(f"x{f}")
+        ax.set_xlabel(_feature_label(_model_names(estimator), f))
         ax.set_ylabel("density")
         ax.legend(fontsize="small")
         return ax
@@ -550,8 +815,8 @@ def plot_squared_mixture(
         ax.legend(fontsize="small", loc="upper right")
     ax.set_xlim(lo1, hi1)
     ax.set_ylim(lo2, hi2)
-    ax.set_xlabel(f"x{f1}")
-    ax.set_ylabel(f"x{f2}")
+    ax.set_xlabel(_feature_label(_model_names(estimator), f1))
+    ax.set_ylabel(_feature_label(_model_names(estimator), f2))
     ax.set_title(
         "squared mixture: density, components (dashed: negative)", fontsize="medium"
     )

@@ -496,3 +496,146 @@ def test_import_does_not_import_matplotlib():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------- pandas and the MoE fit ---
+@pytest.fixture(scope="module")
+def moe_frame():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.uniform(-2, 2, n)
+    z = rng.normal(size=n)
+    y = np.where(x > 0, 1 + 2 * x, -1 - x) + 0.5 * z + 0.2 * rng.normal(size=n)
+    X = pd.DataFrame({"dose": x, "age": z})
+    ys = pd.Series(y, name="response")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = GaussianMoERegressor(n_components=2, random_state=0).fit(X, ys)
+    return m, X, ys
+
+
+def test_plot_moe_fit_lines_labels_and_colours(moe_frame):
+    m, X, y = moe_frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        ax = plotting.plot_moe_fit(m, X, y, feature="dose", n_points=50)
+    assert [ln.get_gid() for ln in ax.get_lines()] == ["expert-0", "expert-1", "mean"]
+    assert ax.get_xlabel() == "dose" and ax.get_ylabel() == "response"
+    # the lines are the model's predictions on the grid, age at its mean
+    pd = pytest.importorskip("pandas")
+    grid = np.linspace(X["dose"].min(), X["dose"].max(), 50)
+    Xg = pd.DataFrame({"dose": grid, "age": np.full(50, X["age"].mean())})
+    for k in range(2):
+        ln = ax.get_lines()[k]
+        np.testing.assert_allclose(ln.get_xdata(), grid)
+        np.testing.assert_allclose(ln.get_ydata(), m.predict_experts(Xg)[:, k])
+    np.testing.assert_allclose(ax.get_lines()[2].get_ydata(), m.predict(Xg))
+    # the points: (dose, y), coloured by the posterior's mix of expert colours
+    (pts,) = [c for c in ax.collections if c.get_gid() == "data"]
+    np.testing.assert_allclose(pts.get_offsets(), np.c_[X["dose"], y])
+    from matplotlib.colors import to_rgb
+
+    rgb = np.array([to_rgb(c) for c in plotting._colors(2)])
+    np.testing.assert_allclose(
+        pts.get_facecolors()[:, :3], np.clip(m.predict_posterior(X, y) @ rgb, 0, 1),
+        atol=1e-12,
+    )
+
+
+def test_plot_moe_fit_single_feature_array_and_label_colour():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (150, 1))
+    y = np.where(x[:, 0] < 0, 1 + 2 * x[:, 0], -1 - x[:, 0])
+    y = y + 0.05 * rng.normal(size=150)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = GaussianMoERegressor(n_components=2, random_state=0).fit(x, y)
+    ax = plotting.plot_moe_fit(m, x, y, colour="label")  # feature optional with one
+    assert _gids(ax, "expert-") == ["expert-0", "expert-1"]
+    assert _gids(ax, "mean") == ["mean"]
+    assert ax.get_xlabel() == "x0" and ax.get_ylabel() == "y"
+    (pts,) = [c for c in ax.collections if c.get_gid() == "data"]
+    assert len({tuple(c) for c in np.round(pts.get_facecolors(), 6)}) <= 2
+
+
+def test_plot_moe_fit_hard_router_and_errors(mixer, moe_frame):
+    model, Xm, _ = mixer
+    rng = np.random.default_rng(0)
+    ym = model.predict(Xm) + 0.01 * rng.normal(size=Xm.shape[0])
+    ax = plotting.plot_moe_fit(model, Xm, ym)
+    assert _gids(ax, "expert-") == ["expert-0", "expert-1"]
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(
+        line.get_ydata(), model.experts_[0].predict(line.get_xdata()[:, None])
+    )
+    m, X, y = moe_frame
+    with pytest.raises(ValueError, match="choose"):
+        plotting.plot_moe_fit(m, X, y)
+    with pytest.raises(ValueError, match="not a column name"):
+        plotting.plot_moe_fit(m, X, y, feature="weight")
+    with pytest.raises(ValueError, match="out of range"):
+        plotting.plot_moe_fit(m, X, y, feature=5)
+    with pytest.raises(ValueError, match="colour"):
+        plotting.plot_moe_fit(m, X, y, feature=0, colour="red")
+    with pytest.raises(ValueError, match="values for"):
+        plotting.plot_moe_fit(m, X, y[:10], feature=0)
+    with pytest.raises(ValueError, match="lacks the column"):
+        plotting.plot_moe_fit(m, X[["dose"]], y, feature=0)
+    with pytest.raises(NotFittedError):
+        plotting.plot_moe_fit(GaussianMoERegressor(), X, y, feature=0)
+
+
+def test_plot_moe_fit_median_and_reordered_columns(moe_frame):
+    m, X, y = moe_frame
+    ax = plotting.plot_moe_fit(m, X[["age", "dose"]], y, feature="dose", fixed="median")
+    pd = pytest.importorskip("pandas")
+    grid = ax.get_lines()[2].get_xdata()
+    Xg = pd.DataFrame({"dose": grid, "age": np.full(grid.size, X["age"].median())})
+    np.testing.assert_allclose(ax.get_lines()[2].get_ydata(), m.predict(Xg))
+    assert "median" in ax.get_title()
+
+
+def test_plot_gates_dataframe_no_feature_name_warning(moe_frame, mixer):
+    pd = pytest.importorskip("pandas")
+    m, X, _ = moe_frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plotting.plot_gates(m, X, features="dose", grid_resolution=20)
+        assert ax.get_xlabel() == "dose"
+        ax = plotting.plot_gates(m, X, features=("dose", "age"), grid_resolution=10)
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("dose", "age")
+        model, Xm, _ = mixer
+        Xf = pd.DataFrame(Xm, columns=["u"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mf = MixERRegressor(2, random_state=0).fit(Xf, model.predict(Xm))
+        ax = plotting.plot_gates(mf, Xf, grid_resolution=20)
+        assert ax.get_xlabel() == "u"
+
+
+def test_squared_mixture_dataframe_names_no_warning():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(150, 2)), columns=["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = SquaredGaussianMixture(2, max_iter=20, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plotting.plot_squared_mixture(m, X, n_points=20)
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("a", "b")
+        ax = plotting.plot_squared_mixture(m, X, features=[1], n_points=20)
+        assert ax.get_xlabel() == "b"
+
+
+def test_regularization_path_takes_names_from_the_path(path):
+    from types import SimpleNamespace
+
+    p = path.coef.shape[2]
+    named = SimpleNamespace(
+        alphas=path.alphas, coef=path.coef, feature_names=[f"v{j}" for j in range(p)]
+    )
+    ax = plotting.plot_regularization_path(named)
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert labels and all(t.startswith("v") for t in labels)

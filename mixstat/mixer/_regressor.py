@@ -40,7 +40,108 @@ def _fit_one(args):
 
 
 def _to_host(a):
-    return None if a is None else to_numpy(a)
+    """A device array (torch, CuPy, array-api-strict) as NumPy; anything else
+    (NumPy, pandas, lists) unchanged, so that scikit-learn's validation still
+    sees a DataFrame's column names."""
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    from array_api_compat import is_array_api_obj
+
+    return to_numpy(a) if is_array_api_obj(a) else a
+
+
+def _best_bias(L, k, target):
+    """Bias shift of logit column ``k`` that best agrees with ``target`` while
+    giving ``k`` at least one row of its cluster: (agreement, shift)."""
+    other = L.copy()
+    other[:, k] = -np.inf
+    alt = np.argmax(other, axis=1)
+    m = other[np.arange(L.shape[0]), alt] - L[:, k]  # k wins iff shift > m
+    order = np.argsort(m, kind="stable")
+    ms, in_k = m[order], target[order] == k
+    ok_alt = (~in_k) & (alt[order] == target[order])
+    got_k = np.cumsum(in_k)
+    agree = got_k + (ok_alt.sum() - np.cumsum(ok_alt))  # threshold just above ms[j]
+    # thresholds between distinct margins (a tie group moves together) that
+    # give k at least one row of its cluster
+    last = np.r_[ms[1:] > ms[:-1], True]
+    cand = np.flatnonzero(last & (got_k > 0))
+    j = cand[np.argmax(agree[cand])]
+    shift = 0.5 * (ms[j] + ms[j + 1]) if j + 1 < ms.size else ms[j] + 1.0
+    return int(agree[j]), shift
+
+
+def unmask_gate(Z, coef, target):
+    r"""Re-seed the gate column of every expert that the least-squares gate leaves empty.
+
+    The least-squares gate regresses one-hot targets on :math:`[z, 1]`; with
+    three or more classes its argmax can give a class no row at all, even when
+    that class is a non-empty K-means cluster: the *masking* of linear
+    regression of an indicator matrix (Hastie, Tibshirani & Friedman 2009,
+    ESL section 4.2), which also hides small clusters at the edge of the data.
+    For every expert :math:`k` that the argmax leaves empty while the target
+    gives it rows, its column :math:`w_k` is replaced by the class-balanced
+    least-squares fit of the indicator of :math:`k` (weights :math:`1/(2n_k)`
+    on its rows and :math:`1/(2(n-n_k))` on the others), scaled so that its
+    slopes compete with the other columns' (:math:`2^{-2}, \dots, 2^{10}`
+    times the largest slope norm of the gate), with its bias shifted by the
+    value that maximises the agreement of the new argmax with the target
+    among the shifts that route at least one row of cluster :math:`k` to
+    :math:`k` (one sort: row :math:`i` goes to :math:`k` exactly when the
+    shift exceeds :math:`\max_{j\ne k}\ell_{ij} - \ell_{ik}`). The scale, or
+    the original column with its best shift, that agrees best is kept
+    (agreement: rows whose argmax equals the target). The gate stays linear
+    (each expert's region a convex polyhedron); the other columns are not
+    changed.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        The (standardised) gate features of the update.
+    coef : ndarray of shape (n_features + 1, n_experts)
+        The least-squares gate (last row: bias).
+    target : ndarray of shape (n_samples,)
+        The expert of every row in the K-means target of the update.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_features + 1, n_experts)
+        A corrected copy.
+    reseeded : list of int
+        The experts whose column changed.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    W = np.array(coef, dtype=np.float64)
+    target = np.asarray(target)
+    n, K = Z.shape[0], W.shape[1]
+    D = np.column_stack([Z, np.ones(n)])
+    reseeded = []
+    for _ in range(2 * K):  # a correction can empty an expert fixed before
+        counts = np.bincount(np.argmax(D @ W, axis=1), minlength=K)
+        empty = [k for k in range(K) if counts[k] == 0 and np.any(target == k)]
+        if not empty:
+            break
+        for k in empty:
+            L = D @ W
+            agree0, shift0 = _best_bias(L, k, target)
+            ind = (target == k).astype(np.float64)
+            nk = ind.sum()
+            sw = np.sqrt(np.where(ind > 0, 1.0 / (2 * nk), 1.0 / (2 * max(n - nk, 1.0))))
+            wk = np.linalg.lstsq(D * sw[:, None], ind * sw, rcond=None)[0]
+            # its slopes must compete with the other columns': try scales
+            # relative to the largest slope norm of the gate
+            ref = max(float(np.max(np.linalg.norm(W[:-1], axis=0))), 1e-12)
+            base = wk * ref / max(float(np.linalg.norm(wk[:-1])), 1e-12)
+            bias = np.r_[np.zeros(W.shape[0] - 1), 1.0]
+            best = (agree0, W[:, k] + shift0 * bias)
+            for scale in 2.0 ** np.arange(-2, 11):
+                L[:, k] = D @ (scale * base)
+                agree, shift = _best_bias(L, k, target)
+                if agree > best[0]:
+                    best = (agree, scale * base + shift * bias)
+            W[:, k] = best[1]
+            reseeded.append(k)
+    return W, sorted(set(reseeded))
 
 
 def lstsq_experts(X, routes, y, n_experts, previous=None):
@@ -128,10 +229,18 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
        :math:`W = \arg\min\|[Z+\varepsilon, 1]W - Y\|_F` for the one-hot
        targets :math:`Y` (see :func:`mixstat.primitives._kmeans.kmeans_lstsq_gate`).
        The update is skipped when K-means leaves a cluster empty or does not
-       converge (then K-means restarts next time).
+       converge (then K-means restarts next time). An expert whose cluster is
+       not empty but whom the least-squares gate's argmax gives no sample
+       (the *masking* of indicator regression, ESL 4.2, frequent with
+       :math:`K \ge 3` on one skewed feature) gets its gate column re-seeded
+       by :func:`unmask_gate`, so that (almost always) every expert keeps
+       samples.
 
     It stops when the routing of the training set no longer changes after a
-    successful gate update. The gate starts as the reference's random gate,
+    successful gate update (``converged_``; never True while an expert
+    receives no training sample: that case, left when no gate update
+    succeeded or the re-seeding could not give the expert samples, raises a
+    :class:`ConvergenceWarning`). The gate starts as the reference's random gate,
     :math:`W \sim U(\pm 1/\sqrt{p+1})`. With fixed gate features the
     partition is the K-means partition (through the least-squares gate's
     argmax); the experts decide which expert takes which cluster.
@@ -188,11 +297,13 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         Expert of every training sample.
     n_gate_updates_ : int
         Successful gate updates.
+    n_unmasked_updates_ : int
+        Gate updates in which :func:`unmask_gate` re-seeded a masked expert.
     expert_n_samples_ : ndarray of shape (n_experts,)
         Training samples routed to each expert.
     expert_mse_ : ndarray of shape (n_experts,)
         Training mean squared error of each expert on its routed samples
-        (nan for an expert that receives none).
+        (nan for an expert that receives none, which is warned about).
     backend_ : str
         What ran: ``'numpy'`` (host), ``'torch'`` or ``'cupy'``.
     n_iter_ : int
@@ -267,19 +378,21 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
             raise ValueError("This model was fitted with a separate Z: pass Z as well.")
         if self.gate_features is None:
             return X
+        return X[:, self._gate_columns(X.shape[1])]
+
+    def _gate_columns(self, p):
         cols = np.asarray(self.gate_features)
         if cols.ndim != 1 or cols.size == 0:
             raise ValueError("gate_features must be a non-empty 1-D list of column indices.")
         if cols.dtype == bool:
-            if cols.size != X.shape[1]:
+            if cols.size != p:
                 raise ValueError("A boolean gate_features mask must have n_features entries.")
             cols = np.flatnonzero(cols)
-        if not np.issubdtype(cols.dtype, np.integer) or cols.min() < -X.shape[1] \
-                or cols.max() >= X.shape[1]:
+        if not np.issubdtype(cols.dtype, np.integer) or cols.min() < -p or cols.max() >= p:
             raise ValueError(
-                f"gate_features must be column indices in [0, {X.shape[1]}), got {cols.tolist()}"
+                f"gate_features must be column indices in [0, {p}), got {cols.tolist()}"
             )
-        return X[:, cols]
+        return cols
 
     def _logits_std(self, Zs, W):
         return lstsq_gate_logits(Zs, W)
@@ -321,7 +434,20 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         check_n_components(X.shape[0], self.n_experts, "n_experts")
         self._separate_z = Z is not None
+        z_names = getattr(Z, "columns", None)
         Zraw = self._gate_input(X, Z, fitting=True)
+        # names for the summary: the DataFrame columns when there are some
+        x_names = [str(c) for c in getattr(self, "feature_names_in_", [])] or \
+            [f"x{j}" for j in range(X.shape[1])]
+        if Z is not None:
+            self._gate_names = [str(c) for c in z_names] if z_names is not None \
+                else [f"z{j}" for j in range(Zraw.shape[1])]
+        elif self.gate_features is None:
+            self._gate_names = list(x_names)
+        else:
+            cols = np.arange(X.shape[1])[self._gate_columns(X.shape[1])]
+            self._gate_names = [x_names[j] for j in cols]
+        self._feature_names = x_names
         self.n_gate_features_ = Zraw.shape[1]
         rng = check_random_state(self.random_state)
         template = LinearRegression() if self.expert is None else self.expert
@@ -337,13 +463,16 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         W = rng.uniform(-bound, bound, size=(p + 1, K))
         centers = None
         n_updates = 0
+        n_unmasked = 0
         routes = np.argmax(lstsq_gate_logits(Zs, W), axis=1)
         # the device arrays: gate features always, data when the experts are
         # least squares (expert=None); otherwise the experts fit on the host
         device_experts = device and self.expert is None
         Zg = backend.asarray(Zs) if device else Zs
         if device_experts:
-            Xd, yd = backend.asarray(X), backend.asarray(y)
+            # torch warns on read-only arrays (e.g. from a pandas Series)
+            Xd = backend.asarray(X if X.flags.writeable else X.copy())
+            yd = backend.asarray(y if y.flags.writeable else y.copy())
         experts = None
         lin = None  # (coef, intercept) of the device least-squares experts
         converged = False
@@ -376,6 +505,12 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
                 continue
             n_updates += 1
             W, centers = res.coef, res.centers
+            # an expert of a non-empty cluster that the least-squares gate
+            # masks gets a bias correction (ESL 4.2's masking) is re-seeded
+            W_host, reseeded = unmask_gate(Zs, to_numpy(W), to_numpy(res.labels))
+            if reseeded:
+                n_unmasked += 1
+                W = backend.asarray(W_host, dtype=Zg.dtype) if device else W_host
             new_routes = np.asarray(to_numpy(backend.xp.argmax(lstsq_gate_logits(Zg, W),
                                                                axis=1)
                                              if device else
@@ -397,6 +532,19 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
                     ConvergenceWarning,
                     stacklevel=2,
                 )
+        counts = np.bincount(routes, minlength=K)
+        if np.any(counts == 0):
+            # no successful gate update since the routing left an expert
+            # empty, or one that unmask_gate could not repair (rare)
+            converged = False
+            warnings.warn(
+                f"MixERRegressor: expert(s) {np.flatnonzero(counts == 0).tolist()} receive "
+                f"no training sample ({n_updates} successful gate updates in "
+                f"{n_iter} rounds); they keep their last fit and expert_mse_ is nan for "
+                "them. Try fewer n_experts, more n_rounds or another random_state.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         if device_experts:
             experts = [_as_linear_regression(lin[0][k], lin[1][k], X.shape[1])
                        for k in range(K)]
@@ -414,6 +562,7 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
         self.expert_mse_ = mse
         self.backend_ = backend.name if device else "numpy"
         self.n_gate_updates_ = n_updates
+        self.n_unmasked_updates_ = n_unmasked
         self.n_iter_ = n_iter
         self.converged_ = converged
         # gate in raw units: [(z - m)/s, 1] W = [z, 1] W_raw
@@ -455,13 +604,14 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
                      np.ravel(e.coef_).size == self.n_features_in_ for e in self.experts_)
         notes = []
         if linear:
-            feats = [f"x{j}" for j in range(self.n_features_in_)] + ["intercept"]
+            feats = list(self._names("_feature_names", "x", self.n_features_in_)) + \
+                ["intercept"]
             vals = np.column_stack([np.r_[np.ravel(e.coef_), float(np.ravel(e.intercept_)[0])]
                                     for e in self.experts_])
             tables.append(("Expert coefficients", feats, names, vals))
         else:
             notes.append("The experts are not linear models: no coefficient table.")
-        gate_rows = [f"z{j}" for j in range(self.n_gate_features_)] + ["bias"]
+        gate_rows = list(self._names("_gate_names", "z", self.n_gate_features_)) + ["bias"]
         tables.append(("Gate coefficients (logits, raw gate-feature units)", gate_rows, names,
                        self.gate_coef_))
         notes.append("Each sample is routed to the expert with the largest gate logit; "
@@ -472,6 +622,11 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
             notes.append(f"The routing was still changing after {self.n_iter_} rounds.")
         return ModelSummary("MixERRegressor: mixture of experts with K-means gate", info,
                             tables, notes)
+
+    def _names(self, attr, prefix, n):
+        names = getattr(self, attr, None)  # absent in models pickled before it existed
+        return names if names is not None and len(names) == n else \
+            [f"{prefix}{j}" for j in range(n)]
 
     # ----------------------------------------------------------------- predict
     def route(self, X, Z=None):
@@ -517,6 +672,23 @@ class MixERRegressor(SummaryMixin, RegressorMixin, BaseEstimator):
             idx = routes == k
             out[idx] = np.ravel(self.experts_[k].predict(X[idx]))
         return out
+
+    def predict_experts(self, X):
+        """Prediction of every expert for every sample (whatever the routing).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_experts)
+            Column ``k`` is ``experts_[k].predict(X)``; ``predict`` takes, in
+            every row, the column of the routed expert.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, _to_host(X), reset=False, dtype=np.float64)
+        return np.column_stack([np.ravel(e.predict(X)) for e in self.experts_])
 
     def score(self, X, y, Z=None, sample_weight=None):
         """Coefficient of determination :math:`R^2` of ``predict(X, Z)``."""
