@@ -34,11 +34,11 @@ def plot_path_and_gates(path, model, X, y, out_file):
     for k in range(K):
         ax = axes[k]
         for j in range(path.coef.shape[2]):
-            ax.plot(path.alphas, path.coef[:, k, j], label=f"x{j + 1}")
+            ax.plot(path.alphas, path.coef[:, k, j], label=f"x{j}")
         ax.set_xscale("log")
         ax.invert_xaxis()
         ax.set_xlabel("alpha")
-        ax.set_title(f"expert {k + 1} slopes")
+        ax.set_title(f"expert {k} slopes")
     axes[0].legend(fontsize=7, ncol=2)
     bic = -2 * path.log_likelihood + path.df * np.log(len(y))
     axes[K].plot(path.alphas, bic, "k.-")
