@@ -708,7 +708,7 @@ class GaussianMoERegressorCV(RegressorMixin, BaseEstimator):
         ag = np.array([e[1] for e in entries], dtype=float)
         a = np.array([e[2] for e in entries], dtype=float)
         return {"params": [{"n_components": int(k), "alpha": float(x), "alpha_gate": float(g)}
-                           for k, g, x in zip(K, ag, a)],
+                           for k, g, x in zip(K, ag, a, strict=True)],
                 "param_n_components": K, "param_alpha_gate": ag, "param_alpha": a,
                 "n_components": K, "alpha_gate": ag, "alpha": a}
 

@@ -113,7 +113,7 @@ class ModelSummary:
         out = [SimpleTable(info_rows, title=self.title)] if info_rows else []
         for title, rows, cols, vals in self.tables:
             fmt = [format_pvalue if _is_pvalue_column(c) else format_value for c in cols]
-            data = [[f(v) if not isinstance(v, str) else v for f, v in zip(fmt, row)]
+            data = [[f(v) if not isinstance(v, str) else v for f, v in zip(fmt, row, strict=True)]
                     for row in vals]
             out.append(SimpleTable(data, headers=cols, stubs=rows, title=title))
         return out
