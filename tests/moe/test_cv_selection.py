@@ -240,3 +240,33 @@ def test_log_likelihood_and_score_check_sample_weight(fitted, khalili):
         w = np.arange(n) % 3
         np.testing.assert_allclose(est.log_likelihood(X, y, sample_weight=w),
                                    w @ est.score_samples(X, y))
+
+
+# ------------------------------------------------- the default's support ---
+def test_default_recovers_khalili_support():
+    """Khalili design, data set 2 (benchmarks/results/moe_cv_selection.md has the
+    20-replication table): the default (EBIC of relaxed refits) finds the true
+    support of both experts and of the gate contrast exactly; BIC of the
+    penalised fits (the earlier default) keeps false slopes."""
+    from mixstat.primitives import match_components
+
+    X, y, P = make_khalili_moe(300, random_state=2, return_params=True)
+
+    def supports(cv):
+        perm = match_components(np.column_stack([P["intercept"], P["coef"]]),
+                                np.column_stack([cv.intercept_, cv.coef_]))
+        gate = cv.gate_coef_[perm[0]] - cv.gate_coef_[perm[1]]
+        return cv.coef_[perm] != 0, gate != 0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new = GaussianMoERegressorCV(n_components=(2,), random_state=2).fit(X, y)
+        old = GaussianMoERegressorCV(n_components=(2,), relax=False, criterion="bic",
+                                     alpha_gates=(0.01,), random_state=2).fit(X, y)
+    true_b = P["coef"] != 0
+    true_g = (P["gate_coef"][0] - P["gate_coef"][1]) != 0
+    b, g = supports(new)
+    np.testing.assert_array_equal(b, true_b)
+    np.testing.assert_array_equal(g, true_g)
+    b_old, g_old = supports(old)
+    assert np.all(b_old[true_b]) and np.count_nonzero(b_old & ~true_b) >= 2
