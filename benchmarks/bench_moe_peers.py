@@ -426,8 +426,10 @@ def highdim(tmp, have, maxit_default, out_lines):
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cv = GaussianMoERegressorCV(n_components=(2,), random_state=0).fit(X, y)
-    row(rows_b, f"mixstat GaussianMoERegressorCV(n_components=(2,)) (BIC over admissible "
+        cv = GaussianMoERegressorCV(n_components=(2,), relax=False, criterion="bic",
+                                    alpha_gates=(0.01,), random_state=0).fit(X, y)
+    row(rows_b, f"mixstat GaussianMoERegressorCV(n_components=(2,), relax=False, "
+        f"criterion='bic', alpha_gates=(0.01,)) (BIC over admissible "
         f"fits; chose alpha="
         f"{cv.alpha_:.3g}, alpha_gate={cv.alpha_gate_:.3g})", cv, time.perf_counter() - t0,
         time.process_time() - c0, getattr(cv, "n_iter_", "-"))
@@ -435,10 +437,21 @@ def highdim(tmp, have, maxit_default, out_lines):
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cvr = GaussianMoERegressorCV(n_components=(2,), relax=True, random_state=0).fit(X, y)
-    row(rows_b, f"mixstat GaussianMoERegressorCV(n_components=(2,), relax=True) (BIC of the "
+        cvr = GaussianMoERegressorCV(n_components=(2,), relax=True, criterion="bic",
+                                     alpha_gates=(0.01,), random_state=0).fit(X, y)
+    row(rows_b, f"mixstat GaussianMoERegressorCV(n_components=(2,), relax=True, "
+        f"criterion='bic', alpha_gates=(0.01,)) (BIC of the "
         f"unpenalised refits; chose alpha={cvr.alpha_:.3g}, alpha_gate={cvr.alpha_gate_:.3g})",
         cvr, time.perf_counter() - t0, time.process_time() - c0, cvr.n_iter_)
+    print(rows_b[-1], flush=True)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cve = GaussianMoERegressorCV(n_components=(2,), random_state=0).fit(X, y)
+    row(rows_b, f"mixstat GaussianMoERegressorCV(n_components=(2,)) (its default: EBIC, "
+        f"gamma={cve.ebic_gamma_:.3g}, of the unpenalised refits; chose alpha={cve.alpha_:.3g}, "
+        f"alpha_gate={cve.alpha_gate_:.3g})",
+        cve, time.perf_counter() - t0, time.process_time() - c0, cve.n_iter_)
     print(rows_b[-1], flush=True)
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():

@@ -49,7 +49,15 @@ def check_n_components(n_samples, n_components, name="n_components"):
 def check_sample_weight(sample_weight, X, dtype=np.float64):
     """Validate sample weights: 1-D, length n_samples, finite, non-negative,
     not all zero. Returns a float array (ones when None)."""
-    sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True)
+    try:
+        sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True)
+    except ValueError as exc:
+        if "shape" not in str(exc):
+            raise
+        from sklearn.utils.validation import _num_samples
+
+        raise ValueError(f"sample_weight must have one entry per sample of X "
+                         f"({_num_samples(X)}): {exc}") from None
     if not np.isfinite(sw).all():
         raise ValueError("sample_weight contains NaN or infinity.")
     if sw.sum() <= 0:

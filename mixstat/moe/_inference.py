@@ -51,20 +51,27 @@ class ParamLayout:
     supports: list  # K int arrays
     gate_support: np.ndarray
     shared_variance: bool
+    feature_names: object = None  # the columns of a DataFrame (feature_names_in_)
     names: list = field(default_factory=list)
+
+    def term(self, j):
+        """Name of feature ``j``: its column name, else ``x{j}`` (0-based)."""
+        if self.feature_names is not None:
+            return str(self.feature_names[j])
+        return f"x{j}"
 
     def __post_init__(self):
         names = []
         for k in range(self.K):
             names.append((f"expert {k}", "intercept"))
-            names += [(f"expert {k}", f"x{j}") for j in self.supports[k]]
+            names += [(f"expert {k}", self.term(j)) for j in self.supports[k]]
             if not self.shared_variance:
                 names.append((f"expert {k}", "sigma^2"))
         if self.shared_variance:
             names.append(("noise", "sigma^2"))
         for k in range(self.K - 1):
             names.append((f"gate {k} vs {self.K - 1}", "intercept"))
-            names += [(f"gate {k} vs {self.K - 1}", f"x{j}") for j in self.gate_support]
+            names += [(f"gate {k} vs {self.K - 1}", self.term(j)) for j in self.gate_support]
         self.names = names
 
     @property
@@ -192,7 +199,34 @@ _NOT_IDENTIFIED = "an empty expert, collinear columns, separable gates"
 
 
 def wald(layout, theta, cov, method, level):
-    return MoEInference.from_cov(layout.names, theta, cov, method, level)
+    """Wald inference; the variances' intervals on the log scale
+    (:func:`log_scale_variance_intervals`)."""
+    return log_scale_variance_intervals(
+        MoEInference.from_cov(layout.names, theta, cov, method, level))
+
+
+def log_scale_variance_intervals(inf):
+    r"""Replace the Wald intervals of the variances (rows ``sigma^2``) by Wald
+    intervals of :math:`\log\sigma^2` mapped back (in place; returns ``inf``):
+
+    .. math:: \hat\sigma^2 \exp(\pm z_{1-\alpha/2}\,
+              \mathrm{se}(\hat\sigma^2)/\hat\sigma^2),
+
+    the delta method's :math:`\mathrm{se}(\log\hat\sigma^2) =
+    \mathrm{se}(\hat\sigma^2)/\hat\sigma^2`. They are never negative, and
+    they are the intervals of a parameter whose likelihood is closer to
+    quadratic on the log scale (small experts have skewed variance
+    distributions: :math:`n_k\hat\sigma^2/\sigma^2 \sim \chi^2_{n_k - p_k - 1}`
+    for one expert)."""
+    from scipy import stats
+
+    q = stats.norm.ppf(0.5 + inf.level / 2.0)
+    for i, (_, term) in enumerate(inf.names):
+        v, se = inf.params[i], inf.se[i]
+        if term == "sigma^2" and v > 0 and np.isfinite(se):
+            inf.ci_low[i] = v * np.exp(-q * se / v)
+            inf.ci_high[i] = v * np.exp(q * se / v)
+    return inf
 
 
 def align_to(ref_state, state):

@@ -899,11 +899,25 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         return log_norm
 
     def log_likelihood(self, X, y, sample_weight=None):
-        """Unpenalised log-likelihood :math:`\\sum_i s_i \\log p(y_i|x_i)`."""
+        """Unpenalised log-likelihood :math:`\\sum_i s_i \\log p(y_i|x_i)`.
+
+        ``sample_weight`` must be finite, non-negative, one per sample and not
+        all zero (``ValueError`` otherwise)."""
         ll = self.score_samples(X, y)
         if sample_weight is None:
             return float(ll.sum())
-        return float(np.asarray(sample_weight, dtype=float) @ ll)
+        return float(check_sample_weight(sample_weight, ll[:, None]) @ ll)
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination :math:`R^2` of :meth:`predict`
+        (scikit-learn's ``RegressorMixin.score``), with ``sample_weight``
+        checked as in :meth:`log_likelihood`."""
+        if sample_weight is not None:
+            from sklearn.utils.validation import _num_samples
+
+            sample_weight = check_sample_weight(sample_weight,
+                                                np.empty((_num_samples(X), 0)))
+        return super().score(X, y, sample_weight=sample_weight)
 
     def n_parameters(self):
         r"""Degrees of freedom: non-zero expert slopes, non-zero gate slopes
@@ -943,7 +957,8 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         else:
             supports = [np.flatnonzero(sup[k]).astype(np.int64) for k in range(K)]
             gate_support = np.flatnonzero(self.gate_support_).astype(np.int64)
-        return ParamLayout(K, p, supports, gate_support, self.variance == "shared")
+        return ParamLayout(K, p, supports, gate_support, self.variance == "shared",
+                           feature_names=getattr(self, "feature_names_in_", None))
 
     def _support_config(self, X, y, sw, layout, backend=None):
         from dataclasses import replace
@@ -1076,10 +1091,17 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
 
         With ``X, y`` (the training data) of an unpenalised fit or a
         :meth:`refit`, each expert's and each gate contrast's table has the
-        coefficient, standard error, z, p-value and interval
-        (see :meth:`inference` for ``method``); otherwise the tables list the
-        estimates (for a penalised fit, the non-zero ones) and a note says
-        why there are no standard errors.
+        coefficient, standard error, z, p-value (below 1e-16 printed
+        ``<1e-16``) and interval (see :meth:`inference` for ``method``; the
+        variances' intervals are on the log scale); otherwise the tables
+        list the estimates (for a penalised fit, the non-zero ones) and a
+        note says why there are no standard errors. It always prints: where
+        the observed information is singular (small samples, an almost empty
+        expert, separable gates) or every bootstrap replicate fails, the
+        tables hold the estimates and a note gives the reason. Rows are
+        named by the columns of a DataFrame ``X`` (``feature_names_in_``),
+        else ``x0, x1, ...``; experts and gates are numbered from 0, as in
+        ``coef_``.
         """
         from sklearn.exceptions import NotFittedError
 
@@ -1093,10 +1115,20 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         K, p = self.coef_.shape
         inf = None
         notes = []
+        if method not in ("observed", "sandwich", "bootstrap", "parametric-bootstrap"):
+            raise ValueError("method must be 'observed', 'sandwich', 'bootstrap' or "
+                             f"'parametric-bootstrap', got {method!r}")
         if X is not None and y is not None and not self._is_penalised():
-            inf = self.inference(X, y, sample_weight, method=method, level=level,
-                                 n_bootstrap=n_bootstrap, random_state=random_state,
-                                 n_jobs=n_jobs)
+            try:
+                inf = self.inference(X, y, sample_weight, method=method, level=level,
+                                     n_bootstrap=n_bootstrap, random_state=random_state,
+                                     n_jobs=n_jobs)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+                if (not isinstance(exc, (np.linalg.LinAlgError, FloatingPointError))
+                        and "bootstrap failed" not in str(exc)):
+                    raise  # bad data: the caller's error, not the model's
+                notes.append("Estimates only, no standard errors: " + str(exc).rstrip(".")
+                             + ".")
         elif self._is_penalised():
             notes.append("Penalised (Lasso) fit: estimates only, non-zero slopes listed; "
                          "standard errors need an unpenalised refit: model.refit(X, y)"
@@ -1132,6 +1164,9 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             if getattr(self, "support_", None) is not None:
                 notes.append("Refit on the selected support: intervals are conditional on "
                              "the selection.")
+            if inf.cov is not None:
+                notes.append("Intervals of sigma^2: Wald intervals of log sigma^2 (delta "
+                             "method) mapped back, never negative.")
         else:
             theta = layout.pack(self._state())
             for block in dict.fromkeys(b for b, _ in layout.names):

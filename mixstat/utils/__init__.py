@@ -2,6 +2,6 @@
 summary tables."""
 
 from ._parallel import parallel_map
-from ._summary import ModelSummary, format_value
+from ._summary import ModelSummary, format_pvalue, format_value
 
-__all__ = ["ModelSummary", "format_value", "parallel_map"]
+__all__ = ["ModelSummary", "format_pvalue", "format_value", "parallel_map"]

@@ -14,7 +14,8 @@ import numpy as np
 
 from .._backend import has_module
 
-__all__ = ["ModelSummary", "SummaryMixin", "check_summary_fitted", "format_value"]
+__all__ = ["ModelSummary", "SummaryMixin", "check_summary_fitted", "format_pvalue",
+           "format_value"]
 
 
 def format_value(v, digits=4):
@@ -37,6 +38,36 @@ def format_value(v, digits=4):
     return str(v)
 
 
+PVALUE_FLOOR = 1e-16
+
+
+def format_pvalue(p, digits=4):
+    """Text of a p-value: never ``0``.
+
+    Below ``1e-16`` (the resolution of a double-precision p-value near 1 is
+    about 1e-16, and far in the tail the normal survival function underflows
+    to 0) it prints ``<1e-16``; below ``10**-(digits-1)`` in scientific
+    notation; otherwise with ``digits`` decimals. NaN prints ``nan``.
+    """
+    if p is None:
+        return ""
+    p = float(p)
+    if math.isnan(p):
+        return "nan"
+    if p < PVALUE_FLOOR:
+        return "<1e-16"
+    if p < 10 ** -(digits - 1):
+        return f"{p:.{digits - 1}e}"
+    return f"{p:.{digits}f}"
+
+
+def _is_pvalue_column(name):
+    """Columns printed by :func:`format_pvalue`: statsmodels' ``P>|z|`` / ``P>|t|``
+    and any named ``p-value`` / ``pvalue``."""
+    n = str(name).strip().lower()
+    return n.startswith("p>|") or n in ("p-value", "pvalue", "p_value")
+
+
 class ModelSummary:
     """A fitted model's summary: an information block, tables and notes.
 
@@ -47,7 +78,9 @@ class ModelSummary:
         Model-level facts (log-likelihood, AIC / BIC, iterations, convergence,
         backend, ...), printed in two columns.
     tables : sequence of (title, row_names, column_names, values)
-        ``values`` is a 2-D array-like (numbers or strings).
+        ``values`` is a 2-D array-like (numbers or strings). Columns named
+        ``P>|z|`` / ``P>|t|`` / ``p-value`` print with :func:`format_pvalue`
+        (``<1e-16``, never 0).
     notes : sequence of str
         Printed below the tables.
 
@@ -79,7 +112,9 @@ class ModelSummary:
         info_rows = [[f"{a}:", b, f"{c}:" if c else "", d] for (a, b), (c, d) in zip(left, right, strict=True)]
         out = [SimpleTable(info_rows, title=self.title)] if info_rows else []
         for title, rows, cols, vals in self.tables:
-            data = [[format_value(v) for v in row] for row in vals]
+            fmt = [format_pvalue if _is_pvalue_column(c) else format_value for c in cols]
+            data = [[f(v) if not isinstance(v, str) else v for f, v in zip(fmt, row, strict=True)]
+                    for row in vals]
             out.append(SimpleTable(data, headers=cols, stubs=rows, title=title))
         return out
 

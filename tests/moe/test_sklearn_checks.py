@@ -32,7 +32,7 @@ def _expected_failed_checks(estimator):
         GaussianMoERegressorCV(n_components=(1, 2), n_alphas=3, n_init=1, max_iter=20,
                                random_state=0),
         GaussianMoERegressorCV(n_components=(1, 2), n_alphas=3, n_init=1, max_iter=20,
-                               relax=True, random_state=0),
+                               relax=False, criterion="bic", random_state=0),
     ],
     expected_failed_checks=_expected_failed_checks,
 )
