@@ -51,6 +51,8 @@ KHALILI = [
     ("default: relax=True, criterion='ebic' (gamma=0 here), alpha_gates=(0.015,), "
      "n_components=(2,)", dict(n_components=(2,))),
     ("default, n_components=(1, 2, 3)", dict()),
+    ("default with standardize=False (the raw columns penalised)",
+     dict(n_components=(2,), standardize=False)),
     ("relax=True, criterion='ebic', alpha_gates=(0.01,)",
      dict(n_components=(2,), alpha_gates=(0.01,))),
     ("relax=True, criterion='ebic', alpha_gates=(0.02,)",
