@@ -247,7 +247,7 @@ def _diabetes_cv():
 
 
 def _write(args, rows, cv_rows, have_r):
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     cmd = "benchmarks/bench_moe_realdata.py" + (" --quick" if args.quick else "")
     lines = [

@@ -26,7 +26,15 @@ from .._validation import (
 )
 from ..primitives import enet_lambda_max, warm_kmeans, weighted_enet_cd
 from ..utils import parallel_map
-from ._em import EMConfig, MoEState, e_step, expert_means, gate_log_probs, run_em, state_from_resp
+from ._em import (
+    EMConfig,
+    MoEState,
+    e_step,
+    expert_means,
+    gate_log_probs,
+    run_em,
+    state_from_resp,
+)
 
 __all__ = ["GaussianMoERegressor"]
 
@@ -1039,7 +1047,12 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
             ``se``, ``z``, ``pvalue``, ``ci_low``, ``ci_high``, ``cov``.
         """
         from ..primitives._inference import invert_information
-        from ._inference import _NOT_IDENTIFIED, observed_information, per_sample_scores, wald
+        from ._inference import (
+            _NOT_IDENTIFIED,
+            observed_information,
+            per_sample_scores,
+            wald,
+        )
 
         check_is_fitted(self)
         if self._is_penalised():
