@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from mixstat.primitives import (  # noqa: E402
+    enet_duality_gap,
     enet_lambda_max,
     logsumexp,
     weighted_enet_cd,
@@ -132,6 +133,86 @@ def bench_lasso(n, p, repeats):
                 warm=t_warm, sk_cold=t_sk_cold, sk_warm=t_sk_warm, fista=t_fista,
                 diff_sk=diff_sk, diff_fi=diff_fi, nnz=int(np.count_nonzero(cd.coef)),
                 cd_sweeps=cd.n_iter, fista_steps=fi.n_iter)
+
+
+PEER_TOL = 1e-6
+PEER_FRACS = (0.1, 0.01)
+
+
+def _peer_runners(X, y, w, lam1, tol):
+    r"""Solvers of the same weighted Lasso, each a callable returning the slopes.
+
+    mixstat solves the weighted problem with its intercept, as a caller does.
+    The peers get it in their own form, prepared outside the timing:
+    :math:`\tilde X = \sqrt{w}(X - \bar x_w)`, :math:`\tilde y = \sqrt{w}(y-\bar y_w)`,
+    no intercept, ``alpha = lam1 / n``; then their objective
+    :math:`\frac{1}{2n}\|\tilde y-\tilde X\beta\|^2+\alpha\|\beta\|_1` is ours
+    divided by n, and sklearn's and celer's stop (duality gap below
+    ``tol * |y~|^2 / n``) is ours. skglm stops on the largest violation of the
+    optimality conditions instead (gradient units), so it is given the ``tol``
+    whose attained gap matches (see ``skglm_tol``); the attained gaps are printed.
+    """
+    n = X.shape[0]
+    sw = w.sum()
+    xbar = (w @ X) / sw
+    sq = np.sqrt(w)
+    Xt = np.asfortranarray(sq[:, None] * (X - xbar))
+    yt = sq * (y - float(w @ y) / sw)
+    alpha = lam1 / n
+    runners = {"mixstat": lambda: weighted_enet_cd(X, y, w, lam1=lam1, tol=tol,
+                                                   max_iter=100_000).coef}
+    from sklearn.linear_model import Lasso as SkLasso
+
+    runners["sklearn"] = lambda: SkLasso(alpha=alpha, tol=tol, max_iter=100_000,
+                                         fit_intercept=False).fit(Xt, yt).coef_
+    missing = {}
+    try:
+        from skglm import Lasso as SkglmLasso
+
+        # skglm's tol bounds the optimality violation, in units of the gradient
+        # of the 1/n objective: a gap of tol * |y~|^2 / n needs about sqrt of it
+        sk_tol = tol * float(yt @ yt) / n / max(1.0, float(np.sqrt(n)))
+        runners["skglm"] = lambda: SkglmLasso(alpha=alpha, tol=sk_tol, max_iter=1000,
+                                              fit_intercept=False).fit(Xt, yt).coef_
+    except ImportError:
+        missing["skglm"] = "pip install skglm"
+    try:
+        from celer import Lasso as CelerLasso
+
+        runners["celer"] = lambda: CelerLasso(alpha=alpha, tol=tol, max_iter=1000,
+                                              fit_intercept=False).fit(Xt, yt).coef_
+    except ImportError:
+        missing["celer"] = "pip install celer"
+    return runners, missing
+
+
+def bench_lasso_peers(n, p, frac, repeats, tol=PEER_TOL):
+    """Interleaved repeats of every solver on one (n, p, lambda) point."""
+    X, y, w = make_data(n, p)
+    lam1 = frac * float(enet_lambda_max(X, y, w))
+    runners, missing = _peer_runners(X, y, w, lam1, tol)
+    yc = y - float(w @ y) / w.sum()
+    base = float(w @ (yc * yc))
+    coefs, gaps = {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, fn in runners.items():  # warm-up (compilation) and the check
+            coefs[name] = np.asarray(fn())
+            gap = enet_duality_gap(X, y, w, coefs[name], None, lam1)
+            gaps[name] = float(gap) / base
+        times = {name: [] for name in runners}
+        t_start = time.perf_counter()
+        for _ in range(repeats):  # interleaved: every solver once per round
+            for name, fn in runners.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+            if time.perf_counter() - t_start > 30.0:
+                break
+    ref = coefs["mixstat"]
+    diffs = {k: float(np.abs(c - ref).max()) for k, c in coefs.items()}
+    return dict(n=n, p=p, frac=frac, times={k: min(v) for k, v in times.items()},
+                gaps=gaps, diffs=diffs, nnz=int(np.count_nonzero(ref)), missing=missing)
 
 
 def bench_lse(n, K, repeats):
