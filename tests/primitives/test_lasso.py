@@ -442,7 +442,7 @@ def test_anderson_extrapolation_keeps_the_solution(use_numba):
     for anderson in (0, 5):
         args = _kernel_inputs(X, y, w, lam1, 0.0, np.zeros(200))
         args[-1] = args[-1].astype(np.int64)
-        n_sweeps, gap = _enet_ws_solve(*args, 100_000, 1e-12, use_numba, anderson=anderson)
+        _, gap = _enet_ws_solve(*args, 100_000, 1e-12, use_numba, anderson=anderson)
         yc = args[1]
         assert 0 <= gap <= 1e-12 * np.sum(w * yc * yc)
         outs.append(args[5])
