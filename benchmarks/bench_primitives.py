@@ -14,6 +14,11 @@ On the same data, in one process, single-threaded (BLAS limited to one thread):
                 relative duality-gap stop.
 * ``FISTA``     ``weighted_enet_fista`` (the GPU solver), on the CPU, cold,
                 same stop.
+* peers         ``weighted_enet_cd`` (working sets) against scikit-learn, skglm
+                and celer at lambda = 0.1 and 0.01 lambda_max, tol 1e-6 on the
+                duality gap, interleaved repeats, each solution's gap checked
+                (see ``_peer_runners`` for the mapping of the problem); the
+                full-sweep path (``working_set=False``) runs alongside.
 * logsumexp     ``mixstat.primitives.logsumexp`` against
                 ``scipy.special.logsumexp`` along axis 1 of an (n, K) array.
 
@@ -23,6 +28,14 @@ peer / mixstat (> 1: mixstat is faster). Every solver's solution is checked
 against CD before timing (max |coef difference| is printed).
 
 Run:  .venv/bin/python benchmarks/bench_primitives.py [--quick] [--out FILE]
+
+skglm and celer are not dependencies of mixstat; to compare with them, run it
+from a separate (git-ignored) environment::
+
+    python3 -m venv benchmarks/envs/lasso
+    benchmarks/envs/lasso/bin/pip install numpy scipy scikit-learn numba \
+        array-api-compat joblib tqdm threadpoolctl skglm celer
+    benchmarks/envs/lasso/bin/python benchmarks/bench_primitives.py
 """
 
 from __future__ import annotations
@@ -159,8 +172,14 @@ def _peer_runners(X, y, w, lam1, tol):
     Xt = np.asfortranarray(sq[:, None] * (X - xbar))
     yt = sq * (y - float(w @ y) / sw)
     alpha = lam1 / n
-    runners = {"mixstat": lambda: weighted_enet_cd(X, y, w, lam1=lam1, tol=tol,
-                                                   max_iter=100_000).coef}
+    runners = {
+        "mixstat": lambda: weighted_enet_cd(X, y, w, lam1=lam1, tol=tol,
+                                            max_iter=100_000).coef,
+        # the algorithm before working sets: full sweeps + active-set sweeps
+        "full sweeps": lambda: weighted_enet_cd(X, y, w, lam1=lam1, tol=tol,
+                                                max_iter=100_000,
+                                                working_set=False).coef,
+    }
     from sklearn.linear_model import Lasso as SkLasso
 
     runners["sklearn"] = lambda: SkLasso(alpha=alpha, tol=tol, max_iter=100_000,
@@ -260,7 +279,11 @@ def main(argv=None):
 
     emit("# Primitives: weighted Lasso and log-sum-exp")
     emit()
-    cmd = " ".join([".venv/bin/python benchmarks/bench_primitives.py",
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    exe = sys.executable
+    if os.path.abspath(exe).startswith(root + os.sep):
+        exe = os.path.relpath(exe, root)
+    cmd = " ".join([f"{exe} benchmarks/bench_primitives.py",
                     *(argv if argv is not None else sys.argv[1:])])
     emit(f"Command: `{cmd}`")
     emit()
@@ -293,6 +316,40 @@ def main(argv=None):
                          f"max|CD - FISTA| = {r['diff_fi']:.1e}, {r['nnz']} non-zeros, "
                          f"{r['cd_sweeps']} CD sweeps, {r['fista_steps']} FISTA steps"
                          for r in checks) + ".")
+        emit()
+        emit(f"## Weighted Lasso against skglm, celer and scikit-learn "
+             f"(tol = {PEER_TOL:g} on the duality gap)")
+        emit()
+        emit("Times in ms (minimum over interleaved repeats: every solver once per "
+             "round). Ratios: peer time / mixstat time (> 1: mixstat faster). "
+             "`mixstat` is `weighted_enet_cd` (working sets, the default); `full "
+             "sweeps` is the same call with `working_set=False`, the algorithm "
+             "before working sets. Gaps: the relative duality gap each solution "
+             "attains on the weighted problem.")
+        emit()
+        emit("| n x p | lambda / lambda_max | non-zeros | mixstat | full sweeps "
+             "| sklearn | skglm | celer | full sweeps / mixstat | sklearn / mixstat "
+             "| skglm / mixstat | celer / mixstat | attained gaps (mixstat, sklearn, "
+             "skglm, celer) |")
+        emit("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        missing = {}
+        for n, p, _ in sizes:
+            for frac in PEER_FRACS:
+                r = bench_lasso_peers(n, p, frac, repeats)
+                t, gp = r["times"], r["gaps"]
+                missing.update(r["missing"])
+                peers = ["full sweeps", "sklearn", "skglm", "celer"]
+                cell = [fmt_ms(t[k]) if k in t else "n/a" for k in peers]
+                ratio = [f"{t[k] / t['mixstat']:.2f}" if k in t else "n/a"
+                         for k in peers]
+                gaps = ", ".join(f"{gp[k]:.0e}" if k in gp else "n/a"
+                                 for k in ("mixstat", "sklearn", "skglm", "celer"))
+                emit(f"| {n}x{p} | {frac:g} | {r['nnz']} | {fmt_ms(t['mixstat'])} | "
+                     + " | ".join(cell) + " | " + " | ".join(ratio) + f" | {gaps} |")
+        if missing:
+            emit()
+            emit("Not installed (install to compare): "
+                 + "; ".join(f"{k}: `{v}`" for k, v in missing.items()) + ".")
         emit()
         emit("## log-sum-exp along axis 1 of an (n, K) array")
         emit()
