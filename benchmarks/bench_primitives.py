@@ -285,12 +285,21 @@ def main(argv=None):
         exe = os.path.relpath(exe, root)
     cmd = " ".join([f"{exe} benchmarks/bench_primitives.py",
                     *(argv if argv is not None else sys.argv[1:])])
-    emit(f"Command: `{cmd}`")
+    emit(f"Date: {time.strftime('%Y-%m-%d', time.gmtime())}. Command: `{cmd}`")
     emit()
+    from importlib.metadata import PackageNotFoundError, version
+
+    peers = []
+    for name in ("skglm", "celer"):
+        try:
+            peers.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            peers.append(f"{name} not installed")
     emit(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
          f"load average {os.getloadavg()[0]:.1f}; numpy {np.__version__}, "
-         f"scikit-learn {sklearn.__version__}, numba {numba.__version__}; one thread "
-         f"(threadpoolctl), minimum over {repeats}+ repeats.")
+         f"scikit-learn {sklearn.__version__}, numba {numba.__version__}, "
+         f"{', '.join(peers)}; one thread (threadpoolctl), minimum over "
+         f"{repeats}+ repeats.")
     emit()
     with threadpool_limits(1):
         emit("## Weighted Lasso (lam1 = 0.1 lambda_max, tol = 1e-4, X Fortran-ordered)")
