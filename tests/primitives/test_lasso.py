@@ -402,11 +402,11 @@ def test_working_set_equals_full_sweeps(use_numba, lam2, fit_intercept, with_fea
                                         warm):
     if use_numba and not has_module("numba"):
         pytest.skip("numba is not installed")
-    X, y, w = _wide_problem(23, n=120, p=300)
+    X, y, w = _wide_problem(23, n=80, p=160)
     lam1 = 0.03 * float(enet_lambda_max(X, y, w, fit_intercept=fit_intercept))
     rng = np.random.default_rng(1)
-    coef0 = rng.normal(size=300) * (rng.uniform(size=300) < 0.1) if warm else None
-    feats = np.sort(rng.choice(300, size=150, replace=False)) if with_features else None
+    coef0 = rng.normal(size=160) * (rng.uniform(size=160) < 0.1) if warm else None
+    feats = np.sort(rng.choice(160, size=80, replace=False)) if with_features else None
     kw = dict(lam1=lam1, lam2=lam2, coef=coef0, fit_intercept=fit_intercept,
               features=feats, tol=1e-13, max_iter=100_000, use_numba=use_numba)
     ws = weighted_enet_cd(X, y, w, working_set=True, **kw)
@@ -414,8 +414,8 @@ def test_working_set_equals_full_sweeps(use_numba, lam2, fit_intercept, with_fea
     np.testing.assert_allclose(ws.coef, full.coef, atol=1e-8)
     np.testing.assert_allclose(ws.intercept, full.intercept, atol=1e-8)
     if feats is not None:  # the frozen coordinates keep the warm start
-        frozen = np.setdiff1d(np.arange(300), feats)
-        start = np.zeros(300) if coef0 is None else coef0
+        frozen = np.setdiff1d(np.arange(160), feats)
+        start = np.zeros(160) if coef0 is None else coef0
         np.testing.assert_array_equal(ws.coef[frozen], start[frozen])
 
 
