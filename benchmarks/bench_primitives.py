@@ -14,6 +14,11 @@ On the same data, in one process, single-threaded (BLAS limited to one thread):
                 relative duality-gap stop.
 * ``FISTA``     ``weighted_enet_fista`` (the GPU solver), on the CPU, cold,
                 same stop.
+* peers         ``weighted_enet_cd`` (working sets) against scikit-learn, skglm
+                and celer at lambda = 0.1 and 0.01 lambda_max, tol 1e-6 on the
+                duality gap, interleaved repeats, each solution's gap checked
+                (see ``_peer_runners`` for the mapping of the problem); the
+                full-sweep path (``working_set=False``) runs alongside.
 * logsumexp     ``mixstat.primitives.logsumexp`` against
                 ``scipy.special.logsumexp`` along axis 1 of an (n, K) array.
 
@@ -23,6 +28,14 @@ peer / mixstat (> 1: mixstat is faster). Every solver's solution is checked
 against CD before timing (max |coef difference| is printed).
 
 Run:  .venv/bin/python benchmarks/bench_primitives.py [--quick] [--out FILE]
+
+skglm and celer are not dependencies of mixstat; to compare with them, run it
+from a separate (git-ignored) environment::
+
+    python3 -m venv benchmarks/envs/lasso
+    benchmarks/envs/lasso/bin/pip install numpy scipy scikit-learn numba \
+        array-api-compat joblib tqdm threadpoolctl skglm celer
+    benchmarks/envs/lasso/bin/python benchmarks/bench_primitives.py
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from mixstat.primitives import (  # noqa: E402
+    enet_duality_gap,
     enet_lambda_max,
     logsumexp,
     weighted_enet_cd,
@@ -134,6 +148,101 @@ def bench_lasso(n, p, repeats):
                 cd_sweeps=cd.n_iter, fista_steps=fi.n_iter)
 
 
+PEER_TOL = 1e-6
+PEER_FRACS = (0.1, 0.01)
+
+
+def _peer_runners(X, y, w, lam1, tol):
+    r"""Solvers of the same weighted Lasso, each a callable returning the slopes.
+
+    mixstat solves the weighted problem with its intercept, as a caller does.
+    The peers get it in their own form, prepared outside the timing:
+    :math:`\tilde X = \sqrt{w}(X - \bar x_w)`, :math:`\tilde y = \sqrt{w}(y-\bar y_w)`,
+    no intercept, ``alpha = lam1 / n``; then their objective
+    :math:`\frac{1}{2n}\|\tilde y-\tilde X\beta\|^2+\alpha\|\beta\|_1` is ours
+    divided by n, and sklearn's and celer's stop (duality gap below
+    ``tol * |y~|^2 / n``) is ours. skglm stops on the largest violation of the
+    optimality conditions instead (gradient units), so it is given the loosest
+    ``tol`` (factors of 3) whose solution meets the gap; attained gaps are printed.
+    """
+    n = X.shape[0]
+    sw = w.sum()
+    xbar = (w @ X) / sw
+    sq = np.sqrt(w)
+    Xt = np.asfortranarray(sq[:, None] * (X - xbar))
+    yt = sq * (y - float(w @ y) / sw)
+    alpha = lam1 / n
+    runners = {
+        "mixstat": lambda: weighted_enet_cd(X, y, w, lam1=lam1, tol=tol,
+                                            max_iter=100_000).coef,
+        # the algorithm before working sets: full sweeps + active-set sweeps
+        "full sweeps": lambda: weighted_enet_cd(X, y, w, lam1=lam1, tol=tol,
+                                                max_iter=100_000,
+                                                working_set=False).coef,
+    }
+    from sklearn.linear_model import Lasso as SkLasso
+
+    runners["sklearn"] = lambda: SkLasso(alpha=alpha, tol=tol, max_iter=100_000,
+                                         fit_intercept=False).fit(Xt, yt).coef_
+    missing = {}
+    try:
+        from skglm import Lasso as SkglmLasso
+
+        # skglm's tol bounds the optimality violation (gradient units of the
+        # 1/n objective), not the gap: it gets the loosest tol on a grid of
+        # factors of 3 whose solution has a relative gap below ``tol``
+        yc = y - float(w @ y) / sw
+        base = float(w @ (yc * yc))
+        sk_tol = 1e3 * tol * base / n
+        for _ in range(16):
+            c = SkglmLasso(alpha=alpha, tol=sk_tol, max_iter=1000,
+                           fit_intercept=False).fit(Xt, yt).coef_
+            if float(enet_duality_gap(X, y, w, c, None, lam1)) <= tol * base:
+                break
+            sk_tol /= 3.0
+        runners["skglm"] = lambda: SkglmLasso(alpha=alpha, tol=sk_tol, max_iter=1000,
+                                              fit_intercept=False).fit(Xt, yt).coef_
+    except ImportError:
+        missing["skglm"] = "pip install skglm"
+    try:
+        from celer import Lasso as CelerLasso
+
+        runners["celer"] = lambda: CelerLasso(alpha=alpha, tol=tol, max_iter=1000,
+                                              fit_intercept=False).fit(Xt, yt).coef_
+    except ImportError:
+        missing["celer"] = "pip install celer"
+    return runners, missing
+
+
+def bench_lasso_peers(n, p, frac, repeats, tol=PEER_TOL):
+    """Interleaved repeats of every solver on one (n, p, lambda) point."""
+    X, y, w = make_data(n, p)
+    lam1 = frac * float(enet_lambda_max(X, y, w))
+    runners, missing = _peer_runners(X, y, w, lam1, tol)
+    yc = y - float(w @ y) / w.sum()
+    base = float(w @ (yc * yc))
+    coefs, gaps = {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, fn in runners.items():  # warm-up (compilation) and the check
+            coefs[name] = np.asarray(fn())
+            gap = enet_duality_gap(X, y, w, coefs[name], None, lam1)
+            gaps[name] = float(gap) / base
+        times = {name: [] for name in runners}
+        t_start = time.perf_counter()
+        for _ in range(repeats):  # interleaved: every solver once per round
+            for name, fn in runners.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+            if time.perf_counter() - t_start > 30.0:
+                break
+    ref = coefs["mixstat"]
+    diffs = {k: float(np.abs(c - ref).max()) for k, c in coefs.items()}
+    return dict(n=n, p=p, frac=frac, times={k: min(v) for k, v in times.items()},
+                gaps=gaps, diffs=diffs, nnz=int(np.count_nonzero(ref)), missing=missing)
+
+
 def bench_lse(n, K, repeats):
     import scipy.special
 
@@ -170,14 +279,27 @@ def main(argv=None):
 
     emit("# Primitives: weighted Lasso and log-sum-exp")
     emit()
-    cmd = " ".join([".venv/bin/python benchmarks/bench_primitives.py",
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    exe = sys.executable
+    if os.path.abspath(exe).startswith(root + os.sep):
+        exe = os.path.relpath(exe, root)
+    cmd = " ".join([f"{exe} benchmarks/bench_primitives.py",
                     *(argv if argv is not None else sys.argv[1:])])
-    emit(f"Command: `{cmd}`")
+    emit(f"Date: {time.strftime('%Y-%m-%d', time.gmtime())}. Command: `{cmd}`")
     emit()
+    from importlib.metadata import PackageNotFoundError, version
+
+    peers = []
+    for name in ("skglm", "celer"):
+        try:
+            peers.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            peers.append(f"{name} not installed")
     emit(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
          f"load average {os.getloadavg()[0]:.1f}; numpy {np.__version__}, "
-         f"scikit-learn {sklearn.__version__}, numba {numba.__version__}; one thread "
-         f"(threadpoolctl), minimum over {repeats}+ repeats.")
+         f"scikit-learn {sklearn.__version__}, numba {numba.__version__}, "
+         f"{', '.join(peers)}; one thread (threadpoolctl), minimum over "
+         f"{repeats}+ repeats.")
     emit()
     with threadpool_limits(1):
         emit("## Weighted Lasso (lam1 = 0.1 lambda_max, tol = 1e-4, X Fortran-ordered)")
@@ -203,6 +325,40 @@ def main(argv=None):
                          f"max|CD - FISTA| = {r['diff_fi']:.1e}, {r['nnz']} non-zeros, "
                          f"{r['cd_sweeps']} CD sweeps, {r['fista_steps']} FISTA steps"
                          for r in checks) + ".")
+        emit()
+        emit(f"## Weighted Lasso against skglm, celer and scikit-learn "
+             f"(tol = {PEER_TOL:g} on the duality gap)")
+        emit()
+        emit("Times in ms (minimum over interleaved repeats: every solver once per "
+             "round). Ratios: peer time / mixstat time (> 1: mixstat faster). "
+             "`mixstat` is `weighted_enet_cd` (working sets, the default); `full "
+             "sweeps` is the same call with `working_set=False`, the algorithm "
+             "before working sets. Gaps: the relative duality gap each solution "
+             "attains on the weighted problem.")
+        emit()
+        emit("| n x p | lambda / lambda_max | non-zeros | mixstat | full sweeps "
+             "| sklearn | skglm | celer | full sweeps / mixstat | sklearn / mixstat "
+             "| skglm / mixstat | celer / mixstat | attained gaps (mixstat, sklearn, "
+             "skglm, celer) |")
+        emit("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        missing = {}
+        for n, p, _ in sizes:
+            for frac in PEER_FRACS:
+                r = bench_lasso_peers(n, p, frac, repeats)
+                t, gp = r["times"], r["gaps"]
+                missing.update(r["missing"])
+                peers = ["full sweeps", "sklearn", "skglm", "celer"]
+                cell = [fmt_ms(t[k]) if k in t else "n/a" for k in peers]
+                ratio = [f"{t[k] / t['mixstat']:.2f}" if k in t else "n/a"
+                         for k in peers]
+                gaps = ", ".join(f"{gp[k]:.0e}" if k in gp else "n/a"
+                                 for k in ("mixstat", "sklearn", "skglm", "celer"))
+                emit(f"| {n}x{p} | {frac:g} | {r['nnz']} | {fmt_ms(t['mixstat'])} | "
+                     + " | ".join(cell) + " | " + " | ".join(ratio) + f" | {gaps} |")
+        if missing:
+            emit()
+            emit("Not installed (install to compare): "
+                 + "; ".join(f"{k}: `{v}`" for k, v in missing.items()) + ".")
         emit()
         emit("## log-sum-exp along axis 1 of an (n, K) array")
         emit()

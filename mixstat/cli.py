@@ -102,6 +102,10 @@ def compile_kernels(file=None):
         GaussianMoERegressorCV(n_components=(1, 2), n_alphas=3, n_init=1, max_iter=20,
                                random_state=0, backend="numba").fit(X, y)
         mixture_proportion(X[:30], X[30:], method="KM2")
+        from .primitives import weighted_enet_cd
+
+        for Xo in (X, np.asfortranarray(X)):  # the working-set kernel, both layouts
+            weighted_enet_cd(Xo, y, lam1=1.0, tol=1e-6)
     print(f"mixstat: Numba kernels ready ({time.perf_counter() - t0:.1f} s)", file=file)
     return 0
 

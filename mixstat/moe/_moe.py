@@ -127,7 +127,7 @@ def _init_resp(X, y, sw, cfg, init, rng, restart):
     lam = n_eff * cfg.alpha * (sd_y if cfg.scale_penalty else sd_y**2)
     lam = max(lam, 0.05 * lam_max)
     fit = weighted_enet_cd(X, y, sw, lam1=lam, max_iter=200, tol=1e-4,
-                           use_numba=cfg.use_numba)
+                           use_numba=cfg.use_numba, working_set=False)
     r = y - fit.intercept - X @ fit.coef
     order = np.argsort(r, kind="stable")
     if restart == 0:
@@ -149,7 +149,7 @@ def _screen_resp(X, y, sw, cfg, rng, restart):
     n, p = X.shape
     lam_max = float(enet_lambda_max(X, y, sw))
     fit = weighted_enet_cd(X, y, sw, lam1=0.05 * lam_max, max_iter=200, tol=1e-4,
-                           use_numba=cfg.use_numba)
+                           use_numba=cfg.use_numba, working_set=False)
     cap = max(2, min(n // 4, 50))
     support = np.flatnonzero(fit.coef)
     if support.size > cap:
@@ -846,7 +846,8 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
                 u = np.linalg.solve(R, c)
                 fit = weighted_enet_cd(np.asfortranarray(R.T), u, None, lam1=lam * scale,
                                        coef=state.coef[k][cols], fit_intercept=False,
-                                       max_iter=200, tol=1e-8, use_numba=cfg.use_numba)
+                                       max_iter=200, tol=1e-8, use_numba=cfg.use_numba,
+                                       working_set=False)
                 b = np.asarray(fit.coef, dtype=float)
             else:
                 b = np.linalg.solve(C + jitter * eye, c)

@@ -226,7 +226,7 @@ def gram_enet(gram, cross, lam1=0.0, lam2=0.0, coef=None, raw=None, ss=None,
     # the shift delta is taken out of lam2: h_j + lam2 is that of the n x p problem
     res = weighted_enet_cd(R, yt, None, lam1=lam1, lam2=lam2 - delta, coef=beta,
                            fit_intercept=False, max_iter=max_iter, tol=tol,
-                           features=feats)
+                           features=feats, working_set=False)
     return np.asarray(res.coef, dtype=np.float64)
 
 

@@ -158,7 +158,7 @@ def penalized_multinomial_update(X, targets, coef=None, intercept=None, gamma=0.
             # shift the working response by -b_k: the CD solves for the slopes
             res = weighted_enet_cd(X, z, v, lam1=gamma, lam2=rho, coef=W[k],
                                    fit_intercept=True, max_iter=cd_max_iter,
-                                   tol=cd_tol, use_numba=False,
+                                   tol=cd_tol, use_numba=False, working_set=False,
                                    features=None if all_features else feats)
             W_new[k] = res.coef
             b_new[k] = res.intercept

@@ -348,3 +348,146 @@ def test_infinite_penalty_gap_is_zero_not_nan():
         res = weighted_enet_cd(X, y, lam1=np.inf, use_numba=use_numba)
         assert not res.coef.any() and res.gap == 0.0 and res.n_iter == 1
         assert res.intercept == pytest.approx(y.mean())
+
+
+# ------------------------------------------------------ working sets ---
+def _wide_problem(seed=21, n=200, p=500):
+    rng = np.random.default_rng(seed)
+    X = np.asfortranarray(rng.normal(size=(n, p)))
+    X[:, 1] += 0.8 * X[:, 0]  # correlated columns
+    X[:, 9] = -1.5  # a constant column
+    beta = np.zeros(p)
+    beta[:8] = rng.choice([-2.0, 1.5, 3.0], size=8)
+    y = 0.7 + X @ beta + rng.normal(size=n)
+    w = rng.uniform(0.1, 2.0, size=n)
+    return X, y, w
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_working_set_equals_sklearn_at_small_lambda(use_numba):
+    if use_numba and not has_module("numba"):
+        pytest.skip("numba is not installed")
+    X, y, w = _wide_problem()
+    lam1 = 0.01 * float(enet_lambda_max(X, y, w))
+    sk = sk_fit(Lasso(alpha=lam1 / w.sum(), tol=1e-13, max_iter=1_000_000), X, y, w)
+    res = weighted_enet_cd(X, y, w, lam1=lam1, tol=1e-13, max_iter=100_000,
+                           use_numba=use_numba)
+    assert np.count_nonzero(res.coef) > 50  # a hard point: many non-zeros, p > n
+    assert res.coef[9] == 0.0
+    np.testing.assert_allclose(res.coef, sk.coef_, atol=1e-6)
+    np.testing.assert_allclose(res.intercept, sk.intercept_, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+@pytest.mark.parametrize("lam2", [0.0, 3.0])
+@pytest.mark.parametrize("tol", [1e-4, 1e-6, 1e-9])
+def test_working_set_returns_a_gap_below_tol(use_numba, lam2, tol):
+    if use_numba and not has_module("numba"):
+        pytest.skip("numba is not installed")
+    X, y, w = _wide_problem(22)
+    lam1 = 0.02 * float(enet_lambda_max(X, y, w))
+    res = weighted_enet_cd(X, y, w, lam1=lam1, lam2=lam2, tol=tol, max_iter=100_000,
+                           use_numba=use_numba)
+    gap = float(enet_duality_gap(X, y, w, res.coef, None, lam1, lam2))
+    yc = y - np.sum(w * y) / w.sum()
+    assert 0 <= gap <= tol * np.sum(w * yc * yc)
+    np.testing.assert_allclose(res.gap, gap, rtol=1e-6, atol=1e-9 * np.sum(w * yc * yc))
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+@pytest.mark.parametrize("lam2, fit_intercept, with_features, warm",
+                         [(0.0, True, False, False), (2.0, True, False, True),
+                          (0.0, False, True, False), (0.5, True, True, True)])
+def test_working_set_equals_full_sweeps(use_numba, lam2, fit_intercept, with_features,
+                                        warm):
+    if use_numba and not has_module("numba"):
+        pytest.skip("numba is not installed")
+    X, y, w = _wide_problem(23, n=80, p=160)
+    lam1 = 0.03 * float(enet_lambda_max(X, y, w, fit_intercept=fit_intercept))
+    rng = np.random.default_rng(1)
+    coef0 = rng.normal(size=160) * (rng.uniform(size=160) < 0.1) if warm else None
+    feats = np.sort(rng.choice(160, size=80, replace=False)) if with_features else None
+    kw = dict(lam1=lam1, lam2=lam2, coef=coef0, fit_intercept=fit_intercept,
+              features=feats, tol=1e-13, max_iter=100_000, use_numba=use_numba)
+    ws = weighted_enet_cd(X, y, w, working_set=True, **kw)
+    full = weighted_enet_cd(X, y, w, working_set=False, **kw)
+    np.testing.assert_allclose(ws.coef, full.coef, atol=1e-8)
+    np.testing.assert_allclose(ws.intercept, full.intercept, atol=1e-8)
+    if feats is not None:  # the frozen coordinates keep the warm start
+        frozen = np.setdiff1d(np.arange(160), feats)
+        start = np.zeros(160) if coef0 is None else coef0
+        np.testing.assert_array_equal(ws.coef[frozen], start[frozen])
+
+
+def test_working_set_leaves_single_sweeps_and_tol_zero_alone():
+    """max_iter=1 (the GEM M-step) and tol=0 run the plain sweeps, bit for bit."""
+    X, y, w = _wide_problem(24, n=80, p=100)
+    coef0 = np.random.default_rng(2).normal(size=100) * 0.1
+    for kw in (dict(max_iter=1, tol=1e-4), dict(max_iter=4, tol=0.0)):
+        a = weighted_enet_cd(X, y, w, lam1=5.0, coef=coef0, **kw)
+        b = weighted_enet_cd(X, y, w, lam1=5.0, coef=coef0, working_set=False, **kw)
+        np.testing.assert_array_equal(a.coef, b.coef)
+        assert a.n_iter == b.n_iter == kw["max_iter"] and a.gap == b.gap
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_anderson_extrapolation_keeps_the_solution(use_numba):
+    from mixstat.primitives._lasso import _enet_ws_solve
+
+    if use_numba and not has_module("numba"):
+        pytest.skip("numba is not installed")
+    X, y, w = _wide_problem(25, n=100, p=200)
+    lam1 = 0.02 * float(enet_lambda_max(X, y, w))
+    outs = []
+    for anderson in (0, 5):
+        args = _kernel_inputs(X, y, w, lam1, 0.0, np.zeros(200))
+        args[-1] = args[-1].astype(np.int64)
+        _, gap = _enet_ws_solve(*args, 100_000, 1e-12, use_numba, anderson=anderson)
+        yc = args[1]
+        assert 0 <= gap <= 1e-12 * np.sum(w * yc * yc)
+        outs.append(args[5])
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-8)
+
+
+@needs_numba
+@pytest.mark.parametrize("anderson, max_epochs, tol_abs", [(5, 60, 1e-10), (0, 7, 0.0),
+                                                           (3, 500, 1e-3)])
+def test_working_set_kernel_equals_py_func_and_numpy(anderson, max_epochs, tol_abs):
+    from mixstat.primitives._lasso import _enet_ws_inner_kernel, _enet_ws_inner_numpy
+
+    X, y, w = _wide_problem(26, n=50, p=40)
+    ws = np.array([0, 1, 2, 3, 5, 7, 9, 11, 20, 33], dtype=np.int64)
+    coef0 = np.zeros(40)
+    coef0[[1, 9, 20, 38]] = [0.5, 1.0, -0.2, 0.3]  # 38: outside ws, stays; 9: constant
+    outs = []
+    for fn in (_enet_ws_inner_kernel.jitted, _enet_ws_inner_kernel.py_func,
+               _enet_ws_inner_numpy):
+        args = _kernel_inputs(X, y, w, 4.0, 0.5, coef0)
+        X_, _, w_, xbar, h, coef, r, lam1, lam2, _ = args
+        epochs, gap = fn(X_, w_, xbar, h, coef, r, lam1, lam2, ws, max_epochs,
+                         tol_abs * np.sum(w * y * y), anderson)
+        outs.append((epochs, gap, coef, r))
+    (e0, g0, c0, r0), *rest = outs
+    assert c0[9] == 0.0 and c0[38] == 0.3
+    for e, g, c, r in rest:
+        assert e == e0
+        np.testing.assert_allclose(c, c0, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(r, r0, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(g, g0, rtol=1e-6, atol=1e-10)
+    if tol_abs == 0.0:
+        assert e0 == max_epochs
+
+
+@needs_numba
+def test_anderson_weights_solver():
+    from mixstat.primitives._lasso import _solve_spd_ones
+
+    rng = np.random.default_rng(3)
+    U = rng.normal(size=(4, 12))
+    C = U @ U.T
+    for fn in (_solve_spd_ones.jitted, _solve_spd_ones.py_func):
+        z = np.empty(4)
+        assert fn(C, z)
+        ref = np.linalg.solve(C, np.ones(4))
+        np.testing.assert_allclose(z, ref / ref.sum(), rtol=1e-7)
+        assert not fn(np.zeros((4, 4)), z)  # singular: no extrapolation
