@@ -245,7 +245,7 @@ def standardize_columns(X, scaling):
 
 def state_to_standardized(state, scaling):
     r"""Parameters on the original columns -> on the standardised ones
-    (:math:`b^s = b \odot s`, :math:`b^s_0 = b_0 + b^	op m`; gates likewise)."""
+    (:math:`b^s = b \odot s`, :math:`b^s_0 = b_0 + b^\top m`; gates likewise)."""
     if scaling is None:
         return state
     mean, scale = scaling
@@ -256,7 +256,7 @@ def state_to_standardized(state, scaling):
 
 def state_to_original(state, scaling):
     r"""Parameters on the standardised columns -> on the original ones
-    (:math:`b = b^s / s`, :math:`b_0 = b^s_0 - b^	op m`; gates likewise, their
+    (:math:`b = b^s / s`, :math:`b_0 = b^s_0 - b^\top m`; gates likewise, their
     intercepts re-centred to sum to zero, which leaves the softmax unchanged)."""
     if scaling is None:
         return state
@@ -723,8 +723,8 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
         and starts the running sufficient statistics. Every later call runs
         the E-step of the batch at the current parameters and moves the
         per-sample sufficient statistics of each expert
-        (:math:`ar n_k, \overline{	au x}, \overline{	au y},
-        \overline{	au x x^	op}, \overline{	au x y}, \overline{	au y^2}`) by
+        (:math:`\bar n_k, \overline{\tau x}, \overline{\tau y},
+        \overline{\tau x x^\top}, \overline{\tau x y}, \overline{\tau y^2}`) by
         :math:`s \leftarrow (1-\eta_t)s + \eta_t \hat s_{batch}` with
         :math:`\eta_t = (t+2)^{-0.6}` (Liang & Klein's stepwise EM; the
         exponent lies in their range (0.5, 1]); the experts' M-step is then
