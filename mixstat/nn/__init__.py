@@ -14,6 +14,7 @@ if not has_module("torch"):  # pragma: no cover - exercised without torch
     raise ImportError("mixstat.nn needs PyTorch: pip install 'mixstat[torch]'")
 
 from . import (  # noqa: E402
+    adapters,
     circuits,
     conversion,
     data_mixing,
@@ -26,6 +27,7 @@ from . import (  # noqa: E402
     moe,
     sparsemixer,
 )
+from .adapters import *  # noqa: E402,F401,F403
 from .circuits import *  # noqa: E402,F401,F403
 from .conversion import *  # noqa: E402,F401,F403
 from .data_mixing import *  # noqa: E402,F401,F403
@@ -39,6 +41,7 @@ from .moe import *  # noqa: E402,F401,F403
 from .sparsemixer import *  # noqa: E402,F401,F403
 
 __all__ = [
+    *adapters.__all__,
     *circuits.__all__,
     *conversion.__all__,
     *data_mixing.__all__,
