@@ -26,6 +26,7 @@ from . import (  # noqa: E402
     mixture_of_tokens,
     moe,
     sparsemixer,
+    transfusion,
 )
 from .adapters import *  # noqa: E402,F401,F403
 from .circuits import *  # noqa: E402,F401,F403
@@ -39,6 +40,7 @@ from .mixer import *  # noqa: E402,F401,F403
 from .mixture_of_tokens import *  # noqa: E402,F401,F403
 from .moe import *  # noqa: E402,F401,F403
 from .sparsemixer import *  # noqa: E402,F401,F403
+from .transfusion import *  # noqa: E402,F401,F403
 
 __all__ = [
     *adapters.__all__,
@@ -53,4 +55,5 @@ __all__ = [
     *mixture_of_tokens.__all__,
     *moe.__all__,
     *sparsemixer.__all__,
+    *transfusion.__all__,
 ]
