@@ -23,6 +23,7 @@ from . import (  # noqa: E402
     expert_parallel,
     gating,
     mixer,
+    mixture_of_states,
     mixture_of_tokens,
     moe,
     sparsemixer,
@@ -37,6 +38,7 @@ from .diffusion import *  # noqa: E402,F401,F403
 from .expert_parallel import *  # noqa: E402,F401,F403
 from .gating import *  # noqa: E402,F401,F403
 from .mixer import *  # noqa: E402,F401,F403
+from .mixture_of_states import *  # noqa: E402,F401,F403
 from .mixture_of_tokens import *  # noqa: E402,F401,F403
 from .moe import *  # noqa: E402,F401,F403
 from .sparsemixer import *  # noqa: E402,F401,F403
@@ -52,6 +54,7 @@ __all__ = [
     *expert_parallel.__all__,
     *gating.__all__,
     *mixer.__all__,
+    *mixture_of_states.__all__,
     *mixture_of_tokens.__all__,
     *moe.__all__,
     *sparsemixer.__all__,
