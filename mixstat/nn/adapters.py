@@ -310,24 +310,46 @@ class MiLoRALinear(nn.Module):
         self.group = None
         self.merged = False
         self._merged_delta = None
+        self._factor_cache = None
 
     def adapter_output(self, x, gates):
-        r""":math:`\frac{\alpha}{r}\sum_e g_e B_e A_e x` for gates (B, E) or (B, T, E)."""
+        r""":math:`\frac{\alpha}{r}\sum_e g_e B_e A_e x` for gates (B, E) or (B, T, E).
+
+        The reference computation (every expert, ``einsum``); the forward pass
+        of prompt routing uses the equivalent :meth:`prompt_factors`.
+        """
         squeeze = x.ndim == 2
         if squeeze:
             x = x[:, None, :]
         if gates.ndim == 2:
-            if gates.shape[-1] == 1:  # one expert: plain LoRA, no gathering
-                out = (x @ self.lora_A[0].T) @ self.lora_B[0].T * gates[:, None, :]
-            else:  # only the experts that some sequence uses
-                used = torch.nonzero(gates.ne(0).any(0)).reshape(-1)
-                h = torch.einsum("btd,erd->bter", x, self.lora_A[used]) * gates[:, None, used, None]
-                out = torch.einsum("bter,eor->bto", h, self.lora_B[used])
-        else:
-            h = torch.einsum("btd,erd->bter", x, self.lora_A) * gates[..., None]
-            out = torch.einsum("bter,eor->bto", h, self.lora_B)
-        out = self.scaling * out
+            gates = gates[:, None, :].expand(x.shape[0], x.shape[1], gates.shape[-1])
+        h = torch.einsum("btd,erd->bter", x, self.lora_A) * gates[..., None]
+        out = self.scaling * torch.einsum("bter,eor->bto", h, self.lora_B)
         return out[:, 0] if squeeze else out
+
+    def prompt_factors(self, gates):
+        r"""Per-sequence low-rank factors of the gated update.
+
+        With gates fixed per sequence (prompt routing),
+        :math:`\sum_e g_{be} B_e A_e = \tilde B_b \tilde A` with
+        :math:`\tilde A = [A_1; \dots; A_E]` (shared) and
+        :math:`\tilde B_b = [g_{b1}B_1, \dots, g_{bE}B_E]`, so a decoding
+        step costs one matmul and one batched matmul, like a LoRA of rank
+        :math:`Er`; they are computed once per routing (cached while no
+        gradient is recorded).
+
+        Returns
+        -------
+        A : Tensor of shape (E * rank, in_features)
+        B : Tensor of shape (batch, out_features, E * rank)
+        active : bool
+            False when every gate of this layer is 0 (the update is skipped).
+        """
+        E, r = self.n_experts, self.rank
+        A = self.lora_A.reshape(E * r, -1)
+        Bs = self.lora_B[None] * gates[:, :, None, None].to(self.lora_B.dtype)  # (B, E, o, r)
+        Bs = Bs.permute(0, 2, 1, 3).reshape(gates.shape[0], -1, E * r)
+        return A, Bs, bool(gates.ne(0).any())
 
     def forward(self, x):
         y = self.base(x)
@@ -338,7 +360,20 @@ class MiLoRALinear(nn.Module):
         shape = x.shape
         x3 = x if x.ndim in (2, 3) else x.reshape(shape[0], -1, shape[-1])
         g = self.group.gates_for(self, x3)
-        return y + self.adapter_output(x3, g).reshape(*shape[:-1], -1)
+        if g.ndim == 3:  # per-token routing
+            return y + self.adapter_output(x3, g).reshape(*shape[:-1], -1)
+        state = self.group.state
+        if self._factor_cache is not None and self._factor_cache[0] is state \
+                and not torch.is_grad_enabled():
+            A, Bs, active = self._factor_cache[1]
+        else:
+            A, Bs, active = self.prompt_factors(g)
+            self._factor_cache = None if torch.is_grad_enabled() else (state, (A, Bs, active))
+        if not active:
+            return y
+        xs = x3[:, None, :] if x3.ndim == 2 else x3
+        out = self.scaling * torch.bmm(xs @ A.T, Bs.transpose(1, 2))
+        return y + out.reshape(*shape[:-1], -1)
 
     def delta_weight(self, gates):
         r""":math:`\frac{\alpha}{r}\sum_e g_e B_e A_e` for one sequence's gates (n_experts,)."""
