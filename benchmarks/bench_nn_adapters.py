@@ -1,4 +1,4 @@
-"""Adapters and multimodal routing at CPU scale: MiLoRA, latent clusters, Transfusion, SVDiff.
+"""Adapters and multimodal routing at CPU scale: MiLoRA, clusters, Transfusion, SVDiff.
 
 Four sections (``--only`` picks some), each a minute or two of one CPU thread:
 
@@ -29,7 +29,10 @@ Four sections (``--only`` picks some), each a minute or two of one CPU thread:
     denoising loss on held-out images of the class and of the other classes,
     and the share of samples classified as the class.
 
-Run:  python benchmarks/bench_nn_adapters.py [--only milora clusters ...] [--quick] [--out FILE]
+Run::
+
+    python benchmarks/bench_nn_adapters.py [--only milora clusters ...] [--quick]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -81,14 +84,21 @@ class CausalLM(nn.Module):
             b.q, b.k, b.v, b.o = (nn.Linear(d, d) for _ in range(4))
             b.up, b.down = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
             self.blocks.append(b)
-        self.norm, self.head, self.n_heads = nn.LayerNorm(d), nn.Linear(d, vocab), n_heads
+        self.norm, self.head, self.n_heads = (
+            nn.LayerNorm(d),
+            nn.Linear(d, vocab),
+            n_heads,
+        )
 
     def forward(self, ids):
         B, T = ids.shape
         h = self.emb(ids) + self.pos(torch.arange(T))
         for b in self.blocks:
             z = b.n1(h)
-            q, k, v = (m(z).reshape(B, T, self.n_heads, -1).transpose(1, 2) for m in (b.q, b.k, b.v))
+            q, k, v = (
+                m(z).reshape(B, T, self.n_heads, -1).transpose(1, 2)
+                for m in (b.q, b.k, b.v)
+            )
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             h = h + b.o(a.transpose(1, 2).reshape(B, T, -1))
             h = h + b.down(F.gelu(b.up(b.n2(h))))
@@ -97,8 +107,12 @@ class CausalLM(nn.Module):
 
 N_DIG, SEP, TASK0, L = 10, 10, 11, 6
 VOCAB = TASK0 + 4
-TARGETS = [lambda a: a, lambda a: a.flip(-1), lambda a: (a + 1) % 10,
-           lambda a: ((a + 1) % 10).flip(-1)]
+TARGETS = [
+    lambda a: a,
+    lambda a: a.flip(-1),
+    lambda a: (a + 1) % 10,
+    lambda a: ((a + 1) % 10).flip(-1),
+]
 
 
 def task_batch(n, tasks, g):
@@ -115,11 +129,15 @@ def train_lm(model, params, tasks, steps, lr, g, wrapper=None, batch=64):
         prompt, b = task_batch(batch, tasks, g)
         ids = torch.cat([prompt, b], 1)
         if wrapper is not None:
-            logits = wrapper(ids[:, :-1], prompt_lengths=torch.full((batch,), prompt.shape[1]))
+            logits = wrapper(
+                ids[:, :-1], prompt_lengths=torch.full((batch,), prompt.shape[1])
+            )
         else:
             logits = model(ids[:, :-1])
         P = prompt.shape[1]
-        loss = F.cross_entropy(logits[:, P - 1:].reshape(-1, VOCAB), ids[:, P:].reshape(-1))
+        loss = F.cross_entropy(
+            logits[:, P - 1 :].reshape(-1, VOCAB), ids[:, P:].reshape(-1)
+        )
         if wrapper is not None and wrapper.aux_loss is not None:
             loss = loss + wrapper.aux_loss
         opt.zero_grad()
@@ -139,7 +157,7 @@ def greedy(model, prompt, n_new):
 def exact_match(gen_fn, tasks, n, seed):
     g = torch.Generator().manual_seed(seed)
     prompt, b = task_batch(n, tasks, g)
-    out = gen_fn(prompt)[:, prompt.shape[1]:]
+    out = gen_fn(prompt)[:, prompt.shape[1] :]
     return float((out == b).all(1).float().mean())
 
 
@@ -153,7 +171,9 @@ def time_per_token(gen_fn, prompt, n_new, repeats):
 
 
 def bench_milora(quick):
-    emit("## MiLoRA: latency per generated token and accuracy (small causal transformer)")
+    emit(
+        "## MiLoRA: latency per generated token and accuracy (small causal transformer)"
+    )
     emit()
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -179,32 +199,55 @@ def bench_milora(quick):
     m = lora_model()
     variants["LoRA (rank 8)"] = (m, None)
     for label, kw in [
-        ("MiLoRA (4 experts/linear, top-2, prompt routing, mean pooling)",
-         dict(routing="prompt", pooling="mean")),
+        (
+            "MiLoRA (4 experts/linear, top-2, prompt routing, mean pooling)",
+            dict(routing="prompt", pooling="mean"),
+        ),
         ("MiLoRA (same, last-token pooling)", dict(routing="prompt", pooling="last")),
-        ("MoE-LoRA (4 experts/linear, top-2, per-token routing)", dict(routing="token")),
+        (
+            "MoE-LoRA (4 experts/linear, top-2, per-token routing)",
+            dict(routing="token"),
+        ),
     ]:
         w = MiLoRA(copy.deepcopy(base), targets, n_experts=4, rank=2, k=2, **kw)
         variants[label] = (w.model, w)
-    w = MiLoRA(copy.deepcopy(base), targets, n_experts=1, rank=8, k=3, pooling="mean",
-               group_by=lambda n: n.split(".")[1])
-    variants["MiLoRA (paper layout: each module an expert, top-3 of 6 per layer, mean pooling)"] = (
-        w.model, w)
+    w = MiLoRA(
+        copy.deepcopy(base),
+        targets,
+        n_experts=1,
+        rank=8,
+        k=3,
+        pooling="mean",
+        group_by=lambda n: n.split(".")[1],
+    )
+    variants[
+        "MiLoRA (paper layout: each module an expert, top-3 of 6 per layer, mean "
+        "pooling)"
+    ] = (w.model, w)
     rows = []
     base_acc = exact_match(lambda p: greedy(base, p, L), tasks, 400, 123)
     for label, (model, wrapper) in variants.items():
         params = [p for p in (wrapper or model).parameters() if p.requires_grad]
         n_params = sum(p.numel() for p in params)
         t0 = time.perf_counter()
-        train_lm(model, params, tasks, steps, 3e-3, torch.Generator().manual_seed(1), wrapper)
+        train_lm(
+            model, params, tasks, steps, 3e-3, torch.Generator().manual_seed(1), wrapper
+        )
         train_s = time.perf_counter() - t0
-        gen = (lambda p, w=wrapper: w.generate(p, L)) if wrapper else (
-            lambda p, m=model: greedy(m, p, L))
+        gen = (
+            (lambda p, w=wrapper: w.generate(p, L))
+            if wrapper
+            else (lambda p, m=model: greedy(m, p, L))
+        )
         acc = exact_match(gen, tasks, 400, 123)
         rows.append([label, n_params, train_s, acc, model, wrapper])
-    emit(f"Base pretrained on task 'copy' only ({pre_s:.0f} s); adapters trained {steps} steps, "
-         "batch 64, AdamW 3e-3, on copy / reverse / +1 / reverse+1 (the task is the prompt's "
-         "first token). Exact match of all 6 generated digits on 400 held-out prompts.")
+    emit(
+        f"Base pretrained on task 'copy' only ({pre_s:.0f} s); adapters trained "
+        f"{steps} steps, "
+        "batch 64, AdamW 3e-3, on copy / reverse / +1 / reverse+1 (the task is the "
+        "prompt's "
+        "first token). Exact match of all 6 generated digits on 400 held-out prompts."
+    )
     emit()
     repeats = 3 if quick else 7
     for bsz in (1, 8):
@@ -212,18 +255,24 @@ def bench_milora(quick):
         t_base = time_per_token(lambda p: greedy(base, p, L), prompt, L, repeats)
         for row in rows:
             model, wrapper = row[4], row[5]
-            gen = (lambda p, w=wrapper: w.generate(p, L)) if wrapper else (
-                lambda p, m=model: greedy(m, p, L))
+            gen = (
+                (lambda p, w=wrapper: w.generate(p, L))
+                if wrapper
+                else (lambda p, m=model: greedy(m, p, L))
+            )
             row.append(time_per_token(gen, prompt, L, repeats))
             if wrapper is not None and bsz == 1:
                 if wrapper.routing == "prompt":
-                    # route once from the prompt, fold the gated experts into the weights
+                    # route once from the prompt, fold the gated experts in
                     wrapper.reset_routing()
                     with torch.no_grad():
                         wrapper.model(prompt)
                     wrapper.merge()
-                    row.append(time_per_token(lambda p, m=model: greedy(m, p, L), prompt, L,
-                                              repeats))
+                    row.append(
+                        time_per_token(
+                            lambda p, m=model: greedy(m, p, L), prompt, L, repeats
+                        )
+                    )
                     wrapper.unmerge()
                 else:
                     row.append(None)
@@ -232,7 +281,11 @@ def bench_milora(quick):
                 for mod in model_m.modules():
                     if isinstance(mod, LoRALinear):
                         mod.merge()
-                row.append(time_per_token(lambda p, m=model_m: greedy(m, p, L), prompt, L, repeats))
+                row.append(
+                    time_per_token(
+                        lambda p, m=model_m: greedy(m, p, L), prompt, L, repeats
+                    )
+                )
                 for mod in model_m.modules():
                     if isinstance(mod, LoRALinear):
                         mod.unmerge()
@@ -240,15 +293,24 @@ def bench_milora(quick):
             t_base1 = t_base
         else:
             t_base8 = t_base
-    emit("| method | trainable params | train s | exact match | ms/token, batch 1 | merged, batch 1 "
-         "| ms/token, batch 8 | ratio to base (b1 / b8) |")
+    emit(
+        "| method | trainable params | train s | exact match | ms/token, batch 1 | "
+        "merged, batch 1 "
+        "| ms/token, batch 8 | ratio to base (b1 / b8) |"
+    )
     emit("|---|---|---|---|---|---|---|---|")
-    emit(f"| base model (no adapter) | 0 | - | {base_acc:.3f} | {t_base1:.2f} | - | {t_base8:.2f} "
-         "| 1.00 / 1.00 |")
+    emit(
+        f"| base model (no adapter) | 0 | - | {base_acc:.3f} | {t_base1:.2f} | - | "
+        f"{t_base8:.2f} "
+        "| 1.00 / 1.00 |"
+    )
     for label, n_params, train_s, acc, _, _, t1, tm, t8 in rows:
         merged = f"{tm:.2f}" if tm is not None else "n/a (per-token gates)"
-        emit(f"| {label} | {n_params} | {train_s:.0f} | {acc:.3f} | {t1:.2f} | {merged} | {t8:.2f} "
-             f"| {t1 / t_base1:.2f} / {t8 / t_base8:.2f} |")
+        emit(
+            f"| {label} | {n_params} | {train_s:.0f} | {acc:.3f} | {t1:.2f} | "
+            f"{merged} | {t8:.2f} "
+            f"| {t1 / t_base1:.2f} / {t8 / t_base8:.2f} |"
+        )
     emit()
 
 
@@ -260,21 +322,35 @@ def bench_clusters(quick):
     emit()
     d, C, n = 16, 4, 20000
     epochs = 20 if quick else 40
-    X, y, p = make_latent_cluster_regression(n + 4000, d, C, cluster_scale=3.0, noise=0.1,
-                                             random_state=0, return_params=True)
+    X, y, p = make_latent_cluster_regression(
+        n + 4000, d, C, cluster_scale=3.0, noise=0.1, random_state=0, return_params=True
+    )
     X, y = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     Xtr, ytr, Xte, yte, lab = X[:n], y[:n], X[n:], y[n:], p["labels"][n:]
-    emit(f"d={d}, C={C} clusters, rho=3, He_3 links (information exponent 3) plus the "
-         f"cancelling global task, noise 0.1; {n} training and 4000 test samples; Var(y) = "
-         f"{float(yte.var()):.2f}. SGD (lr 0.02, momentum 0.9, batch 64), {epochs} epochs, "
-         "MSE + 0.1 x Switch balance loss for the MoE.")
+    emit(
+        f"d={d}, C={C} clusters, rho=3, He_3 links (information exponent 3) plus the "
+        f"cancelling global task, noise 0.1; {n} training and 4000 test samples; "
+        "Var(y) = "
+        f"{float(yte.var()):.2f}. SGD (lr 0.02, momentum 0.9, batch 64), {epochs} "
+        "epochs, "
+        "MSE + 0.1 x Switch balance loss for the MoE."
+    )
     emit()
     curves = {}
-    for label, E, h in (("MoE (4 experts x 32 hidden, top-1)", C, 32),
-                        ("dense (1 expert x 128 hidden)", 1, 128)):
+    for label, E, h in (
+        ("MoE (4 experts x 32 hidden, top-1)", C, 32),
+        ("dense (1 expert x 128 hidden)", 1, 128),
+    ):
         torch.manual_seed(0)
-        moe = MoELayer(d, h, E, k=1, activation="relu", balance_coef=0.1 if E > 1 else 0.0,
-                       z_coef=0.0)
+        moe = MoELayer(
+            d,
+            h,
+            E,
+            k=1,
+            activation="relu",
+            balance_coef=0.1 if E > 1 else 0.0,
+            z_coef=0.0,
+        )
         head = nn.Linear(d, 1)
         params = [*moe.parameters(), *head.parameters()]
         n_params = sum(q.numel() for q in params)
@@ -285,25 +361,36 @@ def bench_clusters(quick):
         for ep in range(epochs):
             perm = torch.randperm(n, generator=g)
             for i in range(0, n, 64):
-                idx = perm[i:i + 64]
-                loss = (head(moe(Xtr[idx])).squeeze(-1) - ytr[idx]).pow(2).mean() + moe.aux_loss
+                idx = perm[i : i + 64]
+                loss = (head(moe(Xtr[idx])).squeeze(-1) - ytr[idx]).pow(
+                    2
+                ).mean() + moe.aux_loss
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             if (ep + 1) % 5 == 0:
                 with torch.no_grad():
                     mse = float((head(moe(Xte)).squeeze(-1) - yte).pow(2).mean())
-                    ari = (adjusted_rand_score(lab, moe.router_output.expert_index.numpy())
-                           if E > 1 else float("nan"))
+                    ari = (
+                        adjusted_rand_score(lab, moe.router_output.expert_index.numpy())
+                        if E > 1
+                        else float("nan")
+                    )
                 curve.append((ep + 1, mse, ari))
         curves[label] = (n_params, time.perf_counter() - t0, curve)
     labels = list(curves)
-    emit("| epoch | " + " | ".join(f"{lb}: test MSE" for lb in labels) + " | MoE router ARI |")
+    emit(
+        "| epoch | "
+        + " | ".join(f"{lb}: test MSE" for lb in labels)
+        + " | MoE router ARI |"
+    )
     emit("|---|" + "---|" * (len(labels) + 1))
     for i in range(len(curves[labels[0]][2])):
         ep = curves[labels[0]][2][i][0]
         cells = [f"{curves[lb][2][i][1]:.3f}" for lb in labels]
-        emit(f"| {ep} | " + " | ".join(cells) + f" | {curves[labels[0]][2][i][2]:.3f} |")
+        emit(
+            f"| {ep} | " + " | ".join(cells) + f" | {curves[labels[0]][2][i][2]:.3f} |"
+        )
     emit()
     for lb in labels:
         emit(f"- {lb}: {curves[lb][0]} parameters, {curves[lb][1]:.0f} s")
@@ -361,15 +448,28 @@ def bench_transfusion(quick, budget_s):
         drop = torch.rand(half, generator=g) < 0.1  # condition dropout, for guidance
         lab_gen[drop] = NULL
         ones = torch.ones(half, 1, dtype=torch.long)
-        tok_a, pa, ii_a = pack_image_sequence(torch.cat([BOS * ones, lab_gen[:, None], BOI * ones], 1),
-                                              16, EOI * ones, Ptr[idx[:half]])
-        tok_b, pb, ii_b = pack_image_sequence(torch.cat([BOS * ones, BOI * ones], 1),
-                                              16, torch.cat([EOI * ones, lab[half:, None]], 1),
-                                              Ptr[idx[half:]])
+        tok_a, pa, ii_a = pack_image_sequence(
+            torch.cat([BOS * ones, lab_gen[:, None], BOI * ones], 1),
+            16,
+            EOI * ones,
+            Ptr[idx[:half]],
+        )
+        tok_b, pb, ii_b = pack_image_sequence(
+            torch.cat([BOS * ones, BOI * ones], 1),
+            16,
+            torch.cat([EOI * ones, lab[half:, None]], 1),
+            Ptr[idx[half:]],
+        )
         # the two layouts have the same length (20): one batch
-        tok, pat, ii = torch.cat([tok_a, tok_b]), torch.cat([pa, pb]), torch.cat([ii_a, ii_b])
+        tok, pat, ii = (
+            torch.cat([tok_a, tok_b]),
+            torch.cat([pa, pb]),
+            torch.cat([ii_a, ii_b]),
+        )
         t = torch.randint(0, 1000, (bsz,), generator=g)
-        t[half:] = torch.randint(0, 500, (bsz - half,), generator=g)  # image before text: cap noise
+        t[half:] = torch.randint(
+            0, 500, (bsz - half,), generator=g
+        )  # image before text: cap noise
         loss, lm, diff = model.training_loss(tok, pat, ii, t=t, generator=g)
         opt.zero_grad()
         loss.backward()
@@ -380,34 +480,53 @@ def bench_transfusion(quick, budget_s):
     # image -> label
     Pte = to_patches(Xte)
     ones = torch.ones(len(yte), 1, dtype=torch.long)
-    tok, pat, ii = pack_image_sequence(torch.cat([BOS * ones, BOI * ones], 1), 16, EOI * ones, Pte)
+    tok, pat, ii = pack_image_sequence(
+        torch.cat([BOS * ones, BOI * ones], 1), 16, EOI * ones, Pte
+    )
     logits = model.next_token_logits(tok, pat, ii)[:, :10]
     acc_cls = float((logits.argmax(-1).numpy() == yte).mean())
     # label -> image, 10 per class
     n_per = 10 if quick else 20
     lab = torch.arange(10).repeat_interleave(n_per)
     ones = torch.ones(len(lab), 1, dtype=torch.long)
-    tok, _, ii = pack_image_sequence(torch.cat([BOS * ones, lab[:, None], BOI * ones], 1), 16,
-                                     EOI * ones, patch_dim=4)
+    tok, _, ii = pack_image_sequence(
+        torch.cat([BOS * ones, lab[:, None], BOI * ones], 1),
+        16,
+        EOI * ones,
+        patch_dim=4,
+    )
     unc = tok.clone()
     unc[:, 1] = NULL
     res = {}
     for w in (0.0, 2.0):
-        out = model.sample_image(tok, ii, n_steps=50, guidance_scale=w, uncond_tokens=unc,
-                                 generator=torch.Generator().manual_seed(1))
+        out = model.sample_image(
+            tok,
+            ii,
+            n_steps=50,
+            guidance_scale=w,
+            uncond_tokens=unc,
+            generator=torch.Generator().manual_seed(1),
+        )
         imgs = from_patches(out[:, 3:19]).numpy()
         res[w] = float((clf.predict(imgs) == lab.numpy()).mean())
     real = float((clf.predict(Xte) == yte).mean())
-    emit(f"d_model 64, 3 layers, 4 heads ({sum(p.numel() for p in model.parameters())} "
-         f"parameters); raw 2x2 pixel patches; batch 64 (half label->image, half image->label), "
-         f"AdamW 1e-3, lambda = 5, label dropout 0.1; trained {steps} steps in {train_s:.0f} s "
-         f"(last batch: LM loss {lm.item():.3f}, diffusion loss {diff.item():.3f}).")
+    emit(
+        f"d_model 64, 3 layers, 4 heads ({sum(p.numel() for p in model.parameters())} "
+        "parameters); raw 2x2 pixel patches; batch 64 (half label->image, half "
+        "image->label), "
+        f"AdamW 1e-3, lambda = 5, label dropout 0.1; trained {steps} steps in "
+        f"{train_s:.0f} s "
+        f"(last batch: LM loss {lm.item():.3f}, diffusion loss {diff.item():.3f})."
+    )
     emit()
     emit("| measure | value |")
     emit("|---|---|")
     emit(f"| image -> label accuracy (450 test digits, clean image) | {acc_cls:.3f} |")
-    emit(f"| label -> image: generated digits classified as the asked class, DDIM 50 steps, "
-         f"no guidance ({10 * n_per} samples) | {res[0.0]:.3f} |")
+    emit(
+        "| label -> image: generated digits classified as the asked class, DDIM "
+        "50 steps, "
+        f"no guidance ({10 * n_per} samples) | {res[0.0]:.3f} |"
+    )
     emit(f"| same with classifier-free guidance w = 2 | {res[2.0]:.3f} |")
     emit(f"| the classifier (logistic regression) on real test digits | {real:.3f} |")
     emit()
@@ -418,8 +537,13 @@ class MLPDenoiser(nn.Module):
     def __init__(self, d=64, h=256):
         super().__init__()
         self.t_dim = 32
-        self.net = nn.Sequential(nn.Linear(d + self.t_dim, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(),
-                                 nn.Linear(h, d))
+        self.net = nn.Sequential(
+            nn.Linear(d + self.t_dim, h),
+            nn.SiLU(),
+            nn.Linear(h, h),
+            nn.SiLU(),
+            nn.Linear(h, d),
+        )
 
     def forward(self, x, t):
         half = self.t_dim // 2
@@ -430,8 +554,10 @@ class MLPDenoiser(nn.Module):
 
 def _ab(t):
     s = 0.008
-    return (torch.cos((t.float() / 1000 + s) / (1 + s) * math.pi / 2) ** 2
-            / math.cos(s / (1 + s) * math.pi / 2) ** 2).clamp(1e-5, 1.0)
+    return (
+        torch.cos((t.float() / 1000 + s) / (1 + s) * math.pi / 2) ** 2
+        / math.cos(s / (1 + s) * math.pi / 2) ** 2
+    ).clamp(1e-5, 1.0)
 
 
 def _dsm_loss(model, x0, g):
@@ -469,7 +595,10 @@ def bench_svdiff(quick):
     emit()
     Xtr, Xte, ytr, yte = digits_split()
     clf = digit_classifier(Xtr, ytr)
-    Xtr_t, Xte_t = torch.tensor(Xtr, dtype=torch.float32), torch.tensor(Xte, dtype=torch.float32)
+    Xtr_t, Xte_t = (
+        torch.tensor(Xtr, dtype=torch.float32),
+        torch.tensor(Xte, dtype=torch.float32),
+    )
     torch.manual_seed(0)
     teacher = MLPDenoiser()
     opt = torch.optim.AdamW(teacher.parameters(), lr=2e-3, weight_decay=0.0)
@@ -485,7 +614,10 @@ def bench_svdiff(quick):
     pre_s = time.perf_counter() - t0
     target = 3
     few = Xtr_t[torch.as_tensor(ytr == target)][:20]
-    held_in, held_out = Xte_t[torch.as_tensor(yte == target)], Xte_t[torch.as_tensor(yte != target)]
+    held_in, held_out = (
+        Xte_t[torch.as_tensor(yte == target)],
+        Xte_t[torch.as_tensor(yte != target)],
+    )
     steps = 300 if quick else 600
 
     def make(kind):
@@ -501,11 +633,27 @@ def bench_svdiff(quick):
         return m
 
     n_samp = 200
-    rows = [("pretrained (no fine-tuning)", "-", 0, _eval_loss(teacher, held_in),
-             _eval_loss(teacher, held_out),
-             float((clf.predict(_sample(teacher, n_samp).numpy()) == target).mean()), 0.0)]
-    grid = {"svdiff": (1e-3, 1e-2, 1e-1), "lora": (1e-4, 1e-3, 1e-2), "full": (1e-5, 1e-4, 1e-3)}
-    names = {"svdiff": "spectral shifts (SVDiff)", "lora": "LoRA rank 4", "full": "full fine-tuning"}
+    rows = [
+        (
+            "pretrained (no fine-tuning)",
+            "-",
+            0,
+            _eval_loss(teacher, held_in),
+            _eval_loss(teacher, held_out),
+            float((clf.predict(_sample(teacher, n_samp).numpy()) == target).mean()),
+            0.0,
+        )
+    ]
+    grid = {
+        "svdiff": (1e-3, 1e-2, 1e-1),
+        "lora": (1e-4, 1e-3, 1e-2),
+        "full": (1e-5, 1e-4, 1e-3),
+    }
+    names = {
+        "svdiff": "spectral shifts (SVDiff)",
+        "lora": "LoRA rank 4",
+        "full": "full fine-tuning",
+    }
     for kind, lrs in grid.items():
         for lr in lrs:
             m = make(kind)
@@ -520,36 +668,66 @@ def bench_svdiff(quick):
                 opt.step()
             secs = time.perf_counter() - t0
             share = float((clf.predict(_sample(m, n_samp).numpy()) == target).mean())
-            rows.append((names[kind], f"{lr:g}", sum(p.numel() for p in params),
-                         _eval_loss(m, held_in), _eval_loss(m, held_out), share, secs))
-    emit(f"Teacher: MLP 64+32 -> 256 -> 256 -> 64 (eps prediction, cosine schedule), "
-         f"{sum(p.numel() for p in teacher.parameters())} parameters, pretrained {pre_steps} steps "
-         f"on all training digits ({pre_s:.0f} s). Fine-tuning: 20 training images of class "
-         f"{target}, {steps} steps of batch 20, AdamW at three learning rates "
-         "per method. Denoising loss = E||eps - eps_theta||^2 on held-out digits "
-         f"(8 noise draws); samples: {n_samp} DDIM-50 draws, classified by a logistic regression.")
+            rows.append(
+                (
+                    names[kind],
+                    f"{lr:g}",
+                    sum(p.numel() for p in params),
+                    _eval_loss(m, held_in),
+                    _eval_loss(m, held_out),
+                    share,
+                    secs,
+                )
+            )
+    emit(
+        f"Teacher: MLP 64+32 -> 256 -> 256 -> 64 (eps prediction, cosine schedule), "
+        f"{sum(p.numel() for p in teacher.parameters())} parameters, pretrained "
+        f"{pre_steps} steps "
+        f"on all training digits ({pre_s:.0f} s). Fine-tuning: 20 training images "
+        "of class "
+        f"{target}, {steps} steps of batch 20, AdamW at three learning rates "
+        "per method. Denoising loss = E||eps - eps_theta||^2 on held-out digits "
+        f"(8 noise draws); samples: {n_samp} DDIM-50 draws, classified by a "
+        "logistic regression."
+    )
     emit()
-    emit(f"| method | lr | trainable params | loss, held-out class {target} | loss, other classes "
-         f"| samples classified as {target} | train s |")
+    emit(
+        f"| method | lr | trainable params | loss, held-out class {target} | loss, "
+        "other classes "
+        f"| samples classified as {target} | train s |"
+    )
     emit("|---|---|---|---|---|---|---|")
     for label, lr, n_params, li, lo, share, secs in rows:
-        emit(f"| {label} | {lr} | {n_params} | {li:.4f} | {lo:.4f} | {share:.3f} | {secs:.1f} |")
+        emit(
+            f"| {label} | {lr} | {n_params} | {li:.4f} | {lo:.4f} | {share:.3f} | "
+            f"{secs:.1f} |"
+        )
     emit()
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", default=None,
-                    help="sections: milora clusters transfusion svdiff")
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="sections: milora clusters transfusion svdiff",
+    )
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--transfusion-seconds", type=float, default=None,
-                    help="training budget of the Transfusion model (default 120, quick 30)")
+    ap.add_argument(
+        "--transfusion-seconds",
+        type=float,
+        default=None,
+        help="training budget of the Transfusion model (default 120, quick 30)",
+    )
     ap.add_argument("--out", default=None, help="write the tables (Markdown) here")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     sections = args.only or ["milora", "clusters", "transfusion", "svdiff"]
-    emit(f"torch {torch.__version__}, {platform.machine()}, 1 thread"
-         + (", --quick" if args.quick else ""))
+    emit(
+        f"torch {torch.__version__}, {platform.machine()}, 1 thread"
+        + (", --quick" if args.quick else "")
+    )
     emit()
     budget = args.transfusion_seconds or (30.0 if args.quick else 120.0)
     for s in sections:

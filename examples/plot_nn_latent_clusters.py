@@ -19,35 +19,51 @@ from mixstat.nn import MoELayer
 
 torch.set_num_threads(1)
 d, C, n = 16, 4, 20000
-X, y, params = make_latent_cluster_regression(n + 4000, d, C, cluster_scale=3.0, noise=0.1,
-                                              random_state=0, return_params=True)
+X, y, params = make_latent_cluster_regression(
+    n + 4000, d, C, cluster_scale=3.0, noise=0.1, random_state=0, return_params=True
+)
 X, y = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
 Xtr, ytr, Xte, yte, labels = X[:n], y[:n], X[n:], y[n:], params["labels"][n:]
 
 
 def train(n_experts, hidden, epochs=20):
     torch.manual_seed(0)
-    layer = MoELayer(d, hidden, n_experts, k=1, activation="relu",
-                     balance_coef=0.1 if n_experts > 1 else 0.0, z_coef=0.0)
+    layer = MoELayer(
+        d,
+        hidden,
+        n_experts,
+        k=1,
+        activation="relu",
+        balance_coef=0.1 if n_experts > 1 else 0.0,
+        z_coef=0.0,
+    )
     head = torch.nn.Linear(d, 1)
-    opt = torch.optim.SGD([*layer.parameters(), *head.parameters()], lr=0.02, momentum=0.9)
+    opt = torch.optim.SGD(
+        [*layer.parameters(), *head.parameters()], lr=0.02, momentum=0.9
+    )
     mse, ari = [], []
     for _ in range(epochs):
         for idx in torch.randperm(n).split(64):
-            loss = (head(layer(Xtr[idx])).squeeze(-1) - ytr[idx]).pow(2).mean() + layer.aux_loss
+            loss = (head(layer(Xtr[idx])).squeeze(-1) - ytr[idx]).pow(
+                2
+            ).mean() + layer.aux_loss
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
             mse.append(float((head(layer(Xte)).squeeze(-1) - yte).pow(2).mean()))
-            ari.append(adjusted_rand_score(labels, layer.router_output.expert_index.numpy()))
+            ari.append(
+                adjusted_rand_score(labels, layer.router_output.expert_index.numpy())
+            )
     return mse, ari
 
 
 moe_mse, moe_ari = train(C, 32)
 dense_mse, _ = train(1, 32 * C)
-print(f"final test MSE: MoE {moe_mse[-1]:.3f}, dense {dense_mse[-1]:.3f} "
-      f"(Var y = {float(yte.var()):.2f}); router ARI {moe_ari[-1]:.3f}")
+print(
+    f"final test MSE: MoE {moe_mse[-1]:.3f}, dense {dense_mse[-1]:.3f} "
+    f"(Var y = {float(yte.var()):.2f}); router ARI {moe_ari[-1]:.3f}"
+)
 
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
 a1.plot(moe_mse, label="MoE, 4 x 32 hidden")

@@ -20,8 +20,12 @@ from mixstat.nn import MiLoRA
 torch.set_num_threads(1)
 SEP, TASK0, L = 10, 11, 6
 VOCAB = TASK0 + 4
-TASKS = [lambda a: a, lambda a: a.flip(-1), lambda a: (a + 1) % 10,
-         lambda a: ((a + 1) % 10).flip(-1)]
+TASKS = [
+    lambda a: a,
+    lambda a: a.flip(-1),
+    lambda a: (a + 1) % 10,
+    lambda a: ((a + 1) % 10).flip(-1),
+]
 
 
 class CausalLM(nn.Module):
@@ -35,16 +39,26 @@ class CausalLM(nn.Module):
             b.q, b.k, b.v, b.o = (nn.Linear(d, d) for _ in range(4))
             b.up, b.down = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
             self.blocks.append(b)
-        self.norm, self.head, self.n_heads = nn.LayerNorm(d), nn.Linear(d, VOCAB), n_heads
+        self.norm, self.head, self.n_heads = (
+            nn.LayerNorm(d),
+            nn.Linear(d, VOCAB),
+            n_heads,
+        )
 
     def forward(self, ids):
         B, T = ids.shape
         h = self.emb(ids) + self.pos(torch.arange(T))
         for b in self.blocks:
             z = b.n1(h)
-            q, k, v = (m(z).reshape(B, T, self.n_heads, -1).transpose(1, 2) for m in (b.q, b.k, b.v))
-            h = h + b.o(F.scaled_dot_product_attention(q, k, v, is_causal=True)
-                        .transpose(1, 2).reshape(B, T, -1))
+            q, k, v = (
+                m(z).reshape(B, T, self.n_heads, -1).transpose(1, 2)
+                for m in (b.q, b.k, b.v)
+            )
+            h = h + b.o(
+                F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                .transpose(1, 2)
+                .reshape(B, T, -1)
+            )
             h = h + b.down(F.gelu(b.up(b.n2(h))))
         return self.head(self.norm(h))
 
@@ -64,7 +78,9 @@ def train(forward, params, tasks, steps, g, aux=lambda: 0.0):
         ids = torch.cat([prompt, target], 1)
         logits = forward(ids[:, :-1], prompt.shape[1])
         P = prompt.shape[1]
-        loss = F.cross_entropy(logits[:, P - 1:].reshape(-1, VOCAB), ids[:, P:].reshape(-1))
+        loss = F.cross_entropy(
+            logits[:, P - 1 :].reshape(-1, VOCAB), ids[:, P:].reshape(-1)
+        )
         loss = loss + aux()
         opt.zero_grad()
         loss.backward()
@@ -76,21 +92,32 @@ g = torch.Generator().manual_seed(0)
 base = CausalLM()
 train(lambda ids, P: base(ids), list(base.parameters()), [0], 600, g)
 
-milora = MiLoRA(base, ["q", "k", "v", "o", "up", "down"], n_experts=4, rank=2, k=2,
-                pooling="mean")
+milora = MiLoRA(
+    base, ["q", "k", "v", "o", "up", "down"], n_experts=4, rank=2, k=2, pooling="mean"
+)
 trainable = [p for p in milora.parameters() if p.requires_grad]
-print(f"trainable parameters: {sum(p.numel() for p in trainable)} "
-      f"(frozen: {sum(p.numel() for p in milora.parameters() if not p.requires_grad)})")
-train(lambda ids, P: milora(ids, prompt_lengths=torch.full((ids.shape[0],), P)),
-      trainable, [0, 1, 2, 3], 400, g, aux=lambda: milora.aux_loss)
+print(
+    f"trainable parameters: {sum(p.numel() for p in trainable)} "
+    f"(frozen: {sum(p.numel() for p in milora.parameters() if not p.requires_grad)})"
+)
+train(
+    lambda ids, P: milora(ids, prompt_lengths=torch.full((ids.shape[0],), P)),
+    trainable,
+    [0, 1, 2, 3],
+    400,
+    g,
+    aux=lambda: milora.aux_loss,
+)
 
 # %%
 # Generation: the routers run once per prompt, not once per token
 prompt, target, task = batch(400, [0, 1, 2, 3], torch.Generator().manual_seed(1))
 calls = milora.router_calls()
-out = milora.generate(prompt, max_new_tokens=L)[:, prompt.shape[1]:]
-print(f"router calls for 400 prompts x {L} tokens: {milora.router_calls() - calls} "
-      f"(= {len(milora.routers)} routing groups)")
+out = milora.generate(prompt, max_new_tokens=L)[:, prompt.shape[1] :]
+print(
+    f"router calls for 400 prompts x {L} tokens: {milora.router_calls() - calls} "
+    f"(= {len(milora.routers)} routing groups)"
+)
 print(f"exact match: {(out == target).all(1).float().mean():.3f}")
 
 # %%

@@ -29,9 +29,19 @@ Y = torch.as_tensor(y)
 BOS = 10
 
 torch.manual_seed(0)
-model = MixtureOfStatesDenoiser(vocab_size=11, max_text_len=2, patch_dim=4, n_patches=16,
-                                d_und=32, n_und_layers=4, d_gen=48, n_gen_layers=3,
-                                n_heads=4, k=2, epsilon=0.05)
+model = MixtureOfStatesDenoiser(
+    vocab_size=11,
+    max_text_len=2,
+    patch_dim=4,
+    n_patches=16,
+    d_und=32,
+    n_und_layers=4,
+    d_gen=48,
+    n_gen_layers=3,
+    n_heads=4,
+    k=2,
+    epsilon=0.05,
+)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
 g = torch.Generator().manual_seed(0)
 t0, steps = time.perf_counter(), 0
@@ -63,14 +73,18 @@ for i, ax in enumerate(axes.reshape(-1)):
 # at a noisy step (t = 900) and a nearly clean one (t = 50)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))
 text = torch.stack([torch.full((200,), BOS), Y[:200]], 1)
-for ax, t in zip(axes, (900, 50)):
+for ax, t in zip(axes, (900, 50), strict=False):
     ab = model.alpha_bar(torch.tensor(t))
     xt = ab.sqrt() * P[:200] + (1 - ab).sqrt() * torch.randn(200, 16, 4, generator=g)
     with torch.no_grad():
         model(text, xt, torch.tensor(t))
     idx = model.routing.indices[:, 1]  # (200, n_gen_layers, k) for the digit token
-    freq = np.stack([np.bincount(idx[:, j].reshape(-1).numpy(), minlength=4) / idx[:, j].numel()
-                     for j in range(idx.shape[1])])
+    freq = np.stack(
+        [
+            np.bincount(idx[:, j].reshape(-1).numpy(), minlength=4) / idx[:, j].numel()
+            for j in range(idx.shape[1])
+        ]
+    )
     ax.imshow(freq, vmin=0, vmax=1, cmap="viridis")
     ax.set_xlabel("understanding layer")
     ax.set_ylabel("generation layer")

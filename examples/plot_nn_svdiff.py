@@ -29,8 +29,13 @@ X = torch.tensor(X / 8.0 - 1.0, dtype=torch.float32)
 class Denoiser(nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(96, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(),
-                                 nn.Linear(256, 64))
+        self.net = nn.Sequential(
+            nn.Linear(96, 256),
+            nn.SiLU(),
+            nn.Linear(256, 256),
+            nn.SiLU(),
+            nn.Linear(256, 64),
+        )
 
     def forward(self, x, t):
         f = torch.exp(-math.log(1000.0) * torch.arange(16) / 16)
@@ -89,12 +94,18 @@ for p in lora.parameters():
 for i in (0, 2, 4):
     lora.net[i] = LoRALinear(lora.net[i], rank=4)
 n_lora = fit(lora, threes, 600, 1e-3, g)
-print(f"trainable parameters: spectral shifts {n_svd}, LoRA {n_lora}, "
-      f"full {sum(p.numel() for p in teacher.parameters())}")
+print(
+    f"trainable parameters: spectral shifts {n_svd}, LoRA {n_lora}, "
+    f"full {sum(p.numel() for p in teacher.parameters())}"
+)
 
 # %%
 # Samples before and after, and the learned shifts of the middle layer
-rows = [("pretrained", teacher), (f"spectral shifts ({n_svd})", svd), (f"LoRA ({n_lora})", lora)]
+rows = [
+    ("pretrained", teacher),
+    (f"spectral shifts ({n_svd})", svd),
+    (f"LoRA ({n_lora})", lora),
+]
 fig, axes = plt.subplots(3, 8, figsize=(8, 3.4))
 for r, (name, m) in enumerate(rows):
     imgs = sample(m, 8, seed=r)
@@ -118,8 +129,12 @@ plt.legend()
 a, b = X[y == 0][:1].reshape(1, 1, 8, 8), X[y == 7][:1].reshape(1, 1, 8, 8)
 mixed, mask_a, mask_b = cut_mix(a, b)
 fig, axes = plt.subplots(1, 3, figsize=(6, 2.2))
-for ax, im, title in zip(axes, (mixed[0, 0], mask_a.float(), mask_b.float()),
-                         ("cut-mix", "region of subject a", "region of subject b")):
+for ax, im, title in zip(
+    axes,
+    (mixed[0, 0], mask_a.float(), mask_b.float()),
+    ("cut-mix", "region of subject a", "region of subject b"),
+    strict=False,
+):
     ax.imshow(im, cmap="gray_r")
     ax.set_title(title, fontsize=8)
     ax.axis("off")

@@ -28,8 +28,9 @@ from mixstat.nn import TransfusionModel, pack_image_sequence, transfusion_attent
 
 torch.set_num_threads(1)
 X, y = load_digits(return_X_y=True)
-Xtr, Xte, ytr, yte = train_test_split(X / 8.0 - 1.0, y, test_size=0.25, random_state=0,
-                                      stratify=y)
+Xtr, Xte, ytr, yte = train_test_split(
+    X / 8.0 - 1.0, y, test_size=0.25, random_state=0, stratify=y
+)
 
 
 def to_patches(A):
@@ -47,8 +48,9 @@ Ptr, Ytr = to_patches(Xtr), torch.as_tensor(ytr)
 # %%
 # The attention mask of the image -> label layout: causal, except the
 # 16 x 16 block of the image
-_, _, ii = pack_image_sequence(torch.tensor([[BOS, BOI]]), 16, torch.tensor([[EOI, 3]]),
-                               patch_dim=4)
+_, _, ii = pack_image_sequence(
+    torch.tensor([[BOS, BOI]]), 16, torch.tensor([[EOI, 3]]), patch_dim=4
+)
 plt.figure(figsize=(3.5, 3.5))
 plt.imshow(transfusion_attention_mask(ii[0]).numpy(), cmap="Greys")
 plt.title("who attends to whom")
@@ -65,15 +67,29 @@ t0, steps = time.perf_counter(), 0
 while time.perf_counter() - t0 < 60:
     idx = torch.randint(0, len(Ptr), (64,), generator=g)
     lab = Ytr[idx]
-    cond = torch.where(torch.rand(32, generator=g) < 0.1, NULL, lab[:32])  # for guidance
+    cond = torch.where(
+        torch.rand(32, generator=g) < 0.1, NULL, lab[:32]
+    )  # for guidance
     one = torch.ones(32, 1, dtype=torch.long)
-    a = pack_image_sequence(torch.cat([BOS * one, cond[:, None], BOI * one], 1), 16, EOI * one,
-                            Ptr[idx[:32]])
-    b = pack_image_sequence(torch.cat([BOS * one, BOI * one], 1), 16,
-                            torch.cat([EOI * one, lab[32:, None]], 1), Ptr[idx[32:]])
-    tok, pat, ii = (torch.cat([u, v]) for u, v in zip(a, b))
-    t = torch.cat([torch.randint(0, 1000, (32,), generator=g),
-                   torch.randint(0, 500, (32,), generator=g)])  # captioning: milder noise
+    a = pack_image_sequence(
+        torch.cat([BOS * one, cond[:, None], BOI * one], 1),
+        16,
+        EOI * one,
+        Ptr[idx[:32]],
+    )
+    b = pack_image_sequence(
+        torch.cat([BOS * one, BOI * one], 1),
+        16,
+        torch.cat([EOI * one, lab[32:, None]], 1),
+        Ptr[idx[32:]],
+    )
+    tok, pat, ii = (torch.cat([u, v]) for u, v in zip(a, b, strict=False))
+    t = torch.cat(
+        [
+            torch.randint(0, 1000, (32,), generator=g),
+            torch.randint(0, 500, (32,), generator=g),
+        ]
+    )  # captioning: milder noise
     loss, lm, diff = model.training_loss(tok, pat, ii, t=t, generator=g)
     opt.zero_grad()
     loss.backward()
@@ -85,8 +101,9 @@ print(f"{steps} steps; last LM loss {lm.item():.3f}, diffusion loss {diff.item()
 # Image -> label: read the token after EOI
 model.eval()
 one = torch.ones(len(yte), 1, dtype=torch.long)
-tok, pat, ii = pack_image_sequence(torch.cat([BOS * one, BOI * one], 1), 16, EOI * one,
-                                   to_patches(Xte))
+tok, pat, ii = pack_image_sequence(
+    torch.cat([BOS * one, BOI * one], 1), 16, EOI * one, to_patches(Xte)
+)
 pred = model.next_token_logits(tok, pat, ii)[:, :10].argmax(-1).numpy()
 print(f"image -> label accuracy: {np.mean(pred == yte):.3f}")
 
@@ -94,12 +111,19 @@ print(f"image -> label accuracy: {np.mean(pred == yte):.3f}")
 # Label -> image: DDIM, 50 steps, classifier-free guidance w = 2
 lab = torch.arange(10).repeat_interleave(6)
 one = torch.ones(len(lab), 1, dtype=torch.long)
-tok, _, ii = pack_image_sequence(torch.cat([BOS * one, lab[:, None], BOI * one], 1), 16,
-                                 EOI * one, patch_dim=4)
+tok, _, ii = pack_image_sequence(
+    torch.cat([BOS * one, lab[:, None], BOI * one], 1), 16, EOI * one, patch_dim=4
+)
 unc = tok.clone()
 unc[:, 1] = NULL
-out = model.sample_image(tok, ii, n_steps=50, guidance_scale=2.0, uncond_tokens=unc,
-                         generator=torch.Generator().manual_seed(1))
+out = model.sample_image(
+    tok,
+    ii,
+    n_steps=50,
+    guidance_scale=2.0,
+    uncond_tokens=unc,
+    generator=torch.Generator().manual_seed(1),
+)
 imgs = to_images(out[:, 3:19]).numpy()
 fig, axes = plt.subplots(6, 10, figsize=(8, 5))
 for i, ax in enumerate(axes.T.reshape(-1)):

@@ -44,11 +44,19 @@ def _hermite_link(coefs, k_star, z):
     return hermeval(z, full)
 
 
-def make_latent_cluster_regression(n_samples=2000, n_features=32, n_clusters=4,
-                                   cluster_scale=3.0, information_exponent=3, degree=None,
-                                   global_task=True, noise=0.1, random_state=None,
-                                   return_params=False):
-    r"""Kawata et al. (2025)'s clustered single-index regression (see the module docstring).
+def make_latent_cluster_regression(
+    n_samples=2000,
+    n_features=32,
+    n_clusters=4,
+    cluster_scale=3.0,
+    information_exponent=3,
+    degree=None,
+    global_task=True,
+    noise=0.1,
+    random_state=None,
+    return_params=False,
+):
+    r"""Kawata et al. (2025)'s clustered single-index regression (module docstring).
 
     Parameters
     ----------
@@ -94,18 +102,20 @@ def make_latent_cluster_regression(n_samples=2000, n_features=32, n_clusters=4,
         raise ValueError(f"n_clusters must be >= 2, got {n_clusters}")
     if d < 2 * C + 1:
         raise ValueError(
-            f"n_features must be >= 2 * n_clusters + 1 = {2 * C + 1} (orthonormal cluster "
+            f"n_features must be >= 2 * n_clusters + 1 = {2 * C + 1} (orthonormal "
+            "cluster "
             f"means and feature directions), got {n_features}"
         )
     if k_star < 1 or p_star < k_star:
         raise ValueError(
-            f"need 1 <= information_exponent <= degree, got {information_exponent}, {degree}"
+            "need 1 <= information_exponent <= degree, got "
+            f"{information_exponent}, {degree}"
         )
     if not (cluster_scale >= 0 and noise >= 0):
         raise ValueError("cluster_scale and noise must be >= 0")
     rng = check_random_state(random_state)
     Q, _ = np.linalg.qr(rng.standard_normal((d, 2 * C + 1)))
-    V, W, wg = Q[:, :C].T, Q[:, C:2 * C].T, Q[:, 2 * C]
+    V, W, wg = Q[:, :C].T, Q[:, C : 2 * C].T, Q[:, 2 * C]
     n_coef = p_star - k_star + 1
     beta = np.zeros((C, n_coef))
     beta[:, 0] = rng.choice([-1.0, 1.0], size=C)
@@ -129,7 +139,19 @@ def make_latent_cluster_regression(n_samples=2000, n_features=32, n_clusters=4,
             y[m] += s[c] * _hermite_link(gamma, k_star, X[m] @ wg)
     y += noise * rng.standard_normal(n)
     if return_params:
-        return X, y, dict(labels=labels, cluster_means=cluster_scale * V, local_directions=W,
-                          global_direction=wg, local_coefs=beta, global_coefs=gamma,
-                          global_signs=s, information_exponent=k_star, noise=float(noise))
+        return (
+            X,
+            y,
+            dict(
+                labels=labels,
+                cluster_means=cluster_scale * V,
+                local_directions=W,
+                global_direction=wg,
+                local_coefs=beta,
+                global_coefs=gamma,
+                global_signs=s,
+                information_exponent=k_star,
+                noise=float(noise),
+            ),
+        )
     return X, y

@@ -20,7 +20,9 @@ class Block(nn.Module):
     def __init__(self, d_model, n_heads, mlp_ratio=4, device=None, dtype=None):
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+            raise ValueError(
+                f"d_model={d_model} must be divisible by n_heads={n_heads}"
+            )
         fk = {"device": device, "dtype": dtype}
         self.n_heads = int(n_heads)
         self.norm1 = nn.LayerNorm(d_model, **fk)
@@ -32,7 +34,11 @@ class Block(nn.Module):
 
     def forward(self, x, attn_mask=None):
         B, T, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).reshape(B, T, 3, self.n_heads, D // self.n_heads).unbind(2)
+        q, k, v = (
+            self.qkv(self.norm1(x))
+            .reshape(B, T, 3, self.n_heads, D // self.n_heads)
+            .unbind(2)
+        )
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         if attn_mask is not None and attn_mask.ndim == 3:
             attn_mask = attn_mask[:, None]
@@ -42,10 +48,13 @@ class Block(nn.Module):
 
 
 def timestep_embedding(t, dim, max_period=10000.0):
-    """Sinusoidal embedding of (possibly fractional) timesteps ``t`` (...,) -> (..., dim)."""
+    """Sinusoidal embedding of (possibly fractional) timesteps ``t`` (...,) -> "
+    "(..., dim)."""
     half = dim // 2
     freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float64) / half
+        -math.log(max_period)
+        * torch.arange(half, device=t.device, dtype=torch.float64)
+        / half
     )
     args = t.to(torch.float64)[..., None] * freqs
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
@@ -55,7 +64,11 @@ def timestep_embedding(t, dim, max_period=10000.0):
 
 
 def cosine_alpha_bar(t, n_timesteps, s=0.008):
-    r"""Cosine schedule (Nichol & Dhariwal 2021): :math:`\bar\alpha(t)=\cos^2\big(\frac{t/T+s}{1+s}\frac\pi2\big)/\cos^2\big(\frac{s}{1+s}\frac\pi2\big)`."""
+    r"""Cosine schedule (Nichol & Dhariwal 2021).
+
+    :math:`\bar\alpha(t)=\cos^2\big(\frac{t/T+s}{1+s}\frac\pi2\big)
+    /\cos^2\big(\frac{s}{1+s}\frac\pi2\big)`, clipped to :math:`[10^{-5}, 1]`.
+    """
     f = torch.cos((t.to(torch.float64) / n_timesteps + s) / (1 + s) * math.pi / 2) ** 2
     f0 = math.cos(s / (1 + s) * math.pi / 2) ** 2
     return (f / f0).clamp(min=1e-5, max=1.0)

@@ -6,7 +6,8 @@ models", ICLR). A frozen linear map :math:`W_0 x + b` gets a trainable
 low-rank update
 
 .. math:: y = W_0 x + b + \frac{\alpha}{r} B A x,\qquad
-    A \in \mathbb{R}^{r\times d_{in}},\ B \in \mathbb{R}^{d_{out}\times r},\ B_{\text{init}} = 0 .
+    A \in \mathbb{R}^{r\times d_{in}},\ B \in \mathbb{R}^{d_{out}\times r},
+    \ B_{\text{init}} = 0 .
 
 **MiLoRA** (Zhang, Zhao, Chen, Tian, Zheng & Zhu 2024, "MiLoRA: efficient
 mixture of low-rank adaptation for large language models fine-tuning",
@@ -45,7 +46,8 @@ pretrained weight, reshaped to a matrix :math:`W \in \mathbb{R}^{m \times n}`
 :math:`W = U \Sigma V^\top`, and only the *spectral shift*
 :math:`\delta \in \mathbb{R}^{\min(m,n)}` is trained:
 
-.. math:: W_\delta = U\, \mathrm{diag}\big(\mathrm{ReLU}(\sigma + \delta)\big)\, V^\top .
+.. math::
+    W_\delta = U\, \mathrm{diag}\big(\mathrm{ReLU}(\sigma + \delta)\big)\, V^\top .
 
 **Cut-Mix-Unmix** (same paper, sec. 3.2): two subjects' images are stitched
 side by side (:func:`cut_mix`) with a prompt naming both, and the
@@ -190,21 +192,34 @@ class PromptAwareRouter(nn.Module):
         How many times the router ran (to check that MiLoRA routes once per prompt).
     """
 
-    def __init__(self, d_in, n_slots, k=1, routing="prompt", pooling="last", *, device=None,
-                 dtype=None):
+    def __init__(
+        self,
+        d_in,
+        n_slots,
+        k=1,
+        routing="prompt",
+        pooling="last",
+        *,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self.d_in = _check_positive_int("d_in", d_in)
         self.n_slots = _check_positive_int("n_slots", n_slots)
         self.k = _check_positive_int("k", k)
         if self.k > self.n_slots:
-            raise ValueError(f"k must satisfy 1 <= k <= n_slots={self.n_slots}, got k={k}")
+            raise ValueError(
+                f"k must satisfy 1 <= k <= n_slots={self.n_slots}, got k={k}"
+            )
         if routing not in ("prompt", "token"):
             raise ValueError(f"routing must be 'prompt' or 'token', got {routing!r}")
         if pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
         self.routing, self.pooling = routing, pooling
-        self.weight = nn.Parameter(torch.empty(self.n_slots, self.d_in, device=device, dtype=dtype))
-        nn.init.normal_(self.weight, std=self.d_in ** -0.5)
+        self.weight = nn.Parameter(
+            torch.empty(self.n_slots, self.d_in, device=device, dtype=dtype)
+        )
+        nn.init.normal_(self.weight, std=self.d_in**-0.5)
         self.n_calls = 0
 
     def pool(self, h, prompt_lengths=None):
@@ -213,14 +228,23 @@ class PromptAwareRouter(nn.Module):
         if prompt_lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long, device=h.device)
         else:
-            lengths = torch.as_tensor(prompt_lengths, device=h.device).long().reshape(-1)
-            if lengths.shape[0] != B or bool((lengths < 1).any()) or bool((lengths > T).any()):
+            lengths = (
+                torch.as_tensor(prompt_lengths, device=h.device).long().reshape(-1)
+            )
+            if (
+                lengths.shape[0] != B
+                or bool((lengths < 1).any())
+                or bool((lengths > T).any())
+            ):
                 raise ValueError(
-                    f"prompt_lengths must hold {B} integers in [1, {T}], got {lengths.tolist()}"
+                    f"prompt_lengths must hold {B} integers in [1, {T}], got "
+                    f"{lengths.tolist()}"
                 )
         if self.pooling == "last":
             return h[torch.arange(B, device=h.device), lengths - 1]
-        mask = (torch.arange(T, device=h.device)[None, :] < lengths[:, None]).to(h.dtype)
+        mask = (torch.arange(T, device=h.device)[None, :] < lengths[:, None]).to(
+            h.dtype
+        )
         return (h * mask[..., None]).sum(1) / lengths[:, None].to(h.dtype)
 
     def forward(self, h, prompt_lengths=None):
@@ -236,8 +260,10 @@ class PromptAwareRouter(nn.Module):
         return _RouteState(gates=dense, probs=probs, indices=indices)
 
     def extra_repr(self):
-        return (f"d_in={self.d_in}, n_slots={self.n_slots}, k={self.k}, "
-                f"routing={self.routing!r}, pooling={self.pooling!r}")
+        return (
+            f"d_in={self.d_in}, n_slots={self.n_slots}, k={self.k}, "
+            f"routing={self.routing!r}, pooling={self.pooling!r}"
+        )
 
 
 class _RoutingGroup:
@@ -254,15 +280,19 @@ class _RoutingGroup:
         if self.state is None:
             if layer is not self.anchor:
                 raise RuntimeError(
-                    f"routing group {self.name!r}: module {layer.name!r} ran before the group's "
+                    f"routing group {self.name!r}: module {layer.name!r} ran "
+                    "before the group's "
                     f"anchor {self.anchor.name!r}, whose input feeds the router"
                 )
             h = x if x.ndim == 3 else x.reshape(x.shape[0], -1, x.shape[-1])
             self.state = self.router(h, self.prompt_lengths)
-        g = self.state.gates[..., layer.slot_offset:layer.slot_offset + layer.n_experts]
+        g = self.state.gates[
+            ..., layer.slot_offset : layer.slot_offset + layer.n_experts
+        ]
         if g.shape[0] != x.shape[0]:
             raise RuntimeError(
-                f"routing group {self.name!r} was routed for a batch of {g.shape[0]} prompts, "
+                f"routing group {self.name!r} was routed for a batch of "
+                f"{g.shape[0]} prompts, "
                 f"got a batch of {x.shape[0]} (call reset_routing() for new prompts)"
             )
         return g
@@ -347,7 +377,9 @@ class MiLoRALinear(nn.Module):
         """
         E, r = self.n_experts, self.rank
         A = self.lora_A.reshape(E * r, -1)
-        Bs = self.lora_B[None] * gates[:, :, None, None].to(self.lora_B.dtype)  # (B, E, o, r)
+        Bs = self.lora_B[None] * gates[:, :, None, None].to(
+            self.lora_B.dtype
+        )  # (B, E, o, r)
         Bs = Bs.permute(0, 2, 1, 3).reshape(gates.shape[0], -1, E * r)
         return A, Bs, bool(gates.ne(0).any())
 
@@ -356,19 +388,26 @@ class MiLoRALinear(nn.Module):
         if self.merged:
             return y
         if self.group is None:
-            raise RuntimeError("this MiLoRALinear has no routing group: build it through MiLoRA")
+            raise RuntimeError(
+                "this MiLoRALinear has no routing group: build it through MiLoRA"
+            )
         shape = x.shape
         x3 = x if x.ndim in (2, 3) else x.reshape(shape[0], -1, shape[-1])
         g = self.group.gates_for(self, x3)
         if g.ndim == 3:  # per-token routing
             return y + self.adapter_output(x3, g).reshape(*shape[:-1], -1)
         state = self.group.state
-        if self._factor_cache is not None and self._factor_cache[0] is state \
-                and not torch.is_grad_enabled():
+        if (
+            self._factor_cache is not None
+            and self._factor_cache[0] is state
+            and not torch.is_grad_enabled()
+        ):
             A, Bs, active = self._factor_cache[1]
         else:
             A, Bs, active = self.prompt_factors(g)
-            self._factor_cache = None if torch.is_grad_enabled() else (state, (A, Bs, active))
+            self._factor_cache = (
+                None if torch.is_grad_enabled() else (state, (A, Bs, active))
+            )
         if not active:
             return y
         xs = x3[:, None, :] if x3.ndim == 2 else x3
@@ -376,8 +415,10 @@ class MiLoRALinear(nn.Module):
         return y + out.reshape(*shape[:-1], -1)
 
     def delta_weight(self, gates):
-        r""":math:`\frac{\alpha}{r}\sum_e g_e B_e A_e` for one sequence's gates (n_experts,)."""
-        return self.scaling * torch.einsum("e,eor,erd->od", gates, self.lora_B, self.lora_A)
+        r""":math:`\frac{\alpha}{r}\sum_e g_e B_e A_e` for one sequence's gates (E,)."""
+        return self.scaling * torch.einsum(
+            "e,eor,erd->od", gates, self.lora_B, self.lora_A
+        )
 
     @torch.no_grad()
     def merge(self, gates=None):
@@ -391,8 +432,10 @@ class MiLoRALinear(nn.Module):
         if gates is None:
             st = self.group.state if self.group is not None else None
             if st is None or st.gates.ndim != 2:
-                raise RuntimeError("merge() needs prompt routing computed first (or gates=)")
-            g = st.gates[:, self.slot_offset:self.slot_offset + self.n_experts]
+                raise RuntimeError(
+                    "merge() needs prompt routing computed first (or gates=)"
+                )
+            g = st.gates[:, self.slot_offset : self.slot_offset + self.n_experts]
             if not bool((g == g[:1]).all()):
                 raise RuntimeError("merge() needs the same routing for every sequence")
             gates = g[0]
@@ -411,8 +454,10 @@ class MiLoRALinear(nn.Module):
         return self
 
     def extra_repr(self):
-        return (f"in={self.base.in_features}, out={self.base.out_features}, "
-                f"n_experts={self.n_experts}, rank={self.rank}")
+        return (
+            f"in={self.base.in_features}, out={self.base.out_features}, "
+            f"n_experts={self.n_experts}, rank={self.rank}"
+        )
 
 
 def _match_targets(model, target_modules):
@@ -476,14 +521,29 @@ class MiLoRA(nn.Module):
         ``balance_coef``).
     """
 
-    def __init__(self, model, target_modules, n_experts=1, rank=8, alpha=None, k=1,
-                 routing="prompt", pooling="last", group_by=None, balance_coef=0.01):
+    def __init__(
+        self,
+        model,
+        target_modules,
+        n_experts=1,
+        rank=8,
+        alpha=None,
+        k=1,
+        routing="prompt",
+        pooling="last",
+        group_by=None,
+        balance_coef=0.01,
+    ):
         super().__init__()
         if not isinstance(model, nn.Module):
-            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+            raise ValueError(
+                f"model must be a torch.nn.Module, got {type(model).__name__}"
+            )
         names = _match_targets(model, target_modules)
         if not names:
-            raise ValueError(f"no nn.Linear of the model matches target_modules={target_modules!r}")
+            raise ValueError(
+                f"no nn.Linear of the model matches target_modules={target_modules!r}"
+            )
         for p in model.parameters():
             p.requires_grad_(False)
         self.model = model
@@ -507,8 +567,15 @@ class MiLoRA(nn.Module):
                 offset += layer.n_experts
             anchor = members[0]
             w = anchor.base.weight
-            router = PromptAwareRouter(anchor.base.in_features, offset, k, routing, pooling,
-                                       device=w.device, dtype=w.dtype)
+            router = PromptAwareRouter(
+                anchor.base.in_features,
+                offset,
+                k,
+                routing,
+                pooling,
+                device=w.device,
+                dtype=w.dtype,
+            )
             self.routers[key.replace(".", "_")] = router
             grp = _RoutingGroup(key, router, anchor)
             for layer in members:
@@ -534,7 +601,9 @@ class MiLoRA(nn.Module):
             if st is None:
                 continue
             probs = st.probs.reshape(-1, st.probs.shape[-1])
-            losses.append(load_balancing_loss(probs, st.indices.reshape(-1), probs.shape[-1]))
+            losses.append(
+                load_balancing_loss(probs, st.indices.reshape(-1), probs.shape[-1])
+            )
         self.aux_loss = self.balance_coef * sum(losses) if losses else None
 
     def forward(self, *args, prompt_lengths=None, **kwargs):
@@ -567,7 +636,8 @@ class MiLoRA(nn.Module):
         return ids
 
     def merge(self):
-        """Merge every layer with the cached prompt routing (one routing for the batch)."""
+        """Merge every layer with the cached prompt routing (one routing for the "
+        "batch)."""
         for layer in self.layers.values():
             layer.merge()
         return self
@@ -613,7 +683,9 @@ class SpectralShift(nn.Module):
             p.requires_grad_(False)
         w = base.weight.detach()
         self.weight_shape = tuple(w.shape)
-        U, S, Vh = torch.linalg.svd(w.reshape(w.shape[0], -1).double(), full_matrices=False)
+        U, S, Vh = torch.linalg.svd(
+            w.reshape(w.shape[0], -1).double(), full_matrices=False
+        )
         self.register_buffer("U", U.to(w.dtype))
         self.register_buffer("S", S.to(w.dtype))
         self.register_buffer("Vh", Vh.to(w.dtype))
@@ -650,8 +722,11 @@ def apply_spectral_shifts(model, module_types=(nn.Linear, nn.Conv2d), include=No
     model : nn.Module
         Its only trainable parameters are the spectral shifts.
     """
-    names = [n for n, m in model.named_modules()
-             if n and isinstance(m, module_types) and (include is None or include(n, m))]
+    names = [
+        n
+        for n, m in model.named_modules()
+        if n and isinstance(m, module_types) and (include is None or include(n, m))
+    ]
     if not names:
         raise ValueError("no layer of the model matches module_types / include")
     for p in model.parameters():
@@ -720,7 +795,8 @@ def unmix_loss(attn, token_a, token_b, mask_a, mask_b):
     ma, mb = mask_a.reshape(-1), mask_b.reshape(-1)
     if attn.shape[-2] != ma.numel():
         raise ValueError(
-            f"attn has {attn.shape[-2]} query positions but the masks have {ma.numel()} pixels"
+            f"attn has {attn.shape[-2]} query positions but the masks have "
+            f"{ma.numel()} pixels"
         )
     a_in_b = attn[..., mb, token_a]
     b_in_a = attn[..., ma, token_b]

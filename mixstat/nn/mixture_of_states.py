@@ -43,7 +43,12 @@ from torch import nn
 from ..primitives import softmax, topk_gating
 from ._transformer import Block, cosine_alpha_bar, timestep_embedding
 
-__all__ = ["MixtureOfStatesDenoiser", "MixtureOfStatesRouter", "StateRouting", "select_states"]
+__all__ = [
+    "MixtureOfStatesDenoiser",
+    "MixtureOfStatesRouter",
+    "StateRouting",
+    "select_states",
+]
 
 
 @dataclass
@@ -87,7 +92,12 @@ def select_states(states, logits, k, epsilon=0.0, generator=None):
     routing : StateRouting
     """
     Lu, B, T, d = states.shape
-    if logits.ndim != 4 or logits.shape[0] != B or logits.shape[1] != T or logits.shape[3] != Lu:
+    if (
+        logits.ndim != 4
+        or logits.shape[0] != B
+        or logits.shape[1] != T
+        or logits.shape[3] != Lu
+    ):
         raise ValueError(
             f"logits must have shape ({B}, {T}, Lg, {Lu}), got {tuple(logits.shape)}"
         )
@@ -99,7 +109,10 @@ def select_states(states, logits, k, epsilon=0.0, generator=None):
     gates, indices = topk_gating(logits, k, renormalize=k > 1)
     explored = torch.zeros(logits.shape[:3], dtype=torch.bool, device=logits.device)
     if epsilon > 0:
-        explored = torch.rand(logits.shape[:3], generator=generator, device=logits.device) < epsilon
+        explored = (
+            torch.rand(logits.shape[:3], generator=generator, device=logits.device)
+            < epsilon
+        )
         noise = torch.rand(logits.shape, generator=generator, device=logits.device)
         rand_idx = noise.argsort(-1)[..., :k]
         p = softmax(logits, axis=-1)
@@ -136,32 +149,50 @@ class MixtureOfStatesRouter(nn.Module):
         Exploration rate while training (0 in eval mode).
     """
 
-    def __init__(self, d_und, n_und_layers, n_gen_layers, k=2, d_cond=0, d_hidden=None,
-                 epsilon=0.0, device=None, dtype=None):
+    def __init__(
+        self,
+        d_und,
+        n_und_layers,
+        n_gen_layers,
+        k=2,
+        d_cond=0,
+        d_hidden=None,
+        epsilon=0.0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         fk = {"device": device, "dtype": dtype}
         self.n_und_layers, self.n_gen_layers = int(n_und_layers), int(n_gen_layers)
         if not 1 <= int(k) <= self.n_und_layers:
-            raise ValueError(f"k must satisfy 1 <= k <= n_und_layers={n_und_layers}, got {k}")
+            raise ValueError(
+                f"k must satisfy 1 <= k <= n_und_layers={n_und_layers}, got {k}"
+            )
         if not 0.0 <= float(epsilon) <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.k, self.d_cond, self.epsilon = int(k), int(d_cond), float(epsilon)
         h = int(d_hidden or d_und)
         self.net = nn.Sequential(
-            nn.Linear(int(d_und) + self.d_cond, h, **fk), nn.SiLU(),
+            nn.Linear(int(d_und) + self.d_cond, h, **fk),
+            nn.SiLU(),
             nn.Linear(h, self.n_gen_layers * self.n_und_layers, **fk),
         )
 
     def forward(self, states, cond=None, generator=None):
-        """``states`` (Lu, B, T, d_und), ``cond`` (B, d_cond) -> (mixed, StateRouting)."""
+        """``states`` (Lu, B, T, d_und), ``cond`` (B, d_cond) -> (mixed, "
+        "StateRouting)."""
         Lu, B, T, _ = states.shape
         if Lu != self.n_und_layers:
-            raise ValueError(f"expected {self.n_und_layers} understanding layers, got {Lu}")
+            raise ValueError(
+                f"expected {self.n_und_layers} understanding layers, got {Lu}"
+            )
         z = states[-1]
         if self.d_cond:
             if cond is None or cond.shape != (B, self.d_cond):
                 raise ValueError(f"cond must have shape ({B}, {self.d_cond})")
-            z = torch.cat([z, cond[:, None, :].expand(B, T, self.d_cond).to(z.dtype)], -1)
+            z = torch.cat(
+                [z, cond[:, None, :].expand(B, T, self.d_cond).to(z.dtype)], -1
+            )
         logits = self.net(z).reshape(B, T, self.n_gen_layers, self.n_und_layers)
         eps = self.epsilon if self.training else 0.0
         return select_states(states, logits, self.k, eps, generator)
@@ -190,22 +221,48 @@ class MixtureOfStatesDenoiser(nn.Module):
     n_timesteps : int, default=1000
     """
 
-    def __init__(self, vocab_size, max_text_len, patch_dim, n_patches, d_und=32,
-                 n_und_layers=4, d_gen=32, n_gen_layers=3, n_heads=2, k=2, epsilon=0.05,
-                 freeze_understanding=False, n_timesteps=1000):
+    def __init__(
+        self,
+        vocab_size,
+        max_text_len,
+        patch_dim,
+        n_patches,
+        d_und=32,
+        n_und_layers=4,
+        d_gen=32,
+        n_gen_layers=3,
+        n_heads=2,
+        k=2,
+        epsilon=0.05,
+        freeze_understanding=False,
+        n_timesteps=1000,
+    ):
         super().__init__()
-        self.patch_dim, self.n_patches, self.n_timesteps = int(patch_dim), int(n_patches), int(n_timesteps)
+        self.patch_dim, self.n_patches, self.n_timesteps = (
+            int(patch_dim),
+            int(n_patches),
+            int(n_timesteps),
+        )
         self.d_gen = int(d_gen)
         self.tok_emb = nn.Embedding(vocab_size, d_und)
         self.text_pos = nn.Embedding(max_text_len, d_und)
-        self.und_blocks = nn.ModuleList(Block(d_und, n_heads) for _ in range(n_und_layers))
+        self.und_blocks = nn.ModuleList(
+            Block(d_und, n_heads) for _ in range(n_und_layers)
+        )
         self.patch_in = nn.Linear(self.patch_dim, d_gen)
         self.patch_pos = nn.Embedding(self.n_patches, d_gen)
-        self.time_mlp = nn.Sequential(nn.Linear(d_gen, d_gen), nn.SiLU(), nn.Linear(d_gen, d_gen))
-        self.gen_blocks = nn.ModuleList(Block(d_gen, n_heads) for _ in range(n_gen_layers))
-        self.ctx_proj = nn.ModuleList(nn.Linear(d_und, d_gen) for _ in range(n_gen_layers))
-        self.router = MixtureOfStatesRouter(d_und, n_und_layers, n_gen_layers, k, d_cond=d_gen,
-                                            epsilon=epsilon)
+        self.time_mlp = nn.Sequential(
+            nn.Linear(d_gen, d_gen), nn.SiLU(), nn.Linear(d_gen, d_gen)
+        )
+        self.gen_blocks = nn.ModuleList(
+            Block(d_gen, n_heads) for _ in range(n_gen_layers)
+        )
+        self.ctx_proj = nn.ModuleList(
+            nn.Linear(d_und, d_gen) for _ in range(n_gen_layers)
+        )
+        self.router = MixtureOfStatesRouter(
+            d_und, n_und_layers, n_gen_layers, k, d_cond=d_gen, epsilon=epsilon
+        )
         self.norm = nn.LayerNorm(d_gen)
         self.out = nn.Linear(d_gen, self.patch_dim)
         nn.init.zeros_(self.out.weight)
@@ -218,7 +275,9 @@ class MixtureOfStatesDenoiser(nn.Module):
 
     def understand(self, text):
         """Hidden states (n_und_layers, B, T, d_und) of the understanding tower."""
-        h = self.tok_emb(text) + self.text_pos(torch.arange(text.shape[1], device=text.device))
+        h = self.tok_emb(text) + self.text_pos(
+            torch.arange(text.shape[1], device=text.device)
+        )
         states = []
         for blk in self.und_blocks:
             h = blk(h)
@@ -226,10 +285,13 @@ class MixtureOfStatesDenoiser(nn.Module):
         return torch.stack(states)
 
     def forward(self, text, x_t, t, states=None, generator=None):
-        """Noise prediction (B, n_patches, patch_dim); the routing is kept in ``self.routing``."""
+        """Noise prediction (B, n_patches, patch_dim); the routing is kept in "
+        "``self.routing``."""
         B, P, _ = x_t.shape
-        if P != self.n_patches or x_t.shape[-1] != self.patch_dim:
-            raise ValueError(f"x_t must have shape (B, {self.n_patches}, {self.patch_dim})")
+        if self.n_patches != P or x_t.shape[-1] != self.patch_dim:
+            raise ValueError(
+                f"x_t must have shape (B, {self.n_patches}, {self.patch_dim})"
+            )
         if states is None:
             states = self.understand(text)
         t = torch.as_tensor(t).expand(B)
@@ -246,7 +308,8 @@ class MixtureOfStatesDenoiser(nn.Module):
         return cosine_alpha_bar(torch.as_tensor(t), self.n_timesteps)
 
     def training_loss(self, text, x0, generator=None):
-        """:math:`\\mathbb{E}\\lVert\\epsilon - \\epsilon_\\theta(x_t, t, \\text{text})\\rVert^2`, t uniform."""
+        """:math:`\\mathbb{E}\\lVert\\epsilon - \\epsilon_\\theta(x_t, t, "
+        "\\text{text})\\rVert^2`, t uniform."""
         B = x0.shape[0]
         t = torch.randint(0, self.n_timesteps, (B,), generator=generator)
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
@@ -256,17 +319,24 @@ class MixtureOfStatesDenoiser(nn.Module):
 
     @torch.no_grad()
     def sample(self, text, n_steps=50, clip=1.0, generator=None):
-        """DDIM (:math:`\\eta = 0`) samples (B, n_patches, patch_dim) for the given text."""
+        """DDIM (:math:`\\eta = 0`) samples (B, n_patches, patch_dim) for the "
+        "given text."""
         B = text.shape[0]
         dtype = self.out.weight.dtype
-        x = torch.randn(B, self.n_patches, self.patch_dim, generator=generator, dtype=dtype)
+        x = torch.randn(
+            B, self.n_patches, self.patch_dim, generator=generator, dtype=dtype
+        )
         states = self.understand(text)
         ts = torch.linspace(self.n_timesteps - 1, 0, int(n_steps)).round().long()
         x0 = x
         for i, t in enumerate(ts):
             eps = self(text, x, t, states=states)
             ab = self.alpha_bar(t).to(dtype)
-            ab_prev = self.alpha_bar(ts[i + 1]).to(dtype) if i + 1 < len(ts) else torch.ones((), dtype=dtype)
+            ab_prev = (
+                self.alpha_bar(ts[i + 1]).to(dtype)
+                if i + 1 < len(ts)
+                else torch.ones((), dtype=dtype)
+            )
             x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-clip, clip)
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps

@@ -11,15 +11,20 @@ projected linearly and get the embedding of their diffusion timestep
 :math:`t`. Attention is causal over the sequence and bidirectional inside
 each image (:func:`transfusion_attention_mask`):
 
-.. math:: M_{ij} = [\,j \le i\,] \lor [\,\mathrm{img}(i) = \mathrm{img}(j) \ne \varnothing\,].
+.. math::
+    M_{ij} = [\,j \le i\,] \lor [\,\mathrm{img}(i) = \mathrm{img}(j) \ne \varnothing\,].
 
 Training adds noise to each image, :math:`x_t = \sqrt{\bar\alpha_t}\,x_0 +
 \sqrt{1-\bar\alpha_t}\,\epsilon` (cosine schedule, :math:`T = 1000`), and
 minimises (:func:`transfusion_loss`)
 
-.. math:: \mathcal{L} = \mathcal{L}_{\mathrm{LM}} + \lambda\,\mathcal{L}_{\mathrm{DDPM}},\qquad
-    \mathcal{L}_{\mathrm{LM}} = -\frac1{|S|}\sum_{i\in S}\log p_\theta(y_i\mid y_{<i}),\qquad
-    \mathcal{L}_{\mathrm{DDPM}} = \frac1{|P|}\sum_{i\in P}\frac1{p}\lVert\epsilon_i - \epsilon_\theta(x_t)_i\rVert^2,
+.. math::
+    \mathcal{L} = \mathcal{L}_{\mathrm{LM}} + \lambda\,\mathcal{L}_{\mathrm{DDPM}},
+    \qquad
+    \mathcal{L}_{\mathrm{LM}} = -\frac1{|S|}\sum_{i\in S}\log p_\theta(y_i\mid y_{<i}),
+
+    \mathcal{L}_{\mathrm{DDPM}} = \frac1{|P|}\sum_{i\in P}
+    \frac1{p}\lVert\epsilon_i - \epsilon_\theta(x_t)_i\rVert^2,
 
 with :math:`\lambda = 5` (the paper's value), :math:`S` the text positions
 (predicted from the previous position when it is text as well; the ``EOI``
@@ -114,19 +119,21 @@ def pack_image_sequence(prefix, n_patches, suffix=None, patches=None, patch_dim=
             raise ValueError("give patches or patch_dim")
         patches = torch.zeros(B, n_patches, patch_dim)
     if patches.shape[:2] != (B, n_patches):
-        raise ValueError(f"patches must have shape ({B}, {n_patches}, p), got {tuple(patches.shape)}")
+        raise ValueError(
+            f"patches must have shape ({B}, {n_patches}, p), got {tuple(patches.shape)}"
+        )
     L1, L2 = prefix.shape[1], suffix.shape[1]
     T = L1 + n_patches + L2
     tokens = torch.cat([prefix, prefix.new_full((B, n_patches), -1), suffix], 1)
     seq = patches.new_zeros(B, T, patches.shape[-1])
-    seq[:, L1:L1 + n_patches] = patches
+    seq[:, L1 : L1 + n_patches] = patches
     image_index = torch.full((B, T), -1, dtype=torch.long, device=prefix.device)
-    image_index[:, L1:L1 + n_patches] = 0
+    image_index[:, L1 : L1 + n_patches] = 0
     return tokens, seq, image_index
 
 
 def transfusion_loss(logits, eps_pred, tokens, image_index, eps, diffusion_weight=5.0):
-    r"""Transfusion's loss :math:`\mathcal{L}_{\mathrm{LM}} + \lambda\,\mathcal{L}_{\mathrm{DDPM}}`.
+    r"""Transfusion's loss :math:`\mathcal{L}_{LM} + \lambda\,\mathcal{L}_{DDPM}`.
 
     Parameters
     ----------
@@ -151,7 +158,9 @@ def transfusion_loss(logits, eps_pred, tokens, image_index, eps, diffusion_weigh
     else:
         lm = logits.sum() * 0.0
     img = ~text
-    diff = (eps_pred - eps).pow(2)[img].mean() if bool(img.any()) else eps_pred.sum() * 0.0
+    diff = (
+        (eps_pred - eps).pow(2)[img].mean() if bool(img.any()) else eps_pred.sum() * 0.0
+    )
     return lm + float(diffusion_weight) * diff, lm, diff
 
 
@@ -171,8 +180,20 @@ class TransfusionModel(nn.Module):
         :math:`T` of the cosine schedule.
     """
 
-    def __init__(self, vocab_size, patch_dim, max_len, max_patches, d_model=64, n_heads=4,
-                 n_layers=4, n_timesteps=1000, mlp_ratio=4, device=None, dtype=None):
+    def __init__(
+        self,
+        vocab_size,
+        patch_dim,
+        max_len,
+        max_patches,
+        d_model=64,
+        n_heads=4,
+        n_layers=4,
+        n_timesteps=1000,
+        mlp_ratio=4,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         fk = {"device": device, "dtype": dtype}
         self.vocab_size, self.patch_dim = int(vocab_size), int(patch_dim)
@@ -182,9 +203,14 @@ class TransfusionModel(nn.Module):
         self.pos_emb = nn.Embedding(self.max_len, d_model, **fk)
         self.patch_pos_emb = nn.Embedding(self.max_patches, d_model, **fk)
         self.patch_in = nn.Linear(self.patch_dim, d_model, **fk)
-        self.time_mlp = nn.Sequential(nn.Linear(d_model, d_model, **fk), nn.SiLU(),
-                                      nn.Linear(d_model, d_model, **fk))
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, mlp_ratio, **fk) for _ in range(n_layers))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(d_model, d_model, **fk),
+            nn.SiLU(),
+            nn.Linear(d_model, d_model, **fk),
+        )
+        self.blocks = nn.ModuleList(
+            Block(d_model, n_heads, mlp_ratio, **fk) for _ in range(n_layers)
+        )
         self.norm = nn.LayerNorm(d_model, **fk)
         self.lm_head = nn.Linear(d_model, self.vocab_size, **fk)
         self.patch_out = nn.Linear(d_model, self.patch_dim, **fk)
@@ -195,7 +221,11 @@ class TransfusionModel(nn.Module):
         return cosine_alpha_bar(torch.as_tensor(t), self.n_timesteps)
 
     def add_noise(self, x0, t, eps):
-        r""":math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon`, ``t`` of shape (B,)."""
+        r"""Noised images.
+
+        :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon`, ``t`` of
+        shape (B,).
+        """
         ab = self.alpha_bar(t).to(x0.dtype).reshape(-1, *([1] * (x0.ndim - 1)))
         return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
 
@@ -206,11 +236,12 @@ class TransfusionModel(nn.Module):
         or per position (B, T); ignored at text positions.
         """
         B, T = tokens.shape
-        if T > self.max_len:
+        if self.max_len < T:
             raise ValueError(f"sequence length {T} exceeds max_len={self.max_len}")
         if patches.shape != (B, T, self.patch_dim):
             raise ValueError(
-                f"patches must have shape ({B}, {T}, {self.patch_dim}), got {tuple(patches.shape)}"
+                f"patches must have shape ({B}, {T}, {self.patch_dim}), got "
+                f"{tuple(patches.shape)}"
             )
         is_img = image_index >= 0
         dtype = self.patch_in.weight.dtype
@@ -222,7 +253,9 @@ class TransfusionModel(nn.Module):
             temb = temb[:, None, :]
         pip = _position_in_image(image_index)
         if bool((pip >= self.max_patches).any()):
-            raise ValueError(f"an image has more than max_patches={self.max_patches} patches")
+            raise ValueError(
+                f"an image has more than max_patches={self.max_patches} patches"
+            )
         h_img = self.patch_in(patches.to(dtype)) + temb + self.patch_pos_emb(pip)
         h_txt = self.tok_emb(tokens.clamp(min=0))
         h = torch.where(is_img[..., None], h_img, h_txt)
@@ -233,21 +266,37 @@ class TransfusionModel(nn.Module):
         h = self.norm(h)
         return self.lm_head(h), self.patch_out(h)
 
-    def training_loss(self, tokens, x0, image_index, t=None, diffusion_weight=5.0, generator=None):
+    def training_loss(
+        self, tokens, x0, image_index, t=None, diffusion_weight=5.0, generator=None
+    ):
         """Noise the images (``x0`` at image positions), run the model, return
         :func:`transfusion_loss` (loss, lm, diffusion). ``t`` None: uniform
         in ``{0..T-1}`` per sequence."""
         B = tokens.shape[0]
         if t is None:
-            t = torch.randint(0, self.n_timesteps, (B,), generator=generator, device=tokens.device)
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+            t = torch.randint(
+                0, self.n_timesteps, (B,), generator=generator, device=tokens.device
+            )
+        eps = torch.randn(
+            x0.shape, generator=generator, dtype=x0.dtype, device=x0.device
+        )
         xt = torch.where((image_index >= 0)[..., None], self.add_noise(x0, t, eps), x0)
         logits, eps_pred = self(tokens, xt, image_index, t)
-        return transfusion_loss(logits, eps_pred, tokens, image_index, eps, diffusion_weight)
+        return transfusion_loss(
+            logits, eps_pred, tokens, image_index, eps, diffusion_weight
+        )
 
     @torch.no_grad()
-    def sample_image(self, tokens, image_index, n_steps=50, guidance_scale=0.0,
-                     uncond_tokens=None, clip=1.0, generator=None):
+    def sample_image(
+        self,
+        tokens,
+        image_index,
+        n_steps=50,
+        guidance_scale=0.0,
+        uncond_tokens=None,
+        clip=1.0,
+        generator=None,
+    ):
         r"""Denoise the image positions of a packed sequence (DDIM, :math:`\eta = 0`).
 
         With ``guidance_scale`` :math:`w > 0` and ``uncond_tokens`` (the same
@@ -274,7 +323,11 @@ class TransfusionModel(nn.Module):
                 _, eps_u = self(uncond_tokens, x, image_index, tb)
                 eps = eps_u + (1.0 + guidance_scale) * (eps - eps_u)
             ab = self.alpha_bar(t).to(dtype)
-            ab_prev = self.alpha_bar(ts[i + 1]).to(dtype) if i + 1 < len(ts) else torch.ones((), dtype=dtype)
+            ab_prev = (
+                self.alpha_bar(ts[i + 1]).to(dtype)
+                if i + 1 < len(ts)
+                else torch.ones((), dtype=dtype)
+            )
             x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
             if clip is not None:
                 x0 = x0.clamp(-clip, clip)
@@ -285,5 +338,7 @@ class TransfusionModel(nn.Module):
     @torch.no_grad()
     def next_token_logits(self, tokens, patches, image_index):
         """Logits of the token after the sequence, with clean images (:math:`t = 0`)."""
-        logits, _ = self(tokens, patches, image_index, torch.zeros(tokens.shape[0], dtype=torch.long))
+        logits, _ = self(
+            tokens, patches, image_index, torch.zeros(tokens.shape[0], dtype=torch.long)
+        )
         return logits[:, -1]

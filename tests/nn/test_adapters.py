@@ -43,7 +43,10 @@ class TinyLM(nn.Module):
         h = self.emb(ids) + self.pos(torch.arange(T))
         for b in self.blocks:
             z = b.norm1(h)
-            q, k, v = (m(z).reshape(B, T, self.n_heads, -1).transpose(1, 2) for m in (b.q, b.k, b.v))
+            q, k, v = (
+                m(z).reshape(B, T, self.n_heads, -1).transpose(1, 2)
+                for m in (b.q, b.k, b.v)
+            )
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             h = h + b.o(a.transpose(1, 2).reshape(B, T, -1))
             h = h + b.down(F.gelu(b.up(b.norm2(h))))
@@ -58,7 +61,9 @@ def _lm(seed=0, dtype=D64):
 def _randomise_B(wrapper, seed=1):
     g = torch.Generator().manual_seed(seed)
     for layer in wrapper.layers.values():
-        layer.lora_B.data = torch.randn(layer.lora_B.shape, generator=g, dtype=layer.lora_B.dtype)
+        layer.lora_B.data = torch.randn(
+            layer.lora_B.shape, generator=g, dtype=layer.lora_B.dtype
+        )
 
 
 def test_one_expert_equals_lora():
@@ -81,8 +86,14 @@ def test_one_expert_equals_lora():
 
 @pytest.mark.parametrize("group_by", [None, lambda name: name.split(".")[1]])
 def test_router_called_once_per_prompt_in_generation(group_by):
-    mi = MiLoRA(_lm(), ["q", "k", "v", "o", "up", "down"], n_experts=1 if group_by else 3,
-                rank=2, k=2, group_by=group_by)
+    mi = MiLoRA(
+        _lm(),
+        ["q", "k", "v", "o", "up", "down"],
+        n_experts=1 if group_by else 3,
+        rank=2,
+        k=2,
+        group_by=group_by,
+    )
     _randomise_B(mi)
     n_groups = len(mi.routers)
     assert n_groups == (2 if group_by else 12)
@@ -94,8 +105,14 @@ def test_router_called_once_per_prompt_in_generation(group_by):
     assert mi.router_calls() == 2 * n_groups
     torch.testing.assert_close(out2, out[:, :8])
     # per-token routed MoE-LoRA: the router runs on every decoding step
-    tok = MiLoRA(_lm(), ["q", "k", "v", "o", "up", "down"], n_experts=3, rank=2, k=2,
-                 routing="token")
+    tok = MiLoRA(
+        _lm(),
+        ["q", "k", "v", "o", "up", "down"],
+        n_experts=3,
+        rank=2,
+        k=2,
+        routing="token",
+    )
     tok.generate(prompt, max_new_tokens=6)
     assert tok.router_calls() == 12 * 6
 
@@ -110,10 +127,12 @@ def test_gates_depend_only_on_the_prompt():
     # shapes, equal to rounding (1e-12) against the prompt-only routing
     seen = []
     for seed in (1, 2):
-        cont = torch.randint(0, 11, (3, 4), generator=torch.Generator().manual_seed(seed))
+        cont = torch.randint(
+            0, 11, (3, 4), generator=torch.Generator().manual_seed(seed)
+        )
         mi(torch.cat([prompt, cont], 1), prompt_lengths=torch.full((3,), 6))
         seen.append([g.state.gates.detach().clone() for g in mi._groups])
-    for g1, g2, a in zip(seen[0], seen[1], after):
+    for g1, g2, a in zip(seen[0], seen[1], after, strict=False):
         assert torch.equal(g1, g2)
         torch.testing.assert_close(g1, a, rtol=1e-12, atol=1e-12)
         assert torch.equal((g1 > 0).sum(-1), torch.full((3,), 2))
@@ -124,8 +143,13 @@ def test_gradients_reach_only_adapters_and_router():
     mi = MiLoRA(_lm(), ["q", "v", "up"], n_experts=3, rank=2, k=1)
     _randomise_B(mi)
     ids = torch.randint(0, 11, (4, 8))
-    loss = F.cross_entropy(mi(ids, prompt_lengths=[3, 4, 5, 8])[:, :-1].reshape(-1, 11),
-                           ids[:, 1:].reshape(-1)) + mi.aux_loss
+    loss = (
+        F.cross_entropy(
+            mi(ids, prompt_lengths=[3, 4, 5, 8])[:, :-1].reshape(-1, 11),
+            ids[:, 1:].reshape(-1),
+        )
+        + mi.aux_loss
+    )
     loss.backward()
     trainable = {n for n, p in mi.named_parameters() if p.requires_grad}
     for n, p in mi.named_parameters():
@@ -141,7 +165,7 @@ def test_gradients_reach_only_adapters_and_router():
 def test_merge_unmerge_round_trip(routing_kw):
     mi = MiLoRA(_lm(), ["q", "o", "down"], rank=2, **routing_kw)
     _randomise_B(mi)
-    w0 = {n: l.base.weight.clone() for n, l in mi.layers.items()}
+    w0 = {n: lay.base.weight.clone() for n, lay in mi.layers.items()}
     prompt = torch.randint(0, 11, (1, 6))
     y = mi(prompt)  # routes from the prompt, caches the gates
     mi.merge()
@@ -169,8 +193,13 @@ def test_lora_merge_unmerge():
 
 
 def test_unchosen_experts_contribute_nothing():
-    mi = MiLoRA(_lm(), ["q", "k", "v", "o", "up", "down"], rank=2, k=2,
-                group_by=lambda n: n.split(".")[1])
+    mi = MiLoRA(
+        _lm(),
+        ["q", "k", "v", "o", "up", "down"],
+        rank=2,
+        k=2,
+        group_by=lambda n: n.split(".")[1],
+    )
     _randomise_B(mi)
     ids = torch.randint(0, 11, (1, 6))
     y = mi(ids)
@@ -211,11 +240,16 @@ def test_milora_errors():
 
 # ---------------------------------------------------------------- SVDiff
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (D64, 1e-12)])
-@pytest.mark.parametrize("make", [
-    lambda: nn.Linear(7, 5), lambda: nn.Linear(4, 9),
-    lambda: nn.Conv2d(3, 8, 3, padding=1), lambda: nn.Conv2d(4, 4, 3, stride=2, groups=2),
-    lambda: nn.Conv1d(2, 6, 5),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.Linear(7, 5),
+        lambda: nn.Linear(4, 9),
+        lambda: nn.Conv2d(3, 8, 3, padding=1),
+        lambda: nn.Conv2d(4, 4, 3, stride=2, groups=2),
+        lambda: nn.Conv1d(2, 6, 5),
+    ],
+)
 def test_spectral_shift_zero_reproduces_layer(make, dtype, tol):
     torch.manual_seed(0)
     base = make().to(dtype)
@@ -240,15 +274,23 @@ def test_spectral_shift_moves_singular_values():
     sv = torch.linalg.svdvals(ss.weight())
     expect = torch.sort(torch.relu(ss.S + delta), descending=True).values
     torch.testing.assert_close(sv, expect, rtol=1e-10, atol=1e-10)
-    ss.delta.data = -ss.S.clone()  # every singular value clipped at 0: only the bias is left
+    ss.delta.data = (
+        -ss.S.clone()
+    )  # every singular value clipped at 0: only the bias is left
     x = torch.randn(3, 6, dtype=D64)
     torch.testing.assert_close(ss(x), ss.base.bias.expand(3, 4))
 
 
 def test_apply_spectral_shifts_parameter_count_and_gradients():
     torch.manual_seed(2)
-    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                        nn.Linear(8 * 16, 32), nn.ReLU(), nn.Linear(32, 10)).double()
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 16, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
+    ).double()
     ref = copy.deepcopy(net)
     apply_spectral_shifts(net)
     x = torch.randn(5, 1, 4, 4, dtype=D64)
@@ -267,7 +309,9 @@ def test_cut_mix_and_unmix_loss():
     a, b = torch.randn(2, 3, 4, 6), torch.randn(2, 3, 4, 6)
     mixed, ma, mb = cut_mix(a, b)
     assert torch.equal(ma, ~mb) and int(ma.sum()) == 12
-    assert torch.equal(mixed[..., :3], a[..., :3]) and torch.equal(mixed[..., 3:], b[..., 3:])
+    assert torch.equal(mixed[..., :3], a[..., :3]) and torch.equal(
+        mixed[..., 3:], b[..., 3:]
+    )
     mixed2, ma2, _ = cut_mix(a, b, ratio=0.25, dim=-2)
     assert torch.equal(mixed2[..., :1, :], a[..., :1, :]) and int(ma2.sum()) == 6
     # attention of token 1 only inside a's region and token 2 only inside b's: zero loss
@@ -298,8 +342,11 @@ def test_prompt_factors_equal_the_reference_sum(n_experts, k):
     ref = layer.base(seen["x"]) + layer.adapter_output(seen["x"], g)
     torch.testing.assert_close(seen["y"], ref, rtol=1e-12, atol=1e-12)
     by_hand = layer.base(seen["x"]) + sum(
-        layer.scaling * g[:, None, e, None] * (seen["x"] @ layer.lora_A[e].T @ layer.lora_B[e].T)
-        for e in range(n_experts))
+        layer.scaling
+        * g[:, None, e, None]
+        * (seen["x"] @ layer.lora_A[e].T @ layer.lora_B[e].T)
+        for e in range(n_experts)
+    )
     torch.testing.assert_close(seen["y"], by_hand, rtol=1e-12, atol=1e-12)
     # no-grad decoding reuses the cached factors and gives the same output
     with torch.no_grad():

@@ -45,7 +45,7 @@ def test_gradient_only_through_selected_states():
                 nz = bool(states.grad[layer, b, t].abs().max() > 0)
                 assert nz == (layer in chosen)
                 # renormalised top-2 gates = softmax over the chosen logits only
-                # (exactly zero mathematically; rounding of the full softmax leaves ~1e-17)
+                # (exactly zero in exact arithmetic; the full softmax leaves ~1e-17)
                 assert (logits.grad[b, t, 0, layer].abs() > 1e-12) == (layer in chosen)
 
 
@@ -100,9 +100,19 @@ def test_two_tower_model_learns_from_its_condition():
     torch.manual_seed(4)
     P, p = 4, 4
     patterns = torch.sign(torch.randn(4, P, p))
-    model = MixtureOfStatesDenoiser(vocab_size=6, max_text_len=3, patch_dim=p, n_patches=P,
-                                    d_und=16, n_und_layers=3, d_gen=16, n_gen_layers=2,
-                                    n_heads=2, k=2, epsilon=0.1)
+    model = MixtureOfStatesDenoiser(
+        vocab_size=6,
+        max_text_len=3,
+        patch_dim=p,
+        n_patches=P,
+        d_und=16,
+        n_und_layers=3,
+        d_gen=16,
+        n_gen_layers=2,
+        n_heads=2,
+        k=2,
+        epsilon=0.1,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(150):
@@ -121,13 +131,24 @@ def test_two_tower_model_learns_from_its_condition():
     xt = ab.sqrt() * patterns[c] + (1 - ab).sqrt() * eps
     with torch.no_grad():
         right = (model(text, xt, t) - eps).pow(2).mean()
-        wrong = (model(text[torch.randperm(64, generator=g)], xt, t) - eps).pow(2).mean()
+        wrong = (
+            (model(text[torch.randperm(64, generator=g)], xt, t) - eps).pow(2).mean()
+        )
     assert right < 0.8 * wrong
     assert model.routing.indices.shape == (64, 3, 2, 2)
     samples = model.sample(text[:4], n_steps=10, generator=g)
     assert samples.shape == (4, P, p)
-    frozen = MixtureOfStatesDenoiser(6, 3, p, P, d_und=8, n_und_layers=2, d_gen=8,
-                                     n_gen_layers=2, freeze_understanding=True)
+    frozen = MixtureOfStatesDenoiser(
+        6,
+        3,
+        p,
+        P,
+        d_und=8,
+        n_und_layers=2,
+        d_gen=8,
+        n_gen_layers=2,
+        freeze_understanding=True,
+    )
     frozen.training_loss(text[:4], patterns[c[:4]]).backward()
     assert all(q.grad is None for q in frozen.und_blocks.parameters())
     assert frozen.router.net[0].weight.grad is not None
