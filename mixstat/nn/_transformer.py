@@ -72,3 +72,10 @@ def cosine_alpha_bar(t, n_timesteps, s=0.008):
     f = torch.cos((t.to(torch.float64) / n_timesteps + s) / (1 + s) * math.pi / 2) ** 2
     f0 = math.cos(s / (1 + s) * math.pi / 2) ** 2
     return (f / f0).clamp(min=1e-5, max=1.0)
+
+
+def draw(fn, *args, generator=None, device=None, **kwargs):
+    """``fn`` (torch.rand / randn / randint) drawn on the generator's device,
+    then moved to ``device`` (a CPU generator can seed a CUDA run)."""
+    gen_device = generator.device if generator is not None else device
+    return fn(*args, generator=generator, device=gen_device, **kwargs).to(device)

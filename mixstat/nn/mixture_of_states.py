@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ..primitives import softmax, topk_gating
-from ._transformer import Block, cosine_alpha_bar, timestep_embedding
+from ._transformer import Block, cosine_alpha_bar, draw, timestep_embedding
 
 __all__ = [
     "MixtureOfStatesDenoiser",
@@ -110,10 +110,14 @@ def select_states(states, logits, k, epsilon=0.0, generator=None):
     explored = torch.zeros(logits.shape[:3], dtype=torch.bool, device=logits.device)
     if epsilon > 0:
         explored = (
-            torch.rand(logits.shape[:3], generator=generator, device=logits.device)
+            draw(
+                torch.rand, logits.shape[:3], generator=generator, device=logits.device
+            )
             < epsilon
         )
-        noise = torch.rand(logits.shape, generator=generator, device=logits.device)
+        noise = draw(
+            torch.rand, logits.shape, generator=generator, device=logits.device
+        )
         rand_idx = noise.argsort(-1)[..., :k]
         p = softmax(logits, axis=-1)
         rand_g = torch.take_along_dim(p, rand_idx, -1)
@@ -294,7 +298,7 @@ class MixtureOfStatesDenoiser(nn.Module):
             )
         if states is None:
             states = self.understand(text)
-        t = torch.as_tensor(t).expand(B)
+        t = torch.as_tensor(t, device=x_t.device).expand(B)
         temb = self.time_mlp(timestep_embedding(t, self.d_gen).to(x_t.dtype))
         hp = self.patch_in(x_t)
         mixed, self.routing = self.router(states, temb + hp.mean(1), generator)
@@ -311,8 +315,17 @@ class MixtureOfStatesDenoiser(nn.Module):
         """:math:`\\mathbb{E}\\lVert\\epsilon - \\epsilon_\\theta(x_t, t, "
         "\\text{text})\\rVert^2`, t uniform."""
         B = x0.shape[0]
-        t = torch.randint(0, self.n_timesteps, (B,), generator=generator)
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        t = draw(
+            torch.randint,
+            0,
+            self.n_timesteps,
+            (B,),
+            generator=generator,
+            device=x0.device,
+        )
+        eps = draw(
+            torch.randn, x0.shape, generator=generator, dtype=x0.dtype, device=x0.device
+        )
         ab = self.alpha_bar(t).to(x0.dtype)[:, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         return (self(text, xt, t, generator=generator) - eps).pow(2).mean()
@@ -323,8 +336,14 @@ class MixtureOfStatesDenoiser(nn.Module):
         "given text."""
         B = text.shape[0]
         dtype = self.out.weight.dtype
-        x = torch.randn(
-            B, self.n_patches, self.patch_dim, generator=generator, dtype=dtype
+        x = draw(
+            torch.randn,
+            B,
+            self.n_patches,
+            self.patch_dim,
+            generator=generator,
+            dtype=dtype,
+            device=text.device,
         )
         states = self.understand(text)
         ts = torch.linspace(self.n_timesteps - 1, 0, int(n_steps)).round().long()

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._transformer import Block, cosine_alpha_bar, timestep_embedding
+from ._transformer import Block, cosine_alpha_bar, draw, timestep_embedding
 
 __all__ = [
     "TransfusionModel",
@@ -117,7 +117,7 @@ def pack_image_sequence(prefix, n_patches, suffix=None, patches=None, patch_dim=
     if patches is None:
         if patch_dim is None:
             raise ValueError("give patches or patch_dim")
-        patches = torch.zeros(B, n_patches, patch_dim)
+        patches = torch.zeros(B, n_patches, patch_dim, device=prefix.device)
     if patches.shape[:2] != (B, n_patches):
         raise ValueError(
             f"patches must have shape ({B}, {n_patches}, p), got {tuple(patches.shape)}"
@@ -274,11 +274,16 @@ class TransfusionModel(nn.Module):
         in ``{0..T-1}`` per sequence."""
         B = tokens.shape[0]
         if t is None:
-            t = torch.randint(
-                0, self.n_timesteps, (B,), generator=generator, device=tokens.device
+            t = draw(
+                torch.randint,
+                0,
+                self.n_timesteps,
+                (B,),
+                generator=generator,
+                device=tokens.device,
             )
-        eps = torch.randn(
-            x0.shape, generator=generator, dtype=x0.dtype, device=x0.device
+        eps = draw(
+            torch.randn, x0.shape, generator=generator, dtype=x0.dtype, device=x0.device
         )
         xt = torch.where((image_index >= 0)[..., None], self.add_noise(x0, t, eps), x0)
         logits, eps_pred = self(tokens, xt, image_index, t)
@@ -311,7 +316,18 @@ class TransfusionModel(nn.Module):
         B, T = tokens.shape
         img = (image_index >= 0)[..., None]
         dtype = self.patch_in.weight.dtype
-        x = torch.randn(B, T, self.patch_dim, generator=generator, dtype=dtype) * img
+        x = (
+            draw(
+                torch.randn,
+                B,
+                T,
+                self.patch_dim,
+                generator=generator,
+                dtype=dtype,
+                device=tokens.device,
+            )
+            * img
+        )
         ts = torch.linspace(self.n_timesteps - 1, 0, int(n_steps)).round().long()
         x0 = x
         for i, t in enumerate(ts):
@@ -339,6 +355,9 @@ class TransfusionModel(nn.Module):
     def next_token_logits(self, tokens, patches, image_index):
         """Logits of the token after the sequence, with clean images (:math:`t = 0`)."""
         logits, _ = self(
-            tokens, patches, image_index, torch.zeros(tokens.shape[0], dtype=torch.long)
+            tokens,
+            patches,
+            image_index,
+            torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device),
         )
         return logits[:, -1]

@@ -174,3 +174,24 @@ def test_sampling_and_next_token():
             torch.full((1, 20), -1),
             torch.tensor([0]),
         )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_paths_with_a_cpu_generator():
+    from mixstat.nn import MixtureOfStatesDenoiser
+
+    m = _model().cuda()
+    tokens, patches, ii = pack_image_sequence(
+        torch.tensor([[1, 2, 3]] * 2, device="cuda"), 4, patch_dim=3
+    )
+    g = torch.Generator().manual_seed(0)
+    loss, _, _ = m.training_loss(tokens, patches.double(), ii, generator=g)
+    loss.backward()
+    out = m.sample_image(tokens, ii, n_steps=3, generator=g)
+    assert out.device.type == "cuda"
+    mos = MixtureOfStatesDenoiser(
+        6, 2, 3, 4, d_und=8, n_und_layers=2, d_gen=8, n_gen_layers=2
+    ).cuda()
+    text = torch.tensor([[1, 2]], device="cuda")
+    mos.training_loss(text, torch.randn(1, 4, 3, device="cuda"), generator=g).backward()
+    assert mos.sample(text, n_steps=3, generator=g).device.type == "cuda"
