@@ -315,15 +315,21 @@ def bench_milora(quick):
 
 
 # ===================================================================== clusters
-def bench_clusters(quick):
+def bench_clusters(quick, seed=0):
     from sklearn.metrics import adjusted_rand_score
 
-    emit("## MoE detects latent clusters (Kawata et al. 2025 data)")
+    emit(f"## MoE detects latent clusters (Kawata et al. 2025 data), seed {seed}")
     emit()
     d, C, n = 16, 4, 20000
     epochs = 20 if quick else 40
     X, y, p = make_latent_cluster_regression(
-        n + 4000, d, C, cluster_scale=3.0, noise=0.1, random_state=0, return_params=True
+        n + 4000,
+        d,
+        C,
+        cluster_scale=3.0,
+        noise=0.1,
+        random_state=seed,
+        return_params=True,
     )
     X, y = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     Xtr, ytr, Xte, yte, lab = X[:n], y[:n], X[n:], y[n:], p["labels"][n:]
@@ -341,7 +347,7 @@ def bench_clusters(quick):
         ("MoE (4 experts x 32 hidden, top-1)", C, 32),
         ("dense (1 expert x 128 hidden)", 1, 128),
     ):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         moe = MoELayer(
             d,
             h,
@@ -355,7 +361,7 @@ def bench_clusters(quick):
         params = [*moe.parameters(), *head.parameters()]
         n_params = sum(q.numel() for q in params)
         opt = torch.optim.SGD(params, lr=0.02, momentum=0.9)
-        g = torch.Generator().manual_seed(0)
+        g = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
         curve = []
         for ep in range(epochs):
@@ -720,6 +726,7 @@ def main(argv=None):
         default=None,
         help="training budget of the Transfusion model (default 120, quick 30)",
     )
+    ap.add_argument("--seed", type=int, default=0, help="seed of the clusters section")
     ap.add_argument("--out", default=None, help="write the tables (Markdown) here")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -735,7 +742,7 @@ def main(argv=None):
         if s == "milora":
             bench_milora(args.quick)
         elif s == "clusters":
-            bench_clusters(args.quick)
+            bench_clusters(args.quick, args.seed)
         elif s == "transfusion":
             bench_transfusion(args.quick, budget)
         elif s == "svdiff":
