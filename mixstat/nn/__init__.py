@@ -14,6 +14,7 @@ if not has_module("torch"):  # pragma: no cover - exercised without torch
     raise ImportError("mixstat.nn needs PyTorch: pip install 'mixstat[torch]'")
 
 from . import (  # noqa: E402
+    adapters,
     circuits,
     conversion,
     data_mixing,
@@ -22,10 +23,13 @@ from . import (  # noqa: E402
     expert_parallel,
     gating,
     mixer,
+    mixture_of_states,
     mixture_of_tokens,
     moe,
     sparsemixer,
+    transfusion,
 )
+from .adapters import *  # noqa: E402,F401,F403
 from .circuits import *  # noqa: E402,F401,F403
 from .conversion import *  # noqa: E402,F401,F403
 from .data_mixing import *  # noqa: E402,F401,F403
@@ -34,11 +38,14 @@ from .diffusion import *  # noqa: E402,F401,F403
 from .expert_parallel import *  # noqa: E402,F401,F403
 from .gating import *  # noqa: E402,F401,F403
 from .mixer import *  # noqa: E402,F401,F403
+from .mixture_of_states import *  # noqa: E402,F401,F403
 from .mixture_of_tokens import *  # noqa: E402,F401,F403
 from .moe import *  # noqa: E402,F401,F403
 from .sparsemixer import *  # noqa: E402,F401,F403
+from .transfusion import *  # noqa: E402,F401,F403
 
 __all__ = [
+    *adapters.__all__,
     *circuits.__all__,
     *conversion.__all__,
     *data_mixing.__all__,
@@ -47,7 +54,9 @@ __all__ = [
     *expert_parallel.__all__,
     *gating.__all__,
     *mixer.__all__,
+    *mixture_of_states.__all__,
     *mixture_of_tokens.__all__,
     *moe.__all__,
     *sparsemixer.__all__,
+    *transfusion.__all__,
 ]
