@@ -20,6 +20,8 @@ fallback.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -53,13 +55,27 @@ def _bounds(offs):
     return zip([0, *ends[:-1]], ends, strict=True)
 
 
-def _forward_impl(x, w, offs, mode):
+def _group_ids(offs, n_rows):
+    """Group of each row, from the cumulative ends (no host read)."""
+    counts = torch.diff(offs, prepend=offs.new_zeros(1)).long()
+    ids = torch.arange(offs.shape[0], device=offs.device)
+    return torch.repeat_interleave(ids, counts, output_size=n_rows)
+
+
+def _forward_impl(x, w, b, offs, mode):
     if mode != "loop" and grouped_mm_supported(x, w):
-        return F.grouped_mm(x, w, offs=offs)
+        out = F.grouped_mm(x, w, offs=offs)
+        if b is not None:
+            out += b.index_select(0, _group_ids(offs, x.shape[0]))
+        return out
     out = x.new_empty(x.shape[0], w.shape[-1])
-    for (lo, hi), we in zip(_bounds(offs), w.unbind(0), strict=True):
+    biases = b.unbind(0) if b is not None else [None] * w.shape[0]
+    for (lo, hi), we, be in zip(_bounds(offs), w.unbind(0), biases, strict=True):
         if hi > lo:
-            torch.mm(x[lo:hi], we, out=out[lo:hi])
+            if be is None:
+                torch.mm(x[lo:hi], we, out=out[lo:hi])
+            else:
+                torch.addmm(be, x[lo:hi], we, out=out[lo:hi])
     return out
 
 
@@ -81,12 +97,13 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
 
     @torch.library.custom_op("mixstat::grouped_linear", mutates_args=())
     def _grouped_linear_op(
-        x: torch.Tensor, w: torch.Tensor, offs: torch.Tensor, mode: str
+        x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], offs: torch.Tensor,
+        mode: str,
     ) -> torch.Tensor:
-        return _forward_impl(x, w, offs, mode)
+        return _forward_impl(x, w, b, offs, mode)
 
     @_grouped_linear_op.register_fake
-    def _(x, w, offs, mode):
+    def _(x, w, b, offs, mode):
         return x.new_empty(x.shape[0], w.shape[-1])
 
     @torch.library.custom_op("mixstat::grouped_weight_grad", mutates_args=())
@@ -100,23 +117,27 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
         return x.new_empty(offs.shape[0], x.shape[1], g.shape[1])
 
     def _setup(ctx, inputs, output):
-        x, w, offs, mode = inputs
+        x, w, b, offs, mode = inputs
         ctx.save_for_backward(x, w, offs)
         ctx.mode = mode
 
     def _backward(ctx, grad):
         x, w, offs = ctx.saved_tensors
-        gx = gw = None
+        gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = _grouped_linear_op(grad, w.transpose(-2, -1), offs, ctx.mode)
+            gx = _grouped_linear_op(grad, w.transpose(-2, -1), None, offs, ctx.mode)
         if ctx.needs_input_grad[1]:
             gw = _grouped_weight_grad_op(x, grad, offs, ctx.mode)
-        return gx, gw, None, None
+        if ctx.needs_input_grad[2]:  # per-group row sums
+            gb = grad.new_zeros(offs.shape[0], grad.shape[1]).index_add(
+                0, _group_ids(offs, grad.shape[0]), grad
+            )
+        return gx, gw, gb, None, None
 
     _grouped_linear_op.register_autograd(_backward, setup_context=_setup)
 
-    def grouped_linear(x, w, offs, mode="auto"):
-        r"""Per-expert products :math:`X[o_{e-1}:o_e] W_e` (see the module docstring).
+    def grouped_linear(x, w, offs, mode="auto", bias=None):
+        r"""Per-expert affine maps :math:`X[o_{e-1}:o_e] W_e + b_e` (see the module docstring).
 
         Parameters
         ----------
@@ -125,13 +146,20 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
         offs : int32 Tensor (E,), cumulative group ends (``offs[-1] == M``)
         mode : {'auto', 'loop'}
             'auto': ``grouped_mm`` where it runs, else the loop.
+        bias : Tensor (E, h) or None
+            Added inside the op (``addmm`` in the loop): no (M, h) gather of
+            the biases in the forward pass and no scatter in the backward.
         """
-        return _grouped_linear_op(x, w, offs, mode)
+        return _grouped_linear_op(x, w, bias, offs, mode)
 
 else:  # torch < 2.4: plain autograd through the eager kernels
 
-    def grouped_linear(x, w, offs, mode="auto"):
+    def grouped_linear(x, w, offs, mode="auto", bias=None):
         if mode != "loop" and grouped_mm_supported(x, w):
-            return F.grouped_mm(x, w, offs=offs)
-        pieces = [x[lo:hi] @ we for (lo, hi), we in zip(_bounds(offs), w.unbind(0), strict=True)]
-        return torch.cat(pieces, 0) if pieces else x.new_zeros(0, w.shape[-1])
+            out = F.grouped_mm(x, w, offs=offs)
+        else:
+            pieces = [x[lo:hi] @ we for (lo, hi), we in zip(_bounds(offs), w.unbind(0), strict=True)]
+            out = torch.cat(pieces, 0) if pieces else x.new_zeros(0, w.shape[-1])
+        if bias is not None:
+            out = out + bias.index_select(0, _group_ids(offs, x.shape[0]))
+        return out

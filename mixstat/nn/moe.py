@@ -146,16 +146,16 @@ def expert_ffn_dispatch(
             out = out + b2[:, None, :]
         out = torch.cat([out.reshape(trash, d_out), out.new_zeros(1, d_out)])[flat]
     else:
-        xs = x[tok_sorted]
+        # index_select, not x[idx]: its backward is index_add (a plain
+        # scatter-add), where advanced indexing backpropagates through a
+        # sorting index_put(accumulate=True)
+        xs = x.index_select(0, tok_sorted)
         offs = ends.to(torch.int32)
         mode = "loop" if dispatch == "loop" else "auto"
-        h = grouped_linear(xs, w1, offs, mode)
-        if b1 is not None:
-            h = h + b1[exp_sorted]
-        out = grouped_linear(activation(h), w2, offs, mode)
-        if b2 is not None:
-            out = out + b2[exp_sorted]
-    return y.index_add(0, tok_sorted, out * weight[order].to(out.dtype)[:, None])
+        h = grouped_linear(xs, w1, offs, mode, bias=b1)
+        out = grouped_linear(activation(h), w2, offs, mode, bias=b2)
+    w_sorted = weight.index_select(0, order).to(out.dtype)
+    return y.index_add(0, tok_sorted, out * w_sorted[:, None])
 
 
 def _check_and_route(layer, x):

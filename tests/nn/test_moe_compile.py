@@ -127,18 +127,23 @@ def test_grouped_linear_loop_fallback_equals_grouped_mm_and_reference():
     counts = [5, 0, 9, 2]
     x = torch.randn(sum(counts), 16, requires_grad=True)
     w = torch.randn(4, 16, 32, requires_grad=True)
+    b = torch.randn(4, 32, requires_grad=True)
     offs = torch.tensor(np.cumsum(counts), dtype=torch.int32)
-    ref = torch.cat([x[o - c:o] @ w[e] for e, (c, o) in enumerate(zip(counts, offs.tolist()))])
+    ref = torch.cat([x[o - c:o] @ w[e] + b[e]
+                     for e, (c, o) in enumerate(zip(counts, offs.tolist(), strict=True))])
     g = torch.randn_like(ref)
-    grads_ref = torch.autograd.grad(ref, [x, w], g)
+    grads_ref = torch.autograd.grad(ref, [x, w, b], g)
     modes = ["loop"] + (["auto"] if grouped_mm_supported(x, w) else [])
     for mode in modes:
-        y = grouped_linear(x, w, offs, mode)
+        y = grouped_linear(x, w, offs, mode, bias=b)
         torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
-        for a, b in zip(torch.autograd.grad(y, [x, w], g), grads_ref, strict=True):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    # the empty expert gets an exactly zero gradient
-    assert torch.autograd.grad(grouped_linear(x, w, offs, "loop"), w, g)[0][1].abs().max() == 0
+        grads = torch.autograd.grad(y, [x, w, b], g)
+        for a, r in zip(grads, grads_ref, strict=True):
+            torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5)
+        # the empty expert gets an exactly zero gradient
+        assert grads[1][1].abs().max() == 0 and grads[2][1].abs().max() == 0
+        torch.testing.assert_close(grouped_linear(x, w, offs, mode), ref - b.repeat_interleave(
+            torch.tensor(counts), dim=0), atol=1e-5, rtol=1e-5)
 
 
 def test_fused_topk_path_equals_array_api_definition():
