@@ -184,7 +184,7 @@ VS_DENSE_CONFIGS = [
 ]
 
 
-def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "loop")):
+def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "grouped_mm", "loop")):
     """Interleaved rounds of MoELayer fwd+bwd (each dispatch) and the dense MLP."""
     from mixstat.nn import MoELayer
 

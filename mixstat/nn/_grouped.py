@@ -62,8 +62,13 @@ def _group_ids(offs, n_rows):
     return torch.repeat_interleave(ids, counts, output_size=n_rows)
 
 
+def _use_kernel(x, w, mode):
+    """'auto' (or 'grouped'): the ``grouped_mm`` kernel where it runs; 'loop': never."""
+    return mode != "loop" and grouped_mm_supported(x, w)
+
+
 def _forward_impl(x, w, b, offs, mode):
-    if mode != "loop" and grouped_mm_supported(x, w):
+    if _use_kernel(x, w, mode):
         out = F.grouped_mm(x, w, offs=offs)
         if b is not None:
             out += b.index_select(0, _group_ids(offs, x.shape[0]))
@@ -81,7 +86,7 @@ def _forward_impl(x, w, b, offs, mode):
 
 def _weight_grad_impl(x, g, offs, mode):
     n_groups = offs.shape[0]
-    if mode != "loop" and grouped_mm_supported(x, x.new_empty(1, x.shape[1], g.shape[1])):
+    if _use_kernel(x, x.new_empty(1, x.shape[1], g.shape[1]), mode):
         try:
             return F.grouped_mm(x.t(), g, offs=offs)
         except (RuntimeError, NotImplementedError):  # layout this build rejects
@@ -144,8 +149,8 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
         x : Tensor (M, d), rows sorted by group
         w : Tensor (E, d, h)
         offs : int32 Tensor (E,), cumulative group ends (``offs[-1] == M``)
-        mode : {'auto', 'loop'}
-            'auto': ``grouped_mm`` where it runs, else the loop.
+        mode : {'auto', 'grouped', 'loop'}
+            'auto' / 'grouped': ``grouped_mm`` where it runs, else the loop.
         bias : Tensor (E, h) or None
             Added inside the op (``addmm`` in the loop): no (M, h) gather of
             the biases in the forward pass and no scatter in the backward.
@@ -155,7 +160,7 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
 else:  # torch < 2.4: plain autograd through the eager kernels
 
     def grouped_linear(x, w, offs, mode="auto", bias=None):
-        if mode != "loop" and grouped_mm_supported(x, w):
+        if _use_kernel(x, w, mode):
             out = F.grouped_mm(x, w, offs=offs)
         else:
             pieces = [x[lo:hi] @ we for (lo, hi), we in zip(_bounds(offs), w.unbind(0), strict=True)]

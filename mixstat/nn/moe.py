@@ -27,7 +27,16 @@ Dispatch (the computation of all :math:`\mathrm{FFN}_e(x_i)`,
     every expert on every token, combined with a dense :math:`(N, E)` weight
     matrix: :math:`E/k` times the FLOPs; the test oracle only.
 ``'auto'``
-    ``'grouped_mm'`` where it runs for this device and dtype, else ``'loop'``.
+    ``'grouped_mm'`` where it runs for this device and dtype, else ``'loop'``
+    (decided inside the grouped op under ``torch.compile``).
+
+All but ``'dense'`` sort by expert with ``argsort`` and take the group ends
+from ``searchsorted`` (no ``bincount``, no host read); the grouped and loop
+paths run through the custom op :func:`mixstat.nn._grouped.grouped_linear`
+(biases added inside it), which ``torch.compile(fullgraph=True)`` traces in
+every dtype: where the kernel lacks the dtype (float64) or the alignment, it
+falls back inside the op to one ``mm`` per expert over ``w.unbind(0)``
+(reading the group sizes on the host: one sync, on the fallback only).
 """
 
 from __future__ import annotations
@@ -118,7 +127,7 @@ def expert_ffn_dispatch(
             (token_index, expert_index), weight.to(x.dtype), accumulate=True
         )
         return torch.einsum("ne,eno->no", combine, out)
-    if dispatch not in ("grouped_mm", "loop", "padded"):
+    if dispatch not in ("auto", "grouped_mm", "loop", "padded"):
         raise ValueError(f"dispatch must be one of {_DISPATCHES}, got {dispatch!r}")
     n_assign = token_index.shape[0]
     if n_assign == 0:
@@ -151,7 +160,7 @@ def expert_ffn_dispatch(
         # sorting index_put(accumulate=True)
         xs = x.index_select(0, tok_sorted)
         offs = ends.to(torch.int32)
-        mode = "loop" if dispatch == "loop" else "auto"
+        mode = {"loop": "loop", "grouped_mm": "grouped", "auto": "auto"}[dispatch]
         h = grouped_linear(xs, w1, offs, mode, bias=b1)
         out = grouped_linear(activation(h), w2, offs, mode, bias=b2)
     w_sorted = weight.index_select(0, order).to(out.dtype)
@@ -298,8 +307,8 @@ class MoELayer(nn.Module):
         if dispatch not in _DISPATCHES:
             raise ValueError(f"dispatch must be one of {_DISPATCHES}, got {dispatch!r}")
         if torch.compiler.is_compiling():
-            # no probe while tracing: the grouped op falls back inside itself
-            return "grouped_mm" if dispatch == "auto" else dispatch
+            # no probe while tracing: the grouped op decides inside itself
+            return dispatch
         supported = _grouped_mm_supported(x, self.w1, self.w2)
         if dispatch == "auto":
             return "grouped_mm" if supported else "loop"
