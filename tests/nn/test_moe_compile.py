@@ -234,3 +234,22 @@ def test_no_cuda_sync_forward_backward(router, k, cf, dtype):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()
+
+
+def test_gm_ode_substeps_compile_without_host_reads():
+    """GM-ODE sub-steps read nothing on the host (the normalisability check is
+    CPU-eager only), so the whole step compiles as one graph."""
+    from mixstat.nn import GaussianMixture, gmflow_ode_step
+
+    torch.manual_seed(6)
+    B, K, C = 16, 3, 2
+    gm = GaussianMixture(torch.randn(B, K, C, dtype=torch.float64),
+                         torch.log_softmax(torch.randn(B, K, dtype=torch.float64), -1),
+                         torch.full((B, 1), -1.0, dtype=torch.float64))
+    x = torch.randn(B, C, dtype=torch.float64)
+    sig = torch.full((B, 1), 0.8, dtype=torch.float64)
+    sig_n = torch.full((B, 1), 0.6, dtype=torch.float64)
+    ref = gmflow_ode_step(gm, x, sig, sig_n, 4)
+    torch._dynamo.reset()
+    step = torch.compile(gmflow_ode_step, fullgraph=True, backend="eager")
+    torch.testing.assert_close(step(gm, x, sig, sig_n, 4), ref)
