@@ -179,13 +179,23 @@ VS_DENSE_CONFIGS = [
     # tokens, d, hidden, experts, k
     (1024, 256, 512, 8, 2),
     (1024, 256, 512, 16, 2),
+    (4096, 256, 512, 8, 2),
+    (4096, 256, 512, 16, 2),
     (1024, 512, 1024, 8, 2),
     (1024, 512, 1024, 16, 2),
 ]
 
 
-def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "grouped_mm", "loop")):
-    """Interleaved rounds of MoELayer fwd+bwd (each dispatch) and the dense MLP."""
+def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "loop"),
+                         clock=None):
+    """Interleaved rounds of MoELayer fwd+bwd (each dispatch) and the dense MLP.
+
+    ``clock``: ``time.perf_counter`` (wall, the default on GPUs) or
+    ``time.process_time`` (this process's CPU time: on a shared CPU box with
+    one intra-op thread it leaves out the time the process waits for a core).
+    """
+    if clock is None:
+        clock = time.perf_counter if device.type != "cpu" else time.process_time
     from mixstat.nn import MoELayer
 
     n, d, h, E, k = cfg
@@ -206,8 +216,8 @@ def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "groupe
     for disp in dispatches:
         def run_moe(disp=disp):
             y = layer(x, dispatch=disp)
-            loss = (y * gout).sum() + layer.aux_loss
-            torch.autograd.grad(loss, [x, *layer.parameters()])
+            torch.autograd.grad([y, layer.aux_loss], [x, *layer.parameters()],
+                                [gout, torch.ones_like(layer.aux_loss)])
 
         variants[f"MoE {disp}"] = run_moe
     for fn in variants.values():  # warm-up (grouped_mm probe, allocator)
@@ -216,12 +226,12 @@ def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "groupe
     for _ in range(rounds):
         for name, fn in variants.items():
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             _sync(device)
-            times[name].append((time.perf_counter() - t0) * 1e3)
+            times[name].append((clock() - t0) * 1e3)
     base = times["dense MLP"]
-    row = {"cfg": cfg, "path": layer._resolve_dispatch(x, "auto")}
+    row = {"cfg": cfg, "path": layer._resolve_dispatch(x, "auto"), "clock": clock.__name__}
     for name, ts in times.items():
         ratios = sorted(t / b for t, b in zip(ts, base, strict=True))
         row[name] = (min(ts), sorted(ts)[len(ts) // 2], ratios[len(ratios) // 2])
@@ -229,9 +239,9 @@ def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "groupe
 
 
 def format_vs_dense(rows, title):
-    names = [key for key in rows[0] if key not in ("cfg", "path")]
-    lines = [f"### {title}", "", "ms fwd+bwd, min / median over rounds (median per-round "
-             "ratio to the dense MLP of the same active FLOPs)", ""]
+    names = [key for key in rows[0] if key not in ("cfg", "path", "clock")]
+    lines = [f"### {title}", "", f"ms fwd+bwd ({rows[0]['clock']}), min / median over rounds "
+             "(median per-round ratio to the dense MLP of the same active FLOPs)", ""]
     lines += ["| tokens, d, hidden, E, k | " + " | ".join(names) + " |",
               "|" + "---|" * (len(names) + 1)]
     for r in rows:
