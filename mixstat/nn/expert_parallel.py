@@ -28,8 +28,9 @@ output equals the single-process layer's exactly.
 Capacity-buffer mode (``capacity=`` or ``capacity_factor=``; GShard,
 DeepSpeed-MoE, Tutel): every rank sends each expert a fixed buffer of
 :math:`C` rows, :math:`(E, C, d)` in all, so both all-to-alls have equal,
-known splits: no count exchange, no host read, static shapes
-(``torch.compile`` and CUDA graphs). A rank's choices beyond :math:`C` for
+known splits: no count exchange, no host read, static shapes (what
+``torch.compile`` and CUDA-graph capture need; neither has been tried on this
+layer yet). A rank's choices beyond :math:`C` for
 one expert are dropped (output 0, weight 0), in the order of its own
 assignment list; with :math:`C` at least the largest count nothing drops and
 the output equals the dropless layer's. ``capacity_factor`` gives
@@ -222,10 +223,13 @@ class ExpertParallelMoE(nn.Module):
         tok = route.token_index[order]
         exp = route.expert_index[order]
         wts = route.weight[order]
-        send_counts = torch.bincount(dest, minlength=P).to(torch.int64)
+        send_counts = torch.zeros(P, dtype=torch.int64, device=dest.device).index_add(
+            0, dest, torch.ones_like(dest)
+        )
         recv_counts = torch.empty_like(send_counts)
         dist.all_to_all_single(recv_counts, send_counts, group=self.group)
-        in_splits, out_splits = send_counts.tolist(), recv_counts.tolist()
+        # the one host read of this mode: both split lists at once
+        in_splits, out_splits = torch.stack([send_counts, recv_counts]).tolist()
         x_recv = all_to_all_differentiable(xf[tok], out_splits, in_splits, self.group)
         e_recv = torch.empty(sum(out_splits), dtype=torch.int64, device=x.device)
         dist.all_to_all_single(
