@@ -61,10 +61,8 @@ def logsumexp(a, axis=-1, keepdims=False):
     """
     if type(a) is np.ndarray:
         return _logsumexp_numpy(a, axis, keepdims)
-    if is_torch_array(a):
-        # torch's fused kernel has the same conventions (all -inf -> -inf,
-        # +inf -> +inf) and gradient, in one op instead of ~10
-        return a.logsumexp(dim=axis, keepdim=keepdims)
+    # no torch.logsumexp fast path: on an all -inf row its gradient is NaN,
+    # this composition's is 0 (log-space circuits have such rows)
     xp = array_namespace(a)
     amax = _finite_max(a, axis, xp)
     s = xp.sum(xp.exp(a - amax), axis=axis, keepdims=True)
@@ -128,13 +126,15 @@ def signed_logsumexp(a, signs, axis=-1, keepdims=False):
 
 def log_softmax(a, axis=-1):
     """Stable log-softmax along ``axis``."""
-    if is_torch_array(a):
-        return a.log_softmax(dim=axis)
     return a - logsumexp(a, axis=axis, keepdims=True)
 
 
 def softmax(a, axis=-1):
-    """Stable softmax along ``axis`` (rows sum to one)."""
+    """Stable softmax along ``axis`` (rows sum to one).
+
+    Torch tensors use ``torch.softmax`` (one fused op; same values and
+    gradients, except that a row with a ``+inf`` entry is all NaN there).
+    """
     if is_torch_array(a):
         return a.softmax(dim=axis)
     xp = array_namespace(a)
