@@ -61,8 +61,8 @@ def logsumexp(a, axis=-1, keepdims=False):
     """
     if type(a) is np.ndarray:
         return _logsumexp_numpy(a, axis, keepdims)
-    # no torch.logsumexp fast path: on an all -inf row its gradient is NaN,
-    # this composition's is 0 (log-space circuits have such rows)
+    if is_torch_array(a):
+        return _logsumexp_torch(a, axis, keepdims)
     xp = array_namespace(a)
     amax = _finite_max(a, axis, xp)
     s = xp.sum(xp.exp(a - amax), axis=axis, keepdims=True)
@@ -70,6 +70,19 @@ def logsumexp(a, axis=-1, keepdims=False):
     if not keepdims:
         out = xp.squeeze(out, axis=axis)
     return out
+
+
+def _logsumexp_torch(a, axis, keepdims):
+    """The same composition with tensor methods: no namespace dispatch (which
+    ``torch.compile`` would trace through an ``lru_cache``). Not
+    ``torch.logsumexp``: on an all ``-inf`` row its gradient is NaN, this
+    composition's is 0 (log-space circuits have such rows)."""
+    amax = a.amax(dim=axis, keepdim=True)
+    amax = amax.where(amax.isfinite(), amax.new_zeros(()))
+    s = (a - amax).exp().sum(dim=axis, keepdim=True)
+    pos = s > 0
+    out = s.where(pos, s.new_ones(())).log().where(pos, s.new_full((), -math.inf)) + amax
+    return out if keepdims else out.squeeze(axis)
 
 
 def _logsumexp_numpy(a, axis, keepdims):
