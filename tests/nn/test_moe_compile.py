@@ -27,11 +27,31 @@ _SYNC_OPS = {"_local_scalar_dense", "item", "is_nonzero", "nonzero", "bincount",
 
 class SyncCounter(TorchDispatchMode):
     """Record the aten ops that need a host read of tensor data (and
-    boolean-mask indexing, which is a ``nonzero``)."""
+    boolean-mask indexing, which is a ``nonzero``), plus ``Tensor.tolist`` /
+    ``Tensor.numpy``, which read the data without dispatching an op (also
+    inside custom ops, whose kernels run under the mode)."""
 
     def __init__(self):
         super().__init__()
         self.syncs = []
+        self._saved = {}
+
+    def __enter__(self):
+        for name in ("tolist", "numpy"):
+            orig = getattr(torch.Tensor, name)
+            self._saved[name] = orig
+
+            def wrapped(t, *a, _orig=orig, _name=name, **kw):
+                self.syncs.append(_name)
+                return _orig(t, *a, **kw)
+
+            setattr(torch.Tensor, name, wrapped)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for name, orig in self._saved.items():
+            setattr(torch.Tensor, name, orig)
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
@@ -114,6 +134,14 @@ def test_capacity_has_exactly_one_sync(dispatch):
     layer.router.check_finite = False
     assert _count_syncs(layer) == ["nonzero"]  # the served choices (documented)
     assert layer.router_output.n_dropped > 0
+
+
+def test_loop_fallback_reads_group_sizes_once_per_grouped_product():
+    # float64: grouped_mm has no kernel, the op falls back to the loop, which
+    # reads the group ends on the host: 2 products forward, 2 x 2 backward
+    layer = _layer("topk", 2, None, torch.float64, n_experts=8)
+    layer.router.check_finite = False
+    assert _count_syncs(layer, torch.float64) == ["tolist"] * 6
 
 
 def test_padded_dropless_reads_the_largest_group_once():
