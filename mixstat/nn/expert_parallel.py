@@ -28,9 +28,9 @@ output equals the single-process layer's exactly.
 Capacity-buffer mode (``capacity=`` or ``capacity_factor=``; GShard,
 DeepSpeed-MoE, Tutel): every rank sends each expert a fixed buffer of
 :math:`C` rows, :math:`(E, C, d)` in all, so both all-to-alls have equal,
-known splits: no count exchange, no host read, static shapes (what
-``torch.compile`` and CUDA-graph capture need; neither has been tried on this
-layer yet). A rank's choices beyond :math:`C` for
+known splits: no count exchange, no host read, static shapes; the
+exchanges are functional collectives, so ``torch.compile(fullgraph=True)``
+captures the layer (tested on gloo; CUDA-graph capture with NCCL untested). A rank's choices beyond :math:`C` for
 one expert are dropped (output 0, weight 0), in the order of its own
 assignment list; with :math:`C` at least the largest count nothing drops and
 the output equals the dropless layer's. ``capacity_factor`` gives
@@ -105,6 +105,20 @@ class _AllToAll(torch.autograd.Function):
             input_split_sizes=ctx.out_splits, group=ctx.group,
         )
         return g, None, None, None, None
+
+
+def _all_to_all_equal(x, splits, group):
+    """Differentiable all-to-all with equal, known splits: the functional
+    collective (traceable by ``torch.compile``) where torch has it."""
+    if torch.is_grad_enabled() and x.is_floating_point() and not x.requires_grad:
+        x = x + x.new_zeros((), requires_grad=True)  # keep the backward exchange matched
+    try:
+        from torch.distributed import _functional_collectives as fc
+    except ImportError:  # pragma: no cover - older torch
+        return all_to_all_differentiable(x, splits, splits, group)
+    return fc.all_to_all_single_autograd(
+        x.contiguous(), list(splits), list(splits), group if group is not None else dist.group.WORLD
+    )
 
 
 def all_to_all_differentiable(x, out_splits, in_splits, group=None):
@@ -285,7 +299,7 @@ class ExpertParallelMoE(nn.Module):
         flat = torch.where(valid, exp * C + slot, torch.full_like(slot, trash))
         send = xf.new_zeros(trash + 1, d).index_put((flat,), xf.index_select(0, tok))[:trash]
         splits = [El * C] * P
-        recv = all_to_all_differentiable(send, splits, splits, self.group)
+        recv = _all_to_all_equal(send, splits, self.group)
         # from each source rank: (El, C, d) for my experts -> (El, P*C, d)
         h_in = recv.reshape(P, El, C, d).transpose(0, 1).reshape(El, P * C, d)
         w1, b1, w2, b2 = self._expert_params()
@@ -297,7 +311,7 @@ class ExpertParallelMoE(nn.Module):
         if b2 is not None:
             out = out + b2[:, None, :]
         back = out.reshape(El, P, C, d).transpose(0, 1).reshape(P * El * C, d)
-        ret = all_to_all_differentiable(back, splits, splits, self.group)  # (E*C, d)
+        ret = _all_to_all_equal(back, splits, self.group)  # (E*C, d)
         ret = torch.cat([ret, ret.new_zeros(1, d)]).index_select(0, flat)
         wts = (route.weight * valid.to(route.weight.dtype)).to(ret.dtype)
         route.n_dropped = (~valid).sum()

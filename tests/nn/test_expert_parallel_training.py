@@ -82,6 +82,19 @@ def _run(rank, world, group):
                          grouter=ep.router.weight.grad.clone(), dropped=int(ep.router_output.n_dropped),
                          cap=ep.buffer_capacity(N))
         layer.router.zero_grad()
+    # the buffer mode compiles as one graph (functional collectives) and
+    # gives the eager output and gradients
+    ep = ExpertParallelMoE(layer, group, capacity=SMALL_C)
+    xr = x[sl].clone().requires_grad_(True)
+    y_e = ep(xr)
+    g_e = torch.autograd.grad((y_e * wout[sl]).sum(), [xr, ep.w1])
+    torch._dynamo.reset()
+    compiled = torch.compile(ep, fullgraph=True, backend="eager")
+    y_c = compiled(xr)
+    g_c = torch.autograd.grad((y_c * wout[sl]).sum(), [xr, ep.w1])
+    res["compiled"] = dict(dy=float((y_c - y_e).abs().max()),
+                           dg=max(float((a - b).abs().max()) for a, b in zip(g_c, g_e)))
+    layer.router.zero_grad()
     # DDP over the replicated router, experts excluded and averaged alike
     ep = ExpertParallelMoE(layer, group, average_grads=True)
     net = _Net(ep)
@@ -152,6 +165,12 @@ def test_capacity_buffer_matches_single_process(spawned):
                                layer(x, dispatch="dense").detach(), **tol)
     assert sum(r["big"]["dropped"] for r in res) == 0
     assert sum(r["small"]["dropped"] for r in res) > 0
+
+
+def test_buffer_mode_compiles_fullgraph(spawned):
+    _, res = spawned
+    for r in res:
+        assert r["compiled"]["dy"] < 1e-12 and r["compiled"]["dg"] < 1e-12
 
 
 def test_ddp_excludes_experts_and_averages_consistently(spawned):
