@@ -15,6 +15,12 @@ relative to ``grouped_mm`` (> 1: slower than mixstat's default). All paths are
 checked to agree before timing.
 
 Run:  .venv/bin/python benchmarks/bench_nn_dispatch.py [--device cuda] [--quick]
+
+``--vs-dense``: the whole ``MoELayer`` (router, aux losses, dispatch) forward +
+backward against a dense MLP of the same *active* FLOPs (hidden width
+:math:`k h`), in interleaved rounds (each round times every variant once, in
+turn, so that load from other processes hits all of them alike); reports the
+median over rounds of the per-round ratio to the dense MLP.
 """
 
 from __future__ import annotations
@@ -169,6 +175,82 @@ def run(device="cpu", dtype=torch.float32, configs=None, repeats=5, threads=1, s
     return format_table(rows, title)
 
 
+VS_DENSE_CONFIGS = [
+    # tokens, d, hidden, experts, k
+    (1024, 256, 512, 8, 2),
+    (1024, 256, 512, 16, 2),
+    (4096, 256, 512, 8, 2),
+    (4096, 256, 512, 16, 2),
+    (1024, 512, 1024, 8, 2),
+    (1024, 512, 1024, 16, 2),
+]
+
+
+def bench_layer_vs_dense(cfg, device, dtype, rounds, dispatches=("auto", "loop"),
+                         clock=None):
+    """Interleaved rounds of MoELayer fwd+bwd (each dispatch) and the dense MLP.
+
+    ``clock``: ``time.perf_counter`` (wall, the default on GPUs) or
+    ``time.process_time`` (this process's CPU time: on a shared CPU box with
+    one intra-op thread it leaves out the time the process waits for a core).
+    """
+    if clock is None:
+        clock = time.perf_counter if device.type != "cpu" else time.process_time
+    from mixstat.nn import MoELayer
+
+    n, d, h, E, k = cfg
+    torch.manual_seed(0)
+    x = torch.randn(n, d, device=device, dtype=dtype, requires_grad=True)
+    gout = torch.randn(n, d, device=device, dtype=dtype)
+    dense = torch.nn.Sequential(
+        torch.nn.Linear(d, k * h), torch.nn.GELU(), torch.nn.Linear(k * h, d)
+    ).to(device, dtype)
+    layer = MoELayer(d, h, E, k=k, device=device, dtype=dtype)
+    layer.router.check_finite = False  # as on an accelerator
+
+    def run_dense():
+        y = dense(x)
+        torch.autograd.grad(y, [x, *dense.parameters()], gout)
+
+    variants = {"dense MLP": run_dense}
+    for disp in dispatches:
+        def run_moe(disp=disp):
+            y = layer(x, dispatch=disp)
+            torch.autograd.grad([y, layer.aux_loss], [x, *layer.parameters()],
+                                [gout, torch.ones_like(layer.aux_loss)])
+
+        variants[f"MoE {disp}"] = run_moe
+    for fn in variants.values():  # warm-up (grouped_mm probe, allocator)
+        fn()
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            _sync(device)
+            t0 = clock()
+            fn()
+            _sync(device)
+            times[name].append((clock() - t0) * 1e3)
+    base = times["dense MLP"]
+    row = {"cfg": cfg, "path": layer._resolve_dispatch(x, "auto"), "clock": clock.__name__}
+    for name, ts in times.items():
+        ratios = sorted(t / b for t, b in zip(ts, base, strict=True))
+        row[name] = (min(ts), sorted(ts)[len(ts) // 2], ratios[len(ratios) // 2])
+    return row
+
+
+def format_vs_dense(rows, title):
+    names = [key for key in rows[0] if key not in ("cfg", "path", "clock")]
+    lines = [f"### {title}", "", f"ms fwd+bwd ({rows[0]['clock']}), min / median over rounds "
+             "(median per-round ratio to the dense MLP of the same active FLOPs)", ""]
+    lines += ["| tokens, d, hidden, E, k | " + " | ".join(names) + " |",
+              "|" + "---|" * (len(names) + 1)]
+    for r in rows:
+        cells = [f"{mn:.1f} / {md:.1f} ({ra:.2f}x)" for mn, md, ra in (r[nm] for nm in names)]
+        lines.append("| " + ", ".join(map(str, r["cfg"])) + " | " + " | ".join(cells) + " |")
+    lines += ["", f"'MoE auto' ran `{rows[0]['path']}`."]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -177,7 +259,27 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="write the table (Markdown) here")
+    ap.add_argument("--vs-dense", action="store_true",
+                    help="MoELayer fwd+bwd against a dense MLP of the same active FLOPs")
+    ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
+    if args.vs_dense:
+        device = torch.device(args.device)
+        if device.type == "cpu" and args.threads:
+            torch.set_num_threads(args.threads)
+        configs = VS_DENSE_CONFIGS[:2] if args.quick else VS_DENSE_CONFIGS
+        dtype = getattr(torch, args.dtype)
+        rows = [bench_layer_vs_dense(c, device, dtype, args.rounds) for c in configs]
+        table = format_vs_dense(rows, f"MoELayer vs dense MLP on {device.type}, {dtype}, torch "
+                                f"{torch.__version__}, threads={torch.get_num_threads()}, "
+                                f"{args.rounds} interleaved rounds")
+        print(table)
+        if args.out:
+            with open(args.out, "w") as fh:
+                fh.write(f"# MoELayer against a dense MLP of the same active FLOPs\n\n"
+                         f"Command: `.venv/bin/python benchmarks/bench_nn_dispatch.py "
+                         f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n{table}\n")
+        return
     configs = QUICK if args.quick else (GPU_CONFIGS + CONFIGS if args.device.startswith("cuda") else CONFIGS)
     table = run(args.device, getattr(torch, args.dtype), configs, args.repeats, args.threads)
     print(table)

@@ -155,6 +155,139 @@ def section_nn_dispatch(ctx):
     return "\n\n".join(tables) + "\n\nMoELayer(dispatch='auto') runs: " + ", ".join(picks)
 
 
+def _nn_sync_count(layer, x, device):
+    """Host syncs in one forward+backward: CUDA sync-debug warnings on a GPU,
+    the dispatch-mode counter of the tests elsewhere."""
+    import warnings
+
+    import torch
+
+    def step():
+        (layer(x).float().sum() + layer.aux_loss.float()).backward()
+
+    step()  # warm-up: kernel probes, allocator
+    if device == "cuda":
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                step()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "nn"))
+    from test_moe_compile import SyncCounter
+
+    with SyncCounter() as c:
+        step()
+    return len(c.syncs)
+
+
+def _nn_graph_breaks(layer, x):
+    import torch
+
+    torch._dynamo.reset()
+    try:
+        return str(torch._dynamo.explain(layer)(x).graph_break_count)
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        return f"error: {type(exc).__name__}"
+
+
+def _nn_cuda_graph(layer, x):
+    """Capture forward+backward in CUDA graphs (make_graphed_callables)."""
+    import torch
+
+    if x.device.type != "cuda":
+        return "n/a (cpu)"
+    try:
+        graphed = torch.cuda.make_graphed_callables(layer, (x,))
+        y = graphed(x)
+        y.float().sum().backward()
+        torch.cuda.synchronize()
+        return "captured"
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        return f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+
+
+def section_nn_training(ctx):
+    """MoELayer fit for training: host syncs, compile graph breaks, CUDA-graph capture, fwd+bwd
+    against a dense MLP of the same active FLOPs (and megablocks' grouped_gemm if installed)."""
+    import torch
+
+    import bench_nn_dispatch as b
+    from mixstat.nn import MoELayer
+
+    device = GPU
+    n, d, h, E = (1024, 256, 512, 8) if ctx.quick else (8192, 1024, 1024, 16)
+    rows = ["| router | dtype | syncs fwd+bwd | graph breaks | CUDA graph |",
+            "|---|---|---|---|---|"]
+    for router, k, cf in (("topk", 2, None), ("topk", 2, 1.25), ("sparsemixer", 2, None),
+                          ("expert_choice", 2, 2.0)):
+        for dtype in (torch.bfloat16, torch.float32):
+            torch.manual_seed(0)
+            layer = MoELayer(d, h, E, k=k, router=router, capacity_factor=cf,
+                             device=device, dtype=dtype)
+            x = torch.randn(n, d, device=device, dtype=dtype, requires_grad=True)
+            syncs = _nn_sync_count(layer, x, device)
+            breaks = _nn_graph_breaks(layer, x.detach())
+            graph = _nn_cuda_graph(layer, x.detach().requires_grad_(True))
+            name = router + ("" if cf is None else f" cf={cf}")
+            rows.append(f"| {name} | {str(dtype).split('.')[-1]} | {syncs} | {breaks} | {graph} |")
+    tables = ["\n".join(rows)]
+    configs = [(n, d, h, 8, 2), (n, d, h, 16, 2)] if ctx.quick else [
+        (8192, 1024, 2048, 8, 2), (8192, 1024, 1024, 16, 2), (16384, 1024, 1024, 64, 4)]
+    for dtype in (torch.bfloat16,) if device == "cuda" else (torch.float32,):
+        vs = [b.bench_layer_vs_dense(c, torch.device(device), dtype, 5 if ctx.quick else 15,
+                                     dispatches=("auto", "padded")) for c in configs]
+        tables.append(b.format_vs_dense(vs, f"MoELayer vs dense MLP on {device}, {dtype}"))
+    try:
+        import grouped_gemm  # noqa: F401  (megablocks' grouped GEMM)
+    except ImportError:
+        tables.append("megablocks `grouped_gemm`: not installed, no comparison.")
+    else:
+        tables.append(_nn_vs_grouped_gemm(configs, device))
+    return "\n\n".join(tables)
+
+
+def _nn_vs_grouped_gemm(configs, device):
+    """Expert GEMMs only: mixstat's grouped op against grouped_gemm.ops.gmm (bf16)."""
+    import torch
+    from grouped_gemm.ops import gmm
+
+    from mixstat.nn._grouped import grouped_linear
+
+    lines = ["| tokens, d, hidden, E, k | mixstat fwd+bwd ms | grouped_gemm fwd+bwd ms |",
+             "|---|---|---|"]
+    for n, d, h, E, k in configs:
+        M = n * k
+        x = torch.randn(M, d, device=device, dtype=torch.bfloat16, requires_grad=True)
+        w = torch.randn(E, d, h, device=device, dtype=torch.bfloat16, requires_grad=True)
+        sizes = torch.full((E,), M // E, dtype=torch.int64)
+        sizes[-1] += M - int(sizes.sum())
+        offs = sizes.cumsum(0).to(device=device, dtype=torch.int32)
+
+        def ours():
+            grouped_linear(x, w, offs).float().sum().backward()
+
+        def theirs():
+            gmm(x, w, sizes).float().sum().backward()
+
+        times = []
+        for fn in (ours, theirs):
+            fn()
+            _sync()
+            best = float("inf")
+            for _ in range(10):
+                t0 = time.perf_counter()
+                fn()
+                _sync()
+                best = min(best, time.perf_counter() - t0)
+            times.append(best * 1e3)
+        lines.append(f"| {n}, {d}, {h}, {E}, {k} | {times[0]:.2f} | {times[1]:.2f} |")
+    return "\n".join(lines)
+
+
 def section_nn_samplers(ctx):
     """GMFlow GM-SDE/ODE sampling and immiscible assignment throughput on CUDA."""
     import torch
@@ -488,6 +621,7 @@ def section_circuit_epoch(ctx):
 
 SECTIONS = [
     Section("nn_dispatch", section_nn_dispatch, requires=("mixstat.nn.moe",)),
+    Section("nn_training", section_nn_training, requires=("mixstat.nn.moe",)),
     Section("nn_samplers", section_nn_samplers, requires=("mixstat.nn.diffusion",)),
     Section("moe_em", section_moe_em, requires=("mixstat.moe",), cpu_half=True),
     Section("moe_profile", section_moe_profile, requires=("mixstat.moe", "torch"),

@@ -221,7 +221,11 @@ def gm_mul_natural(gm, eta, lam):
     """
     v = gm.var  # (B, K|1)
     denom = 1.0 + lam * v
-    if bool((denom <= 0).any()):
+    # a host read: made on CPU tensors in eager mode only, so that a GM-ODE
+    # sub-step on an accelerator does not sync (there a bad product gives NaN)
+    if denom.device.type == "cpu" and not torch.compiler.is_compiling() and bool(
+        (denom <= 0).any()
+    ):
         raise ValueError("the product is not normalisable (1 + lambda * var <= 0)")
     C = gm.means.shape[-1]
     mu = gm.means

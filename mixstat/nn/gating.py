@@ -8,7 +8,18 @@ expert-choice and SparseMixer routing share one dispatch.
 
 The softmax, log-sum-exp and top-k gating are the array-API primitives of
 :mod:`mixstat.primitives` applied to torch tensors (autograd flows through
-them); nothing here re-implements them.
+them; torch tensors take their fused one-softmax + ``topk`` path); nothing
+here re-implements them.
+
+Host syncs. The dropless routers read nothing on the host: their assignment
+lists have the static size :math:`Nk` (or :math:`EC`), counts come from
+``index_add``/``searchsorted`` instead of ``bincount``, and ``n_dropped`` /
+``n_unserved`` are 0-d tensors where they are data-dependent. With a capacity
+the eager router keeps only the served choices (one ``nonzero``: the one
+inherent sync); under ``torch.compile`` it keeps all :math:`Nk` pairs and
+gives the dropped ones weight 0 (no sync, static shapes). The finiteness
+check of the logits is a host read too: routers make it only on CPU tensors
+in eager mode (``check_finite=None``), see :class:`TopKRouter`.
 
 References
 ----------
@@ -27,6 +38,7 @@ Zhou et al. (2022), "Mixture-of-experts with expert choice routing", NeurIPS.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -62,10 +74,15 @@ class RouterOutput:
         Combine weight of each pair (differentiable w.r.t. the logits).
     capacity : int or None
         Expert capacity used (None: no capacity limit).
-    n_dropped : int
-        Number of (token, expert) choices dropped for lack of capacity.
+    n_dropped : int or Tensor (0-d)
+        Number of (token, expert) choices dropped for lack of capacity (a
+        0-d tensor where counting it on the host would sync). Expert choice:
+        the tokens no expert took (= ``n_unserved``).
     balance_loss, z_loss : Tensor (0-d)
         Switch load-balancing loss and router z-loss of this batch.
+    n_unserved : int or Tensor (0-d)
+        Number of tokens that reach no expert (all their choices dropped, or
+        taken by no expert under expert choice); their layer output is 0.
     """
 
     logits: torch.Tensor
@@ -77,9 +94,10 @@ class RouterOutput:
     n_dropped: int
     balance_loss: torch.Tensor
     z_loss: torch.Tensor
+    n_unserved: int | torch.Tensor = 0
 
 
-def _check_logits(logits):
+def _check_logits(logits, check_finite=True):
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         raise ValueError(
             "router logits must be a 2-D tensor (n_tokens, n_experts), got "
@@ -87,7 +105,11 @@ def _check_logits(logits):
         )
     if logits.shape[0] == 0:
         raise ValueError("router logits have no tokens (n_tokens = 0)")
-    if not bool(torch.isfinite(logits).all()):
+    if check_finite is None:  # only where it costs no device sync
+        check_finite = logits.device.type == "cpu"
+    if check_finite and not torch.compiler.is_compiling() and not bool(
+        torch.isfinite(logits).all()
+    ):
         raise ValueError(
             "router logits contain NaN or inf (check the inputs and the router weights)"
         )
@@ -139,8 +161,12 @@ def load_balancing_loss(probs, expert_index, n_experts):
     n_experts : int
     """
     idx = expert_index.reshape(-1)
-    counts = torch.bincount(idx, minlength=n_experts).to(probs.dtype)
-    f = counts / counts.sum().clamp(min=1)
+    # float32 at least: bfloat16 counts are exact only up to 256
+    cdtype = torch.promote_types(probs.dtype, torch.float32)
+    counts = torch.zeros(n_experts, dtype=cdtype, device=probs.device).index_add(
+        0, idx, torch.ones(idx.shape, dtype=cdtype, device=probs.device)
+    )
+    f = (counts / counts.sum().clamp(min=1)).to(probs.dtype)
     p_mean = probs.mean(dim=0)
     return n_experts * torch.sum(f.detach() * p_mean)
 
@@ -155,8 +181,9 @@ def router_z_loss(logits):
 def _rank_within_expert(expert_flat, n_experts):
     """Position of each entry among the entries with the same expert, in order."""
     order = torch.argsort(expert_flat, stable=True)
-    counts = torch.bincount(expert_flat, minlength=n_experts)
-    starts = torch.cumsum(counts, 0) - counts
+    sorted_e = expert_flat[order]
+    ids = torch.arange(n_experts, device=expert_flat.device, dtype=sorted_e.dtype)
+    starts = torch.searchsorted(sorted_e, ids)  # first position of each expert
     rank_sorted = torch.arange(expert_flat.numel(), device=expert_flat.device) - starts[
         expert_flat[order]
     ]
@@ -166,7 +193,7 @@ def _rank_within_expert(expert_flat, n_experts):
 
 
 def token_choice_routing(
-    logits, k, capacity=None, *, renormalize=None, batch_priority=False
+    logits, k, capacity=None, *, renormalize=None, batch_priority=False, check_finite=True
 ):
     r"""Softmax top-k token-choice routing with an optional expert capacity.
 
@@ -190,6 +217,9 @@ def token_choice_routing(
         ``k > 1``, False for ``k = 1`` (Switch: the gate is the raw softmax
         probability, so that the router receives a gradient).
     batch_priority : bool, default=False
+    check_finite : bool or None, default=True
+        Raise ``ValueError`` on NaN/inf logits (a host read; None: only for
+        CPU tensors; never under ``torch.compile``).
 
     Returns
     -------
@@ -199,13 +229,12 @@ def token_choice_routing(
         False for dropped choices.
     probs : Tensor of shape (n_tokens, n_experts)
     """
-    _check_logits(logits)
+    _check_logits(logits, check_finite)
     n_tokens, n_experts = logits.shape
     k = _check_k(k, n_experts)
     if renormalize is None:
         renormalize = k > 1
-    probs = softmax(logits, axis=-1)
-    gates, indices = topk_gating(logits, k, renormalize=renormalize)
+    gates, indices, probs = topk_gating(logits, k, renormalize=renormalize, return_probs=True)
     if capacity is None:
         keep = torch.ones_like(indices, dtype=torch.bool)
         return gates, indices, keep, probs
@@ -225,7 +254,7 @@ def token_choice_routing(
     return gates, indices, keep, probs
 
 
-def expert_choice_routing(logits, capacity):
+def expert_choice_routing(logits, capacity, *, check_finite=True):
     r"""Expert-choice routing (Zhou et al. 2022, eq. 1).
 
     With :math:`S = \mathrm{softmax}(\ell) \in \mathbb{R}^{N\times E}` (softmax
@@ -240,6 +269,8 @@ def expert_choice_routing(logits, capacity):
     capacity : int
         Tokens per expert, ``1 <= capacity <= n_tokens``
         (the paper's :math:`k = N c / E` for capacity factor :math:`c`).
+    check_finite : bool or None, default=True
+        See :func:`token_choice_routing`.
 
     Returns
     -------
@@ -247,7 +278,7 @@ def expert_choice_routing(logits, capacity):
     token_index : LongTensor of shape (n_experts, capacity)
     probs : Tensor of shape (n_tokens, n_experts)
     """
-    _check_logits(logits)
+    _check_logits(logits, check_finite)
     n_tokens = logits.shape[0]
     capacity = int(capacity)
     if not 1 <= capacity <= n_tokens:
@@ -279,6 +310,18 @@ class TopKRouter(nn.Module):
     jitter_eps : float, default=0.0
         Multiplicative jitter of the input, uniform in
         :math:`[1-\epsilon, 1+\epsilon]`, while training (Switch Transformer).
+    check_finite : bool or None, default=None
+        Raise ``ValueError`` on NaN/inf logits. None: on CPU tensors only (a
+        host read there costs no device sync); True: also on accelerators
+        (one sync per call); False: never. Never under ``torch.compile``.
+
+    Notes
+    -----
+    Dropless (``capacity_factor=None``): no host sync, the assignment list is
+    every token's k choices in token order. With a capacity, eager mode keeps
+    the served choices only (one ``nonzero``, the inherent sync); under
+    ``torch.compile`` all :math:`Nk` choices stay in the list and the dropped
+    ones get weight 0, so that the graph has static shapes and no sync.
     """
 
     def __init__(
@@ -292,6 +335,7 @@ class TopKRouter(nn.Module):
         batch_priority=False,
         min_capacity=1,
         jitter_eps=0.0,
+        check_finite=None,
         device=None,
         dtype=None,
     ):
@@ -299,6 +343,7 @@ class TopKRouter(nn.Module):
         if int(n_experts) < 1:
             raise ValueError(f"n_experts must be >= 1, got {n_experts}")
         self.n_experts = int(n_experts)
+        self.check_finite = check_finite
         self.k = _check_k(k, self.n_experts)
         self.capacity_factor = _check_capacity_factor(capacity_factor)
         if not 0.0 <= float(jitter_eps) < 1.0:
@@ -319,19 +364,32 @@ class TopKRouter(nn.Module):
                 n_tokens, self.n_experts, self.k, self.capacity_factor, self.min_capacity
             )
         gates, indices, keep, probs = token_choice_routing(
-            logits, self.k, capacity, renormalize=self.renormalize, batch_priority=self.batch_priority
+            logits, self.k, capacity, renormalize=self.renormalize,
+            batch_priority=self.batch_priority, check_finite=self.check_finite,
         )
         tok = torch.arange(n_tokens, device=logits.device)[:, None].expand_as(indices)
+        tok, exp, gate = tok.reshape(-1), indices.reshape(-1), gates.reshape(-1)
+        n_dropped = n_unserved = 0
+        if capacity is not None:
+            n_unserved = (~keep).all(dim=-1).sum()
+            if torch.compiler.is_compiling():  # static shapes: dropped pairs weigh 0
+                gate = gate * keep.reshape(-1).to(gate.dtype)
+                n_dropped = (~keep).sum()
+            else:
+                kept = keep.reshape(-1).nonzero().squeeze(1)  # the one host sync
+                n_dropped = exp.shape[0] - kept.shape[0]
+                tok, exp, gate = tok[kept], exp[kept], gate[kept]
         return RouterOutput(
             logits=logits,
             probs=probs,
-            token_index=tok[keep],
-            expert_index=indices[keep],
-            weight=gates[keep],
+            token_index=tok,
+            expert_index=exp,
+            weight=gate,
             capacity=capacity,
-            n_dropped=int((~keep).sum()),
+            n_dropped=n_dropped,
             balance_loss=load_balancing_loss(probs, indices, self.n_experts),
             z_loss=router_z_loss(logits),
+            n_unserved=n_unserved,
         )
 
     def forward(self, x):
@@ -348,13 +406,46 @@ class ExpertChoiceRouter(nn.Module):
     :math:`c`, the average number of experts per token; 2 in the paper), see
     :func:`expert_choice_routing`. No load-balancing loss is needed (every
     expert gets exactly :math:`C` tokens); the reported ``balance_loss`` is
-    the Switch loss of the resulting assignment, for monitoring.
+    the Switch loss of the resulting assignment, for monitoring. Tokens that
+    no expert takes output 0; their number is reported in ``n_unserved``
+    (and ``n_dropped``), a 0-d tensor (no host sync).
+
+    Parameters
+    ----------
+    d_model, n_experts : int
+    capacity_factor : float, default=2.0
+    causal : bool, default=False
+        Declare that the layer sits in a causal (autoregressive) model: a
+        ``UserWarning`` is emitted, because expert choice is *not causal*.
+    check_finite : bool or None, default=None
+        See :class:`TopKRouter`.
+
+    Warnings
+    --------
+    Each expert ranks all :math:`N` tokens of the batch, so a token's output
+    depends on the other tokens in the batch, future positions included:
+    expert choice leaks information from later tokens in a decoder and gives
+    batch-size-dependent outputs at inference (Zhou et al. 2022 use it in
+    encoders; decoding needs token-choice routing or a fixed batch).
     """
 
-    def __init__(self, d_model, n_experts, capacity_factor=2.0, *, device=None, dtype=None):
+    def __init__(
+        self, d_model, n_experts, capacity_factor=2.0, *, causal=False, check_finite=None,
+        device=None, dtype=None,
+    ):
         super().__init__()
         if int(n_experts) < 1:
             raise ValueError(f"n_experts must be >= 1, got {n_experts}")
+        if causal:
+            warnings.warn(
+                "expert-choice routing is not causal: each expert ranks the whole batch, so "
+                "a token's output depends on other (also future) tokens; use token-choice "
+                "routing ('topk') in a causal model",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.causal = bool(causal)
+        self.check_finite = check_finite
         self.n_experts = int(n_experts)
         self.capacity_factor = _check_capacity_factor(capacity_factor, allow_none=False)
         self.weight = nn.Parameter(torch.empty(self.n_experts, int(d_model), device=device, dtype=dtype))
@@ -362,10 +453,14 @@ class ExpertChoiceRouter(nn.Module):
 
     def route_logits(self, logits):
         n_tokens = logits.shape[0]
-        _check_logits(logits)
+        _check_logits(logits, self.check_finite)
         capacity = min(n_tokens, max(1, int(math.ceil(self.capacity_factor * n_tokens / self.n_experts))))
-        gates, token_index, probs = expert_choice_routing(logits, capacity)
+        gates, token_index, probs = expert_choice_routing(logits, capacity, check_finite=False)
         expert_index = torch.arange(self.n_experts, device=logits.device)[:, None].expand_as(token_index)
+        served = torch.zeros(n_tokens, dtype=torch.bool, device=logits.device).index_fill(
+            0, token_index.reshape(-1), True
+        )
+        n_unserved = n_tokens - served.sum()
         return RouterOutput(
             logits=logits,
             probs=probs,
@@ -373,9 +468,10 @@ class ExpertChoiceRouter(nn.Module):
             expert_index=expert_index.reshape(-1),
             weight=gates.reshape(-1),
             capacity=capacity,
-            n_dropped=0,
+            n_dropped=n_unserved,
             balance_loss=load_balancing_loss(probs, expert_index, self.n_experts),
             z_loss=router_z_loss(logits),
+            n_unserved=n_unserved,
         )
 
     def forward(self, x):

@@ -27,7 +27,16 @@ Dispatch (the computation of all :math:`\mathrm{FFN}_e(x_i)`,
     every expert on every token, combined with a dense :math:`(N, E)` weight
     matrix: :math:`E/k` times the FLOPs; the test oracle only.
 ``'auto'``
-    ``'grouped_mm'`` where it runs for this device and dtype, else ``'loop'``.
+    ``'grouped_mm'`` where it runs for this device and dtype, else ``'loop'``
+    (decided inside the grouped op under ``torch.compile``).
+
+All but ``'dense'`` sort by expert with ``argsort`` and take the group ends
+from ``searchsorted`` (no ``bincount``, no host read); the grouped and loop
+paths run through the custom op :func:`mixstat.nn._grouped.grouped_linear`
+(biases added inside it), which ``torch.compile(fullgraph=True)`` traces in
+every dtype: where the kernel lacks the dtype (float64) or the alignment, it
+falls back inside the op to one ``mm`` per expert over ``w.unbind(0)``
+(reading the group sizes on the host: one sync, on the fallback only).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._grouped import grouped_linear, grouped_mm_supported
 from .gating import ExpertChoiceRouter, RouterOutput, TopKRouter, _check_capacity_factor, _check_k
 
 __all__ = ["MoELayer", "expert_ffn_dispatch"]
@@ -50,38 +60,29 @@ _ACTIVATIONS = {
     "identity": lambda h: h,
 }
 _DISPATCHES = ("auto", "grouped_mm", "loop", "padded", "dense")
-_GROUPED_MM_OK: dict = {}
 
 
 def _grouped_mm_supported(x, w1, w2):
-    """Whether ``F.grouped_mm`` runs here (probed once per device/dtype)."""
-    if not hasattr(F, "grouped_mm"):
-        return False
-    if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        return False
-    esize = x.element_size()
-    if (w1.shape[1] * esize) % 16 or (w1.shape[2] * esize) % 16:
-        return False
-    key = (x.device.type, x.device.index, x.dtype)
-    if key not in _GROUPED_MM_OK:
-        try:
-            a = torch.zeros(4, w1.shape[1], device=x.device, dtype=x.dtype)
-            b = torch.zeros(2, w1.shape[1], w1.shape[2], device=x.device, dtype=x.dtype)
-            F.grouped_mm(a, b, offs=torch.tensor([2, 4], device=x.device, dtype=torch.int32))
-            _GROUPED_MM_OK[key] = True
-        except (RuntimeError, NotImplementedError, TypeError):
-            _GROUPED_MM_OK[key] = False
-    return _GROUPED_MM_OK[key]
+    """Whether ``F.grouped_mm`` runs here for both expert layers."""
+    return grouped_mm_supported(x, w1) and grouped_mm_supported(x, w2)
 
 
-def _sort_assignments(token_index, expert_index, n_experts):
+def _sort_assignments(expert_index, n_experts):
+    """Stable sort by expert: ``(order, sorted experts, cumulative group ends)``.
+
+    The ends come from ``searchsorted`` on the sorted ids (no ``bincount``,
+    whose output size is read on the host).
+    """
     order = torch.argsort(expert_index, stable=True)
-    counts = torch.bincount(expert_index, minlength=n_experts)
-    return order, counts
+    exp_sorted = expert_index[order]
+    ids = torch.arange(n_experts, device=expert_index.device, dtype=exp_sorted.dtype)
+    ends = torch.searchsorted(exp_sorted, ids, right=True)
+    return order, exp_sorted, ends
 
 
 def expert_ffn_dispatch(
-    x, token_index, expert_index, weight, w1, b1, w2, b2, activation=F.gelu, dispatch="loop"
+    x, token_index, expert_index, weight, w1, b1, w2, b2, activation=F.gelu, dispatch="loop",
+    *, capacity=None,
 ):
     r"""Weighted sum of expert FFN outputs over a list of assignments.
 
@@ -93,11 +94,23 @@ def expert_ffn_dispatch(
     w1 : (E, d, h); b1 : (E, h) or None; w2 : (E, h, d_out); b2 : (E, d_out) or None
     activation : callable
     dispatch : {'grouped_mm', 'loop', 'padded', 'dense'}
+        'grouped_mm' falls back to the loop inside the op where the kernel
+        lacks the dtype or alignment (:func:`mixstat.nn._grouped.grouped_linear`).
+    capacity : int or None
+        'padded' only: rows per expert of the :math:`(E, C, d)` buffer;
+        assignments past it output 0 (their weight must be 0). None: the
+        largest group, read on the host (one sync), or :math:`M` under
+        ``torch.compile``.
 
     Returns
     -------
     y : Tensor of shape (n_tokens, d_out)
         :math:`y_i = \sum_{m: t_m = i} w_m \mathrm{FFN}_{e_m}(x_i)`.
+
+    Notes
+    -----
+    No path reads a tensor on the host except the loop fallback and the
+    dropless 'padded' buffer size; all compile with ``fullgraph=True``.
     """
     n_tokens = x.shape[0]
     n_experts = w1.shape[0]
@@ -114,48 +127,44 @@ def expert_ffn_dispatch(
             (token_index, expert_index), weight.to(x.dtype), accumulate=True
         )
         return torch.einsum("ne,eno->no", combine, out)
-    if token_index.numel() == 0:
+    if dispatch not in ("auto", "grouped_mm", "loop", "padded"):
+        raise ValueError(f"dispatch must be one of {_DISPATCHES}, got {dispatch!r}")
+    n_assign = token_index.shape[0]
+    if n_assign == 0:
         return y
-    order, counts = _sort_assignments(token_index, expert_index, n_experts)
+    order, exp_sorted, ends = _sort_assignments(expert_index, n_experts)
     tok_sorted = token_index[order]
-    exp_sorted = expert_index[order]
     if dispatch == "padded":
-        starts = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(order.numel(), device=x.device) - starts[exp_sorted]
-        cap = int(counts.max())
-        buf = x.new_zeros(n_experts, cap, x.shape[1])
-        buf = buf.index_put((exp_sorted, slot), x[tok_sorted])
-        h = torch.bmm(buf, w1)
+        starts = torch.cat([ends.new_zeros(1), ends[:-1]])
+        slot = torch.arange(n_assign, device=x.device) - starts[exp_sorted]
+        if capacity is not None:
+            cap = int(capacity)
+        elif torch.compiler.is_compiling():
+            cap = n_assign
+        else:
+            cap = int((ends - starts).max())  # dropless: the one host read of this path
+        cap = max(cap, 1)
+        trash = n_experts * cap
+        flat = torch.where(slot < cap, exp_sorted * cap + slot, torch.full_like(slot, trash))
+        buf = x.new_zeros(trash + 1, x.shape[1]).index_put((flat,), x[tok_sorted])
+        h = torch.bmm(buf[:trash].view(n_experts, cap, -1), w1)
         if b1 is not None:
             h = h + b1[:, None, :]
         out = torch.bmm(activation(h), w2)
         if b2 is not None:
             out = out + b2[:, None, :]
-        out = out[exp_sorted, slot]
+        out = torch.cat([out.reshape(trash, d_out), out.new_zeros(1, d_out)])[flat]
     else:
-        xs = x[tok_sorted]
-        if dispatch == "grouped_mm":
-            offs = torch.cumsum(counts, 0).to(torch.int32)
-            h = F.grouped_mm(xs, w1, offs=offs)
-            if b1 is not None:
-                h = h + b1[exp_sorted]
-            out = F.grouped_mm(activation(h), w2, offs=offs)
-        elif dispatch == "loop":
-            pieces = []
-            for e, xe in enumerate(torch.split(xs, counts.tolist())):
-                if xe.shape[0] == 0:
-                    continue
-                he = xe @ w1[e]
-                if b1 is not None:
-                    he = he + b1[e]
-                pieces.append(activation(he) @ w2[e])
-            out = torch.cat(pieces, dim=0)
-        else:
-            raise ValueError(f"dispatch must be one of {_DISPATCHES}, got {dispatch!r}")
-        if b2 is not None:
-            out = out + b2[exp_sorted]
-    return y.index_add(0, tok_sorted, out * weight[order].to(out.dtype)[:, None])
-
+        # index_select, not x[idx]: its backward is index_add (a plain
+        # scatter-add), where advanced indexing backpropagates through a
+        # sorting index_put(accumulate=True)
+        xs = x.index_select(0, tok_sorted)
+        offs = ends.to(torch.int32)
+        mode = {"loop": "loop", "grouped_mm": "grouped", "auto": "auto"}[dispatch]
+        h = grouped_linear(xs, w1, offs, mode, bias=b1)
+        out = grouped_linear(activation(h), w2, offs, mode, bias=b2)
+    w_sorted = weight.index_select(0, order).to(out.dtype)
+    return y.index_add(0, tok_sorted, out * w_sorted[:, None])
 
 
 def _check_and_route(layer, x):
@@ -297,6 +306,9 @@ class MoELayer(nn.Module):
         dispatch = dispatch or self.dispatch
         if dispatch not in _DISPATCHES:
             raise ValueError(f"dispatch must be one of {_DISPATCHES}, got {dispatch!r}")
+        if torch.compiler.is_compiling():
+            # no probe while tracing: the grouped op decides inside itself
+            return dispatch
         supported = _grouped_mm_supported(x, self.w1, self.w2)
         if dispatch == "auto":
             return "grouped_mm" if supported else "loop"
@@ -317,7 +329,7 @@ class MoELayer(nn.Module):
         y = expert_ffn_dispatch(
             xf, route.token_index, route.expert_index, route.weight,
             self.w1, self.b1, self.w2, self.b2,
-            activation=_ACTIVATIONS[self.activation], dispatch=path,
+            activation=_ACTIVATIONS[self.activation], dispatch=path, capacity=route.capacity,
         )
         self.router_output = route
         self.aux_loss = self.balance_coef * route.balance_loss + self.z_coef * route.z_loss

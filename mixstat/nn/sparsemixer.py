@@ -137,7 +137,10 @@ def _coin(shape, p_true, like, generator):
     return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype) < p_true
 
 
-def sparsemixer_v1(logits, *, jitter_eps=0.1, training=True, sample=None, first_order=None, generator=None):
+def sparsemixer_v1(
+    logits, *, jitter_eps=0.1, training=True, sample=None, first_order=None, generator=None,
+    check_finite=True,
+):
     r"""SparseMixer v1 top-1 routing (see the module docstring).
 
     Parameters
@@ -153,6 +156,8 @@ def sparsemixer_v1(logits, *, jitter_eps=0.1, training=True, sample=None, first_
         The coin (True: full point; default: a fair coin). Forced True for the
         argmax expert.
     generator : torch.Generator, optional
+    check_finite : bool or None, default=True
+        See :func:`mixstat.nn.token_choice_routing`.
 
     Returns
     -------
@@ -162,7 +167,7 @@ def sparsemixer_v1(logits, *, jitter_eps=0.1, training=True, sample=None, first_
     probs : Tensor of shape (n_tokens, n_experts)
         The masked softmax :math:`\tilde\pi`.
     """
-    _check_logits(logits)
+    _check_logits(logits, check_finite)
     mask = sparsity_mask(logits, jitter_eps)
     probs = softmax(logits.masked_fill(mask, float("-inf")), axis=-1)
     top = logits.argmax(dim=-1, keepdim=True)
@@ -195,7 +200,8 @@ def _v2_expert(logits, mask, training, sample, full_point, generator):
 
 
 def sparsemixer_v2(
-    logits, k=2, *, jitter_eps=0.1, training=True, samples=None, full_points=None, generator=None
+    logits, k=2, *, jitter_eps=0.1, training=True, samples=None, full_points=None, generator=None,
+    check_finite=True,
 ):
     r"""SparseMixer v2 (GRIN) top-1 or top-2 routing (see the module docstring).
 
@@ -210,6 +216,8 @@ def sparsemixer_v2(
     full_points : list of BoolTensor (n_tokens, 1), optional
         The coins (True: full point, probability 1/4; else the 1/3 point).
     generator : torch.Generator, optional
+    check_finite : bool or None, default=True
+        See :func:`mixstat.nn.token_choice_routing`.
 
     Returns
     -------
@@ -218,7 +226,7 @@ def sparsemixer_v2(
     probs : Tensor of shape (n_tokens, n_experts)
         The unmasked softmax of the logits (for the balance loss).
     """
-    _check_logits(logits)
+    _check_logits(logits, check_finite)
     if k not in (1, 2):
         raise ValueError(f"SparseMixer v2 supports k in (1, 2), got k={k}")
     if k == 2 and logits.shape[1] < 2:
@@ -247,16 +255,23 @@ class SparseMixerRouter(nn.Module):
     version : {'v1', 'v2'} or None
         None: 'v1' for k=1, 'v2' for k=2 (v1 is top-1 only).
     jitter_eps : float, default=0.1
+    check_finite : bool or None, default=None
+        See :class:`mixstat.nn.TopKRouter`.
 
     Notes
     -----
+    No host sync in the forward or backward pass (dropless, static shapes).
     The reference v1 module also multiplies the gate by a learnable
     per-channel scale :math:`\omega` (init 1); here that scale is left to the
     surrounding network. No capacity limit: SparseMixer routing is dropless.
     """
 
-    def __init__(self, d_model, n_experts, k=1, *, version=None, jitter_eps=0.1, device=None, dtype=None):
+    def __init__(
+        self, d_model, n_experts, k=1, *, version=None, jitter_eps=0.1, check_finite=None,
+        device=None, dtype=None,
+    ):
         super().__init__()
+        self.check_finite = check_finite
         if int(n_experts) < 1:
             raise ValueError(f"n_experts must be >= 1, got {n_experts}")
         if k not in (1, 2) or k > n_experts:
@@ -272,11 +287,15 @@ class SparseMixerRouter(nn.Module):
 
     def route_logits(self, logits):
         if self.version == "v1":
-            gates, indices, _ = sparsemixer_v1(logits, jitter_eps=self.jitter_eps, training=self.training)
+            gates, indices, _ = sparsemixer_v1(
+                logits, jitter_eps=self.jitter_eps, training=self.training,
+                check_finite=self.check_finite,
+            )
             probs = softmax(logits, axis=-1)
         else:
             gates, indices, probs = sparsemixer_v2(
-                logits, self.k, jitter_eps=self.jitter_eps, training=self.training
+                logits, self.k, jitter_eps=self.jitter_eps, training=self.training,
+                check_finite=self.check_finite,
             )
         n_tokens = logits.shape[0]
         tok = torch.arange(n_tokens, device=logits.device)[:, None].expand_as(indices)

@@ -8,6 +8,7 @@ autograd, array-api-strict) and returns arrays of the same library.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from array_api_compat import array_namespace
@@ -20,6 +21,13 @@ __all__ = [
     "topk_gating",
     "responsibilities",
 ]
+
+
+def is_torch_array(a):
+    """Whether ``a`` is a torch tensor, without importing torch (and without
+    the ``lru_cache`` of ``array_api_compat``, which ``torch.compile`` warns about)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(a, torch.Tensor)
 
 
 def _finite_max(a, axis, xp):
@@ -53,6 +61,8 @@ def logsumexp(a, axis=-1, keepdims=False):
     """
     if type(a) is np.ndarray:
         return _logsumexp_numpy(a, axis, keepdims)
+    if is_torch_array(a):
+        return _logsumexp_torch(a, axis, keepdims)
     xp = array_namespace(a)
     amax = _finite_max(a, axis, xp)
     s = xp.sum(xp.exp(a - amax), axis=axis, keepdims=True)
@@ -60,6 +70,19 @@ def logsumexp(a, axis=-1, keepdims=False):
     if not keepdims:
         out = xp.squeeze(out, axis=axis)
     return out
+
+
+def _logsumexp_torch(a, axis, keepdims):
+    """The same composition with tensor methods: no namespace dispatch (which
+    ``torch.compile`` would trace through an ``lru_cache``). Not
+    ``torch.logsumexp``: on an all ``-inf`` row its gradient is NaN, this
+    composition's is 0 (log-space circuits have such rows)."""
+    amax = a.amax(dim=axis, keepdim=True)
+    amax = amax.where(amax.isfinite(), amax.new_zeros(()))
+    s = (a - amax).exp().sum(dim=axis, keepdim=True)
+    pos = s > 0
+    out = s.where(pos, s.new_ones(())).log().where(pos, s.new_full((), -math.inf)) + amax
+    return out if keepdims else out.squeeze(axis)
 
 
 def _logsumexp_numpy(a, axis, keepdims):
@@ -120,12 +143,18 @@ def log_softmax(a, axis=-1):
 
 
 def softmax(a, axis=-1):
-    """Stable softmax along ``axis`` (rows sum to one)."""
+    """Stable softmax along ``axis`` (rows sum to one).
+
+    Torch tensors use ``torch.softmax`` (one fused op; same values and
+    gradients, except that a row with a ``+inf`` entry is all NaN there).
+    """
+    if is_torch_array(a):
+        return a.softmax(dim=axis)
     xp = array_namespace(a)
     return xp.exp(log_softmax(a, axis=axis))
 
 
-def topk_gating(logits, k, renormalize=True):
+def topk_gating(logits, k, renormalize=True, *, return_probs=False):
     r"""Top-k softmax gating (Shazeer et al. 2017; Fedus et al. 2022).
 
     The gate of token :math:`i` is :math:`g_i = \mathrm{softmax}(\ell_i)`; the
@@ -139,25 +168,46 @@ def topk_gating(logits, k, renormalize=True):
     k : int
         Number of experts kept, ``1 <= k <= n_experts``.
     renormalize : bool, default=True
+    return_probs : bool, default=False
+        Also return the full softmax :math:`g_i` (computed once here, so that
+        a router needs no second softmax).
 
     Returns
     -------
     gates : array of shape (..., k)
         Gate values, in decreasing order.
     indices : integer array of shape (..., k)
-        Chosen experts (ties go to the lower index).
+        Chosen experts (ties go to the lower index; for torch tensors with
+        ``k > 1`` a tie at the k-th place goes where ``torch.topk`` puts it).
+    probs : array of shape (..., n_experts)
+        Only with ``return_probs``.
+
+    Notes
+    -----
+    Torch tensors take a fused path: one ``softmax`` and one ``topk``
+    (``max`` for ``k = 1``) instead of the array-API composition and a full
+    sort of every row; same values and gradients.
     """
-    xp = array_namespace(logits)
     n_experts = logits.shape[-1]
     if not (1 <= int(k) <= n_experts):
         raise ValueError(f"k must satisfy 1 <= k <= n_experts={n_experts}, got k={k}")
+    if is_torch_array(logits):
+        probs = logits.softmax(dim=-1)
+        if int(k) == 1:
+            gates, indices = probs.max(dim=-1, keepdim=True)  # first maximum on ties
+        else:
+            gates, indices = probs.topk(int(k), dim=-1, sorted=True)
+        if renormalize:
+            gates = gates / gates.sum(dim=-1, keepdim=True)
+        return (gates, indices, probs) if return_probs else (gates, indices)
+    xp = array_namespace(logits)
     probs = softmax(logits, axis=-1)
     order = xp.argsort(probs, axis=-1, descending=True, stable=True)
     indices = order[..., :k]
     gates = xp.take_along_axis(probs, indices, axis=-1)
     if renormalize:
         gates = gates / xp.sum(gates, axis=-1, keepdims=True)
-    return gates, indices
+    return (gates, indices, probs) if return_probs else (gates, indices)
 
 
 def responsibilities(log_prob, log_weights=None):
