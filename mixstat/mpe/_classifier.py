@@ -290,12 +290,19 @@ class ElkanNotoMPE(_ScoreMPE):
         return _label_frequency_to_kappa(c, len(X_h), len(X_f))
 
 
-def _kde_log(points, data, bw):
-    """Gaussian KDE log-density of ``data`` (1-D) at ``points`` (chunked)."""
+def _kde_log(points, data, bw, leave_one_out=False):
+    """Gaussian KDE log-density of ``data`` (1-D) at ``points`` (chunked).
+
+    ``leave_one_out=True`` requires ``points is data`` and leaves each
+    point's own kernel out of its density (divided by ``n - 1``)."""
     out = np.empty(len(points))
+    n = len(data)
     for a in range(0, len(points), 2048):
         ll = normal_log_density(points[a:a + 2048, None], data[None, :], bw * bw)
-        out[a:a + 2048] = logsumexp(ll, axis=1) - np.log(len(data))
+        if leave_one_out:
+            rows = np.arange(ll.shape[0])
+            ll[rows, a + rows] = -np.inf
+        out[a:a + 2048] = logsumexp(ll, axis=1) - np.log(n - 1 if leave_one_out else n)
     return out
 
 
@@ -305,7 +312,7 @@ def _logit(s, eps=1e-7):
 
 
 def dedpul_density_ratio(s_h, s_f, bw_mixture=0.05, bw_component=0.1, max_ratio=50.0,
-                         n_grid=1025):
+                         n_grid=1025, leave_one_out=False):
     r"""DEDPUL's density ratio :math:`r(s) = f_H(s)/f_F(s)` at the mixture scores.
 
     As in the reference implementation (Ivanov 2020, ``estimate_diff`` with
@@ -316,17 +323,38 @@ def dedpul_density_ratio(s_h, s_f, bw_mixture=0.05, bw_component=0.1, max_ratio=
     non-decreasing in the score (the largest ratio goes to the highest
     score). The reference's intermediate monotonising passes, which the final
     rearrangement overrides up to ties, are left out.
+
+    Why the prior is biased low on small real samples (diagnosed on six
+    bundled data sets, ``benchmarks/results/mpe_realdata.md``): (1) with the
+    reference's narrow mixture bandwidth (0.05 standard deviations) each
+    mixture score's own kernel :math:`1/(n h\sqrt{2\pi})` is a large part
+    of :math:`\hat f_F` at that score, so the plug-in ratio is too small at
+    every mixture point: its mean over the mixture, which is
+    :math:`E_F[h/f] = 1` for the true ratio, was 0.47-0.90 at n = 28-200;
+    (2) the EM clips the posterior :math:`\max(0, 1-\kappa r)`, so noise in
+    :math:`r` biases :math:`1-\kappa` up (Jensen), most near
+    :math:`\kappa = 1` where :math:`r \approx 1/\kappa` everywhere.
+    ``leave_one_out=True`` removes (1): the mixture density at each mixture
+    score leaves that score's kernel out (breast cancer, kappa* = 0.95,
+    n = 143: 0.54 -> 0.85), but the ratio then explodes at isolated tail
+    scores (the anchor-score check at kappa = 0.2, n = 20000 gives 0.05), so
+    it is an option, not the default; (2) is the method.
     """
     t_h, t_f = _logit(s_h), _logit(s_f)
     sd_h = float(np.std(t_h, ddof=1)) if len(t_h) > 1 else 1.0
     sd_f = float(np.std(t_f, ddof=1)) if len(t_f) > 1 else 1.0
     h_h = bw_component * (sd_h if sd_h > 0 else 1.0)
     h_f = bw_mixture * (sd_f if sd_f > 0 else 1.0)
-    lo, hi = min(t_h.min(), t_f.min()), max(t_h.max(), t_f.max())
-    grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo - 1.0, lo + 1.0])
-    lr = _kde_log(grid, t_h, h_h) - _kde_log(grid, t_f, h_f)
     order = np.argsort(t_f, kind="stable")
-    r = np.minimum(np.exp(np.interp(t_f[order], grid, lr)), max_ratio)
+    if leave_one_out and len(t_f) > 1:
+        with np.errstate(over="ignore"):
+            lr = _kde_log(t_f, t_h, h_h) - _kde_log(t_f, t_f, h_f, leave_one_out=True)
+            r = np.minimum(np.exp(lr[order]), max_ratio)
+    else:
+        lo, hi = min(t_h.min(), t_f.min()), max(t_h.max(), t_f.max())
+        grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo - 1.0, lo + 1.0])
+        lr = _kde_log(grid, t_h, h_h) - _kde_log(grid, t_f, h_f)
+        r = np.minimum(np.exp(np.interp(t_f[order], grid, lr)), max_ratio)
     k = len(t_f) // 20
     if k > 0:
         r = median_filter(r, size=2 * k + 1, mode="nearest")
@@ -336,7 +364,7 @@ def dedpul_density_ratio(s_h, s_f, bw_mixture=0.05, bw_component=0.1, max_ratio=
 
 
 def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
-                      quantile=0.95, tol=1e-5, max_iter=1000):
+                      quantile=0.95, tol=1e-5, max_iter=1000, leave_one_out=False):
     r"""DEDPUL prior from 1-D scores (Ivanov, ICMLA 2020).
 
     :math:`r` is :func:`dedpul_density_ratio` at the mixture points. With
@@ -350,7 +378,7 @@ def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
     with ``prior='quantile'``, :math:`\kappa = 1/\max(q_{0.95}(r), 1)`.
     Returns ``(kappa, n_iter)``.
     """
-    r = dedpul_density_ratio(s_h, s_f, bw_mixture, bw_component)
+    r = dedpul_density_ratio(s_h, s_f, bw_mixture, bw_component, leave_one_out=leave_one_out)
     if prior == "quantile":
         return float(1.0 / max(np.quantile(r, quantile, method="higher"), 1.0)), 0
     kappa, it = 1.0, 0
@@ -396,6 +424,12 @@ class DEDPULMPE(_ScoreMPE):
         KDE bandwidth factors (times the standard deviation of the logit
         scores of the mixture / component sample).
     quantile : float, default=0.95
+    leave_one_out : bool, default=False
+        Evaluate the mixture KDE at each mixture score without its own kernel
+        (see :func:`dedpul_density_ratio` for the diagnosis): the plug-in
+        evaluation of the reference code (``False``) biases the ratio, and
+        the prior, low at small samples; the leave-one-out ratio explodes at
+        isolated tail scores, so ``prior='quantile'`` is worse with it.
     """ + _CLF_DOC + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
@@ -413,15 +447,17 @@ class DEDPULMPE(_ScoreMPE):
         "bandwidth_mixture": [Interval(Real, 0, None, closed="neither")],
         "bandwidth_component": [Interval(Real, 0, None, closed="neither")],
         "quantile": [Interval(Real, 0, 1, closed="right")],
+        "leave_one_out": ["boolean"],
     }
 
     def __init__(self, prior="em", *, bandwidth_mixture=0.05, bandwidth_component=0.1,
-                 quantile=0.95, classifier=None, n_folds=5, backend=None, n_bootstrap=0,
+                 quantile=0.95, leave_one_out=False, classifier=None, n_folds=5, backend=None, n_bootstrap=0,
                  confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.prior = prior
         self.bandwidth_mixture = bandwidth_mixture
         self.bandwidth_component = bandwidth_component
         self.quantile = quantile
+        self.leave_one_out = leave_one_out
         self.classifier = classifier
         self.n_folds = n_folds
         self.backend = backend
@@ -434,7 +470,8 @@ class DEDPULMPE(_ScoreMPE):
     def _estimate(self, X_h, X_f, rng):
         s_h, s_f = self._scores(X_h, X_f, rng)
         k, self.n_iter_ = dedpul_proportion(s_h, s_f, self.prior, self.bandwidth_mixture,
-                                            self.bandwidth_component, self.quantile)
+                                            self.bandwidth_component, self.quantile,
+                                            leave_one_out=self.leave_one_out)
         return k
 
 
