@@ -300,7 +300,7 @@ def main():
         if not args.no_peers:
             pr = run_peers(peer_splits)
             if pr is not None:
-                for (kappa, m, r), d in zip(peer_keys, pr):
+                for (kappa, m, r), d in zip(peer_keys, pr, strict=True):
                     for name, val in d.items():
                         if name.endswith("_error"):
                             print(dname, name, val, file=sys.stderr)

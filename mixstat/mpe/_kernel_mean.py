@@ -720,6 +720,10 @@ class KernelMeanMPE(BaseMPE):
         if backend.name in ("torch", "cupy"):
             X_h = backend.asarray(X_h, dtype=_float64(backend))
             X_f = backend.asarray(X_f, dtype=_float64(backend))
+        factors = np.asarray(self.width_factors, dtype=float).reshape(-1)
+        if factors.size == 0 or not np.all(np.isfinite(factors)) or np.any(factors <= 0):
+            raise ValueError("width_factors must be a non-empty sequence of positive numbers; "
+                             f"got {self.width_factors!r}.")
         if self.kernel_width is None:
             width = mmd_width(X_h, X_f, np.asarray(self.width_factors, float), rng)
         else:
