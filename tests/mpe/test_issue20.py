@@ -152,3 +152,29 @@ def test_sumpe_repr_is_short_and_validation():
         SubsamplingMPE(BestBinMPE(), np.ones(300), mode="cubic").fit(d.X, d.y)
     with pytest.raises(ValueError):
         SubsamplingMPE(BestBinMPE(), np.ones(300), lower_threshold=2).fit(d.X, d.y)
+
+
+def test_lapack_pivoted_cholesky_equals_the_loop():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 5))
+    Z1, t1 = pivoted_cholesky_features(X, 1.7)
+    Z2, t2 = pivoted_cholesky_features(X, 1.7, max_rank=10_000)  # the Python loop
+    np.testing.assert_allclose(Z1 @ Z1.T, Z2 @ Z2.T, atol=1e-9)
+    assert Z1.shape[1] == Z2.shape[1]
+    assert t1 == pytest.approx(t2, abs=1e-6)
+
+
+def test_km_warm_start_at_lambda_one_gives_the_same_estimates():
+    from mixstat.mpe._kernel_mean import _bisect, _HullDistance
+
+    d = make_sumpe_synthetic(0.5, scenario="irreducible", n_component=150, n_mixture=150,
+                             random_state=1)
+    X = np.vstack([d.X[d.y == 0], d.X[d.y == 1]])
+    Z, _ = pivoted_cholesky_features(X, 1.0)
+    warm = _HullDistance(Z, 150)
+    cold = _HullDistance(Z, 150)
+    cold.state = None
+    assert warm(1.0) == pytest.approx(0.0, abs=1e-9)
+    for nu in (0.05, 0.2):
+        warm.state, cold.state = warm.start, None
+        assert _bisect(warm, nu, 0.04, 100.0) == pytest.approx(_bisect(cold, nu, 0.04, 100.0))
