@@ -178,3 +178,22 @@ def test_km_warm_start_at_lambda_one_gives_the_same_estimates():
     for nu in (0.05, 0.2):
         warm.state, cold.state = warm.start, None
         assert _bisect(warm, nu, 0.04, 100.0) == pytest.approx(_bisect(cold, nu, 0.04, 100.0))
+
+
+@pytest.mark.parametrize("cls", ["ROCMPE", "BestBinMPE", "ElkanNotoMPE", "DEDPULMPE"])
+def test_score_bootstrap_reuses_the_classifier(cls):
+    import mixstat.mpe as M
+
+    d = make_sumpe_synthetic(0.5, n_component=200, n_mixture=200, random_state=0)
+    est = getattr(M, cls)(bootstrap_refit=False, n_bootstrap=20, random_state=0).fit(d.X, d.y)
+    plain = getattr(M, cls)(random_state=0).fit(d.X, d.y)
+    assert est.proportion_ == pytest.approx(plain.proportion_)  # the fit itself is unchanged
+    reps = est.bootstrap_proportions_
+    assert reps.shape == (20,) and np.all((reps >= 0) & (reps <= 1))
+    lo, hi = est.proportion_interval_
+    assert lo <= hi
+    # a resample equal to the original sample gives back the estimate
+    from mixstat.mpe._classifier import _ScoreStatistic
+
+    stat = _ScoreStatistic(est, est.scores_component_, est.scores_mixture_)
+    assert stat(np.arange(400), 0) == pytest.approx(est.proportion_)
