@@ -271,6 +271,9 @@ def main():
     ap.add_argument("--n-cap", type=int, default=200, help="largest mixture / component size")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--datasets", default=None, help="comma-separated subset")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the data sets already run with these settings (rows saved "
+                         "under benchmarks/_out/), run the others, tabulate all")
     args = ap.parse_args()
     reps = args.reps if args.reps is not None else (1 if args.quick else 10)
     m_fracs = (1.0,) if args.quick else (0.25, 1.0)
@@ -280,7 +283,22 @@ def main():
         pools = {k: v for k, v in pools.items() if k.split(" ")[0] in args.datasets.split(",")}
     rows = []   # (dataset, kappa, m, rep, wrapper, name, est, lo, hi, t)
     t_all = time.perf_counter()
+    tag = f"q{int(args.quick)}_r{reps}_n{args.n_cap}"
+    out_dir = os.path.join(HERE, "_out")
+    os.makedirs(out_dir, exist_ok=True)
+    all_names = list(load_pools()) if args.datasets else list(pools)
+    for dname in all_names:
+        f = os.path.join(out_dir, f"mpe_realdata_{tag}_{dname.split(' ')[0]}.json")
+        if args.resume and dname not in pools and os.path.exists(f):
+            with open(f) as fh:
+                rows += [tuple(r) for r in json.load(fh)]
     for dname, (P, N) in pools.items():
+        f = os.path.join(out_dir, f"mpe_realdata_{tag}_{dname.split(' ')[0]}.json")
+        if args.resume and os.path.exists(f):
+            with open(f) as fh:
+                rows += [tuple(r) for r in json.load(fh)]
+            continue
+        start = len(rows)
         peer_splits, peer_keys = [], []
         for kappa in KAPPAS:
             for mf in m_fracs:
@@ -307,6 +325,8 @@ def main():
                             continue
                         rows.append((dname, kappa, m, r, "peer", name, float(val[0]), np.nan,
                                      np.nan, float(val[1])))
+        with open(f, "w") as fh:
+            json.dump([[x if isinstance(x, str) else float(x) for x in r] for r in rows[start:]], fh)
         print(f"{dname}: done ({time.perf_counter() - t_all:.0f} s)", file=sys.stderr)
     write(rows, args, reps, m_fracs, time.perf_counter() - t_all)
 
@@ -314,14 +334,13 @@ def main():
 def write(rows, args, reps, m_fracs, total):
     dt = np.dtype([("d", "U32"), ("k", float), ("m", int), ("r", int), ("w", "U8"),
                    ("e", "U32"), ("v", float), ("lo", float), ("hi", float), ("t", float)])
-    R = np.array(rows, dtype=dt)
-    os.makedirs(os.path.join(HERE, "_out"), exist_ok=True)
-    np.save(os.path.join(HERE, "_out", "mpe_realdata_rows.npy"), R)
+    R = np.array([tuple(r) for r in rows], dtype=dt)
     cmd = "PYTHONPATH=. python benchmarks/bench_mpe_realdata.py " + " ".join(sys.argv[1:])
     L = ["# MPE on real PU data (`benchmarks/bench_mpe_realdata.py`)", "",
          f"Date 2026-12-04; machine: 2-core VM, loaded (6 developers); command: `{cmd}`; "
          f"{reps} repetition(s) per cell, component sizes {'one (large)' if len(m_fracs) == 1 else 'two (small = a quarter of the large)'}, "
-         f"mixture and component samples capped at {args.n_cap} points; total {total:.0f} s.", "",
+         f"mixture and component samples capped at {args.n_cap} points; {total:.0f} s in the last "
+         "command (with `--resume`, the data sets are run over several commands).", "",
          "Data sets (H / G pools): " + ", ".join(sorted(set(R['d']))) + ".", "",
          "Cells: mean absolute error |kappa_hat - kappa*| over data sets x kappa* x sizes x "
          "repetitions; `worst` is the largest per-(data set, kappa*) mean absolute error; "
@@ -330,7 +349,7 @@ def write(rows, args, reps, m_fracs, total):
          "50 resamples; `BBE-DKW` the DKW bound at level 0.9); time per fit (s).", ""]
     L += ["| estimator | wrapper | MAE | worst | bias | k=1 | cover | time |",
           "|---|---|---|---|---|---|---|---|"]
-    keys = sorted(set(zip(R["w"], R["e"])), key=lambda x: (x[0] != "plain", x[0], x[1]))
+    keys = sorted(set(zip(R["w"], R["e"], strict=True)), key=lambda x: (x[0] != "plain", x[0], x[1]))
     summary = []
     for w, e in keys:
         S = R[(R["w"] == w) & (R["e"] == e)]

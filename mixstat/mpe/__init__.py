@@ -9,7 +9,7 @@ F = kappa* H + (1 - kappa*) G (``y == 0``) and estimate kappa*.
   :class:`TIcEMPE`.
 - Meta-estimators: :class:`SubsamplingMPE` (SuMPE, Zhu et al. ICML 2023),
   :class:`RegroupingMPE` (ReCPE, Yao et al. ICLR 2022).
-- :class:`MedianMPE`: the median of KM2, BBE and TIcE (the default of
+- :class:`MedianMPE`: the median of KM1, KM2 and BBE (the default of
   :func:`mixture_proportion`).
 - :func:`mixture_proportion`: one call for notebooks.
 """
