@@ -318,6 +318,10 @@ class RegroupingMPE(BaseMPE):
     def _estimate(self, X_h, X_f, rng):
         base = check_mpe_estimator(_default_base() if self.base_estimator is None
                                    else self.base_estimator)
+        if self.ranker is not None and not (hasattr(self.ranker, "fit")
+                                            and hasattr(self.ranker, "predict_proba")):
+            raise ValueError("ranker must be a scikit-learn classifier with fit and "
+                             f"predict_proba; got {type(self.ranker).__name__}.")
         n_copy = int(len(X_f) * self.copy_fraction)
         if n_copy > 0:
             _, s_f = cross_fit_scores(self.ranker, X_h, X_f, self.n_folds, rng)

@@ -197,3 +197,13 @@ def test_score_bootstrap_reuses_the_classifier(cls):
 
     stat = _ScoreStatistic(est, est.scores_component_, est.scores_mixture_)
     assert stat(np.arange(400), 0) == pytest.approx(est.proportion_)
+
+
+def test_regrouping_ranker_and_sumpe_base_validated():
+    from mixstat.mpe import RegroupingMPE
+
+    d = _data()
+    with pytest.raises(ValueError, match="ranker"):
+        RegroupingMPE(BestBinMPE(), ranker="logistic").fit(d.X, d.y)
+    with pytest.raises(ValueError, match="base_estimator"):
+        SubsamplingMPE(LogisticRegression(), np.ones(300)).fit(d.X, d.y)
