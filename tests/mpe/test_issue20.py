@@ -164,7 +164,7 @@ def test_lapack_pivoted_cholesky_equals_the_loop():
     assert t1 == pytest.approx(t2, abs=1e-6)
 
 
-def test_km_warm_start_at_lambda_one_gives_the_same_estimates():
+def test_km_warm_start_from_the_nearest_lambda_gives_the_same_estimates():
     from mixstat.mpe._kernel_mean import _bisect, _HullDistance
 
     d = make_sumpe_synthetic(0.5, scenario="irreducible", n_component=150, n_mixture=150,
@@ -172,12 +172,13 @@ def test_km_warm_start_at_lambda_one_gives_the_same_estimates():
     X = np.vstack([d.X[d.y == 0], d.X[d.y == 1]])
     Z, _ = pivoted_cholesky_features(X, 1.0)
     warm = _HullDistance(Z, 150)
-    cold = _HullDistance(Z, 150)
-    cold.state = None
     assert warm(1.0) == pytest.approx(0.0, abs=1e-9)
     for nu in (0.05, 0.2):
-        warm.state, cold.state = warm.start, None
+        cold = _HullDistance(Z, 150)
+        cold.states = {}  # chained from the previous QP, as before
         assert _bisect(warm, nu, 0.04, 100.0) == pytest.approx(_bisect(cold, nu, 0.04, 100.0))
+    for lam in (1.3, 2.0, 7.0):
+        assert warm(lam + 1e-3) == pytest.approx(cold(lam + 1e-3), abs=1e-6)  # QP tolerance
 
 
 @pytest.mark.parametrize("cls", ["ROCMPE", "BestBinMPE", "ElkanNotoMPE", "DEDPULMPE"])
