@@ -9,6 +9,8 @@ F = kappa* H + (1 - kappa*) G (``y == 0``) and estimate kappa*.
   :class:`TIcEMPE`.
 - Meta-estimators: :class:`SubsamplingMPE` (SuMPE, Zhu et al. ICML 2023),
   :class:`RegroupingMPE` (ReCPE, Yao et al. ICLR 2022).
+- :class:`MedianMPE`: the median of KM1, KM2 and BBE (the default of
+  :func:`mixture_proportion`).
 - :func:`mixture_proportion`: one call for notebooks.
 """
 
@@ -24,7 +26,13 @@ from ._classifier import (
     roc_proportion,
 )
 from ._kernel_mean import KernelMeanMPE, simplex_nearest_point
-from ._meta import RegroupingMPE, SubsamplingMPE, make_mpe_estimator, mixture_proportion
+from ._meta import (
+    MedianMPE,
+    RegroupingMPE,
+    SubsamplingMPE,
+    make_mpe_estimator,
+    mixture_proportion,
+)
 
 __all__ = [
     "BaseMPE",
@@ -32,6 +40,7 @@ __all__ = [
     "DEDPULMPE",
     "ElkanNotoMPE",
     "KernelMeanMPE",
+    "MedianMPE",
     "ROCMPE",
     "RegroupingMPE",
     "SubsamplingMPE",

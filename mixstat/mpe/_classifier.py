@@ -24,7 +24,15 @@ _CLF_DOC = """
         Any classifier with ``predict_proba``; None uses a quadratic logistic
         regression (:func:`mixstat.mpe._base.default_classifier`).
     n_folds : int, default=5
-        Cross-fitting folds."""
+        Cross-fitting folds.
+    bootstrap_refit : bool, default=True
+        With ``n_bootstrap > 0``: True refits the classifiers on every
+        resample (the whole procedure: the honest interval); False resamples
+        the held-out scores within each sample and reruns only the MPE step
+        on them, reusing the fitted classifiers (hundreds of times cheaper;
+        it ignores the classifier's own variability, so it covers less: BBE
+        at 95 % covered kappa* in 67 % of the cells of
+        ``benchmarks/results/mpe_realdata_quick.md``)."""
 
 
 class _ScoreMPE(BaseMPE):
@@ -32,12 +40,50 @@ class _ScoreMPE(BaseMPE):
         **BaseMPE._parameter_constraints,
         "classifier": "no_validation",
         "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "bootstrap_refit": ["boolean"],
     }
 
     def _scores(self, X_h, X_f, rng):
         s_h, s_f = cross_fit_scores(self.classifier, X_h, X_f, self.n_folds, rng)
         self.scores_component_, self.scores_mixture_ = s_h, s_f
         return s_h, s_f
+
+    def _estimate(self, X_h, X_f, rng):
+        s_h, s_f = self._scores(X_h, X_f, rng)
+        return self._from_scores(s_h, s_f)
+
+    def _bootstrap(self, X_h, X_f, rng):
+        if self.bootstrap_refit:
+            return super()._bootstrap(X_h, X_f, rng)
+        # over the MPE step only: the held-out scores are resampled within each
+        # sample, the cross-fitted classifiers are kept
+        import copy
+
+        from ..primitives._bootstrap import bootstrap_replicates, percentile_interval
+
+        stat = _ScoreStatistic(copy.copy(self), self.scores_component_, self.scores_mixture_)
+        strata = np.r_[np.ones(len(X_h), int), np.zeros(len(X_f), int)]
+        reps = bootstrap_replicates(stat, strata, self.n_bootstrap, random_state=rng,
+                                    n_jobs=self.n_jobs, verbose=self.verbose,
+                                    desc=type(self).__name__)
+        self.bootstrap_proportions_ = reps
+        self.n_bootstrap_failed_ = int(np.sum(~np.isfinite(reps)))
+        self.proportion_interval_ = percentile_interval(reps, self.confidence)
+
+
+class _ScoreStatistic:
+    """Picklable ``(indices, seed) -> proportion`` on resampled held-out scores."""
+
+    def __init__(self, est, s_h, s_f):
+        self.est, self.s = est, np.r_[s_h, s_f]
+        self.m = len(s_h)
+
+    def __call__(self, idx, seed):
+        ih, i_f = idx[idx < self.m], idx[idx >= self.m]
+        try:
+            return float(np.clip(self.est._from_scores(self.s[ih], self.s[i_f]), 0, 1))
+        except ValueError:
+            return np.nan
 
 
 def _tail_counts(s_h, s_f):
@@ -112,11 +158,12 @@ class ROCMPE(_ScoreMPE):
                               "union_bound": ["boolean"]}
 
     def __init__(self, delta=0.1, *, union_bound=True, classifier=None, n_folds=5,
-                 backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+                 bootstrap_refit=True, backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.delta = delta
         self.union_bound = union_bound
         self.classifier = classifier
         self.n_folds = n_folds
+        self.bootstrap_refit = bootstrap_refit
         self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
@@ -124,8 +171,7 @@ class ROCMPE(_ScoreMPE):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _estimate(self, X_h, X_f, rng):
-        s_h, s_f = self._scores(X_h, X_f, rng)
+    def _from_scores(self, s_h, s_f):
         k, self.threshold_ = roc_proportion(s_h, s_f, self.delta, self.union_bound)
         return k
 
@@ -195,11 +241,12 @@ class BestBinMPE(_ScoreMPE):
                               "gamma": [Interval(Real, 0, None, closed="left")]}
 
     def __init__(self, delta=0.1, gamma=0.01, *, classifier=None, n_folds=5,
-                 backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
+                 bootstrap_refit=True, backend=None, n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.delta = delta
         self.gamma = gamma
         self.classifier = classifier
         self.n_folds = n_folds
+        self.bootstrap_refit = bootstrap_refit
         self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
@@ -207,8 +254,7 @@ class BestBinMPE(_ScoreMPE):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _estimate(self, X_h, X_f, rng):
-        s_h, s_f = self._scores(X_h, X_f, rng)
+    def _from_scores(self, s_h, s_f):
         k, self.threshold_, self.confidence_bound_ = bbe_proportion(s_h, s_f, self.delta, self.gamma)
         return k
 
@@ -271,11 +317,13 @@ class ElkanNotoMPE(_ScoreMPE):
     _parameter_constraints = {**_ScoreMPE._parameter_constraints,
                               "variant": [StrOptions({"e1", "e3"})]}
 
-    def __init__(self, variant="e1", *, classifier=None, n_folds=5, backend=None, n_bootstrap=0,
+    def __init__(self, variant="e1", *, classifier=None, n_folds=5, bootstrap_refit=True, backend=None,
+                 n_bootstrap=0,
                  confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.variant = variant
         self.classifier = classifier
         self.n_folds = n_folds
+        self.bootstrap_refit = bootstrap_refit
         self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
@@ -283,19 +331,25 @@ class ElkanNotoMPE(_ScoreMPE):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _estimate(self, X_h, X_f, rng):
-        s_h, s_f = self._scores(X_h, X_f, rng)
+    def _from_scores(self, s_h, s_f):
         c = s_h.mean() if self.variant == "e1" else max(s_h.max(), s_f.max())
         self.label_frequency_ = float(c)
-        return _label_frequency_to_kappa(c, len(X_h), len(X_f))
+        return _label_frequency_to_kappa(c, len(s_h), len(s_f))
 
 
-def _kde_log(points, data, bw):
-    """Gaussian KDE log-density of ``data`` (1-D) at ``points`` (chunked)."""
+def _kde_log(points, data, bw, leave_one_out=False):
+    """Gaussian KDE log-density of ``data`` (1-D) at ``points`` (chunked).
+
+    ``leave_one_out=True`` requires ``points is data`` and leaves each
+    point's own kernel out of its density (divided by ``n - 1``)."""
     out = np.empty(len(points))
+    n = len(data)
     for a in range(0, len(points), 2048):
         ll = normal_log_density(points[a:a + 2048, None], data[None, :], bw * bw)
-        out[a:a + 2048] = logsumexp(ll, axis=1) - np.log(len(data))
+        if leave_one_out:
+            rows = np.arange(ll.shape[0])
+            ll[rows, a + rows] = -np.inf
+        out[a:a + 2048] = logsumexp(ll, axis=1) - np.log(n - 1 if leave_one_out else n)
     return out
 
 
@@ -305,7 +359,7 @@ def _logit(s, eps=1e-7):
 
 
 def dedpul_density_ratio(s_h, s_f, bw_mixture=0.05, bw_component=0.1, max_ratio=50.0,
-                         n_grid=1025):
+                         n_grid=1025, leave_one_out=False):
     r"""DEDPUL's density ratio :math:`r(s) = f_H(s)/f_F(s)` at the mixture scores.
 
     As in the reference implementation (Ivanov 2020, ``estimate_diff`` with
@@ -316,17 +370,38 @@ def dedpul_density_ratio(s_h, s_f, bw_mixture=0.05, bw_component=0.1, max_ratio=
     non-decreasing in the score (the largest ratio goes to the highest
     score). The reference's intermediate monotonising passes, which the final
     rearrangement overrides up to ties, are left out.
+
+    Why the prior is biased low on small real samples (diagnosed on six
+    bundled data sets, ``benchmarks/results/mpe_realdata.md``): (1) with the
+    reference's narrow mixture bandwidth (0.05 standard deviations) each
+    mixture score's own kernel :math:`1/(n h\sqrt{2\pi})` is a large part
+    of :math:`\hat f_F` at that score, so the plug-in ratio is too small at
+    every mixture point: its mean over the mixture, which is
+    :math:`E_F[h/f] = 1` for the true ratio, was 0.47-0.90 at n = 28-200;
+    (2) the EM clips the posterior :math:`\max(0, 1-\kappa r)`, so noise in
+    :math:`r` biases :math:`1-\kappa` up (Jensen), most near
+    :math:`\kappa = 1` where :math:`r \approx 1/\kappa` everywhere.
+    ``leave_one_out=True`` removes (1): the mixture density at each mixture
+    score leaves that score's kernel out (breast cancer, kappa* = 0.95,
+    n = 143: 0.54 -> 0.85), but the ratio then explodes at isolated tail
+    scores (the anchor-score check at kappa = 0.2, n = 20000 gives 0.05), so
+    it is an option, not the default; (2) is the method.
     """
     t_h, t_f = _logit(s_h), _logit(s_f)
     sd_h = float(np.std(t_h, ddof=1)) if len(t_h) > 1 else 1.0
     sd_f = float(np.std(t_f, ddof=1)) if len(t_f) > 1 else 1.0
     h_h = bw_component * (sd_h if sd_h > 0 else 1.0)
     h_f = bw_mixture * (sd_f if sd_f > 0 else 1.0)
-    lo, hi = min(t_h.min(), t_f.min()), max(t_h.max(), t_f.max())
-    grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo - 1.0, lo + 1.0])
-    lr = _kde_log(grid, t_h, h_h) - _kde_log(grid, t_f, h_f)
     order = np.argsort(t_f, kind="stable")
-    r = np.minimum(np.exp(np.interp(t_f[order], grid, lr)), max_ratio)
+    if leave_one_out and len(t_f) > 1:
+        with np.errstate(over="ignore"):
+            lr = _kde_log(t_f, t_h, h_h) - _kde_log(t_f, t_f, h_f, leave_one_out=True)
+            r = np.minimum(np.exp(lr[order]), max_ratio)
+    else:
+        lo, hi = min(t_h.min(), t_f.min()), max(t_h.max(), t_f.max())
+        grid = np.linspace(lo, hi, n_grid) if hi > lo else np.array([lo - 1.0, lo + 1.0])
+        lr = _kde_log(grid, t_h, h_h) - _kde_log(grid, t_f, h_f)
+        r = np.minimum(np.exp(np.interp(t_f[order], grid, lr)), max_ratio)
     k = len(t_f) // 20
     if k > 0:
         r = median_filter(r, size=2 * k + 1, mode="nearest")
@@ -336,7 +411,7 @@ def dedpul_density_ratio(s_h, s_f, bw_mixture=0.05, bw_component=0.1, max_ratio=
 
 
 def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
-                      quantile=0.95, tol=1e-5, max_iter=1000):
+                      quantile=0.95, tol=1e-5, max_iter=1000, leave_one_out=False):
     r"""DEDPUL prior from 1-D scores (Ivanov, ICMLA 2020).
 
     :math:`r` is :func:`dedpul_density_ratio` at the mixture points. With
@@ -350,7 +425,7 @@ def dedpul_proportion(s_h, s_f, prior="em", bw_mixture=0.05, bw_component=0.1,
     with ``prior='quantile'``, :math:`\kappa = 1/\max(q_{0.95}(r), 1)`.
     Returns ``(kappa, n_iter)``.
     """
-    r = dedpul_density_ratio(s_h, s_f, bw_mixture, bw_component)
+    r = dedpul_density_ratio(s_h, s_f, bw_mixture, bw_component, leave_one_out=leave_one_out)
     if prior == "quantile":
         return float(1.0 / max(np.quantile(r, quantile, method="higher"), 1.0)), 0
     kappa, it = 1.0, 0
@@ -396,6 +471,12 @@ class DEDPULMPE(_ScoreMPE):
         KDE bandwidth factors (times the standard deviation of the logit
         scores of the mixture / component sample).
     quantile : float, default=0.95
+    leave_one_out : bool, default=False
+        Evaluate the mixture KDE at each mixture score without its own kernel
+        (see :func:`dedpul_density_ratio` for the diagnosis): the plug-in
+        evaluation of the reference code (``False``) biases the ratio, and
+        the prior, low at small samples; the leave-one-out ratio explodes at
+        isolated tail scores, so ``prior='quantile'`` is worse with it.
     """ + _CLF_DOC + BACKEND_DOC + BOOTSTRAP_DOC + """
 
     Attributes
@@ -413,17 +494,21 @@ class DEDPULMPE(_ScoreMPE):
         "bandwidth_mixture": [Interval(Real, 0, None, closed="neither")],
         "bandwidth_component": [Interval(Real, 0, None, closed="neither")],
         "quantile": [Interval(Real, 0, 1, closed="right")],
+        "leave_one_out": ["boolean"],
     }
 
     def __init__(self, prior="em", *, bandwidth_mixture=0.05, bandwidth_component=0.1,
-                 quantile=0.95, classifier=None, n_folds=5, backend=None, n_bootstrap=0,
+                 quantile=0.95, leave_one_out=False, classifier=None, n_folds=5,
+                 bootstrap_refit=True, backend=None, n_bootstrap=0,
                  confidence=0.95, n_jobs=None, verbose=0, random_state=None):
         self.prior = prior
         self.bandwidth_mixture = bandwidth_mixture
         self.bandwidth_component = bandwidth_component
         self.quantile = quantile
+        self.leave_one_out = leave_one_out
         self.classifier = classifier
         self.n_folds = n_folds
+        self.bootstrap_refit = bootstrap_refit
         self.backend = backend
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
@@ -431,10 +516,10 @@ class DEDPULMPE(_ScoreMPE):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _estimate(self, X_h, X_f, rng):
-        s_h, s_f = self._scores(X_h, X_f, rng)
+    def _from_scores(self, s_h, s_f):
         k, self.n_iter_ = dedpul_proportion(s_h, s_f, self.prior, self.bandwidth_mixture,
-                                            self.bandwidth_component, self.quantile)
+                                            self.bandwidth_component, self.quantile,
+                                            leave_one_out=self.leave_one_out)
         return k
 
 

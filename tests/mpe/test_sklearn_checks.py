@@ -8,6 +8,7 @@ from mixstat.mpe import (
     DEDPULMPE,
     ElkanNotoMPE,
     KernelMeanMPE,
+    MedianMPE,
     RegroupingMPE,
     ROCMPE,
     SubsamplingMPE,
@@ -37,6 +38,8 @@ ESTIMATORS = [
     TIcEMPE(max_splits=20),
     SubsamplingMPE(KernelMeanMPE(), _accept_all),
     RegroupingMPE(KernelMeanMPE(), n_folds=2),
+    MedianMPE(),
+    BestBinMPE(n_folds=2, bootstrap_refit=False, n_bootstrap=3),
 ]
 
 _PU = ("y must be binary (1 = component sample, 0 = mixture sample) with at least 10 "
