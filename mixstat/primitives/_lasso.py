@@ -110,42 +110,7 @@ def _enet_cd_kernel(X, yc, w, xbar, h, coef, r, lam1, lam2, features,
         n_sweeps += 1
         if tol > 0.0:
             # ---- duality gap of the centred problem
-            # the response of the (restricted) problem is r + Xc_F b_F, so
-            # <r, response>_w = r2 + sum_{j in F} b_j g_j
-            r2 = 0.0
-            for i in range(n):
-                r2 += w[i] * r[i] * r[i]
-            ry = r2
-            dual_norm = 0.0
-            l1 = 0.0
-            l2 = 0.0
-            newton = 0.0
-            for jj in range(n_feat):
-                j = features[jj]
-                g = 0.0
-                xb = xbar[j]
-                for i in range(n):
-                    g += w[i] * (X[i, j] - xb) * r[i]
-                ry += coef[j] * g
-                g -= lam2 * coef[j]
-                if abs(g) > dual_norm:
-                    dual_norm = abs(g)
-                if h[j] + lam2 > 0.0:
-                    newton += g * g / (h[j] + lam2)
-                l1 += abs(coef[j])
-                l2 += coef[j] * coef[j]
-            if lam1 > 0.0:
-                if dual_norm > lam1:
-                    const = lam1 / dual_norm
-                    gap = 0.5 * (r2 + r2 * const * const)
-                else:
-                    const = 1.0
-                    gap = r2
-                # lam1 = inf with every slope at 0: the l1 term is 0, not inf * 0
-                gap += ((lam1 * l1 if l1 > 0.0 else 0.0) - const * ry
-                        + 0.5 * lam2 * (1.0 + const * const) * l2)
-            else:
-                gap = newton
+            gap = _restricted_gap(X, w, r, xbar, h, coef, features, n_feat, lam1, lam2)
             if gap <= tol_abs:
                 break
         if not active_set or n_sweeps >= max_sweeps:
@@ -353,38 +318,52 @@ def _enet_ws_inner_kernel(X, w, xbar, h, coef, r, lam1, lam2, ws, max_epochs, to
                             r[i] = r_acc[i]
         if slot == block - 1 or epoch >= max_epochs:
             # ---- duality gap of the problem restricted to ws
-            r2 = 0.0
-            for i in range(n):
-                r2 += w[i] * r[i] * r[i]
-            ry = r2
-            dual_norm = 0.0
-            l1 = 0.0
-            l2 = 0.0
-            newton = 0.0
-            for jj in range(m):
-                j = ws[jj]
-                g = 0.0
-                xb = xbar[j]
-                for i in range(n):
-                    g += w[i] * (X[i, j] - xb) * r[i]
-                ry += coef[j] * g
-                g -= lam2 * coef[j]
-                if abs(g) > dual_norm:
-                    dual_norm = abs(g)
-                if h[j] + lam2 > 0.0:
-                    newton += g * g / (h[j] + lam2)
-                l1 += abs(coef[j])
-                l2 += coef[j] * coef[j]
-            gap = _gap_value(r2, ry, dual_norm, l1, l2, newton, lam1, lam2)
+            gap = _restricted_gap(X, w, r, xbar, h, coef, ws, m, lam1, lam2)
             if gap <= tol_abs:
                 break
     return epoch, gap
 
 
 @lazy_njit
+def _restricted_gap(X, w, r, xbar, h, coef, features, n_feat, lam1,
+                    lam2):  # pragma: no cover - jitted
+    """Duality gap of the centred weighted elastic net restricted to
+    ``features[:n_feat]``, at residuals ``r`` (one pass over those columns).
+
+    The response of the restricted problem is :math:`r + X^c_F b_F`, so
+    :math:`\langle r, \text{response}\rangle_w = \|r\|_w^2 + \sum_{j\in F} b_j g_j`.
+    """
+    n = X.shape[0]
+    r2 = 0.0
+    for i in range(n):
+        r2 += w[i] * r[i] * r[i]
+    ry = r2
+    dual_norm = 0.0
+    l1 = 0.0
+    l2 = 0.0
+    newton = 0.0
+    for jj in range(n_feat):
+        j = features[jj]
+        g = 0.0
+        xb = xbar[j]
+        for i in range(n):
+            g += w[i] * (X[i, j] - xb) * r[i]
+        ry += coef[j] * g
+        g -= lam2 * coef[j]
+        if abs(g) > dual_norm:
+            dual_norm = abs(g)
+        if h[j] + lam2 > 0.0:
+            newton += g * g / (h[j] + lam2)
+        l1 += abs(coef[j])
+        l2 += coef[j] * coef[j]
+    return _gap_value(r2, ry, dual_norm, l1, l2, newton, lam1, lam2)
+
+
+@lazy_njit
 def _gap_value(r2, ry, dual_norm, l1, l2, newton, lam1,
                lam2):  # pragma: no cover - jitted
-    """The duality gap from its sums (see :func:`_enet_cd_kernel`)."""
+    """The duality gap from its sums (see :func:`_restricted_gap`); with
+    ``lam1 = inf`` and every slope at 0 the l1 term is 0, not inf * 0."""
     if lam1 > 0.0:
         if dual_norm > lam1:
             const = lam1 / dual_norm
