@@ -5,7 +5,9 @@ Submodules: ``gating`` (routers, load-balancing losses), ``moe`` (MoE layer),
 ``diffusion`` (immiscible noise assignment, GMFlow, Score-of-Mixture),
 ``mixer`` (MixER layer and ODE experts), ``circuits`` (tensorised squared
 circuits), ``conversion`` (Dense <-> MoE), ``data_mixing`` (Aioli), ``denoiser_mixture``
-(Collaborative Diffusion / MixerMDM), ``expert_parallel`` (experts across ranks).
+(Collaborative Diffusion / MixerMDM), ``expert_parallel`` (experts across ranks),
+``teachers`` (tiny class-conditional diffusion teachers and samplers), ``distillation``
+(SiD, multi-student, multi-CFG), ``semantic_mixing`` (MagicMix).
 """
 
 from .._backend import has_module
@@ -19,12 +21,15 @@ from . import (  # noqa: E402
     data_mixing,
     denoiser_mixture,
     diffusion,
+    distillation,
     expert_parallel,
     gating,
     mixer,
     mixture_of_tokens,
     moe,
+    semantic_mixing,
     sparsemixer,
+    teachers,
 )
 from .circuits import *  # noqa: E402,F401,F403
 from .conversion import *  # noqa: E402,F401,F403
@@ -37,6 +42,9 @@ from .mixer import *  # noqa: E402,F401,F403
 from .mixture_of_tokens import *  # noqa: E402,F401,F403
 from .moe import *  # noqa: E402,F401,F403
 from .sparsemixer import *  # noqa: E402,F401,F403
+from .distillation import *  # noqa: E402,F401,F403
+from .semantic_mixing import *  # noqa: E402,F401,F403
+from .teachers import *  # noqa: E402,F401,F403
 
 __all__ = [
     *circuits.__all__,
@@ -50,4 +58,7 @@ __all__ = [
     *mixture_of_tokens.__all__,
     *moe.__all__,
     *sparsemixer.__all__,
+    *distillation.__all__,
+    *semantic_mixing.__all__,
+    *teachers.__all__,
 ]
