@@ -46,6 +46,10 @@ sampling time. The routing is a hard mixture assignment: class :math:`c`
 gets the one-hot gate of its part, dispatched by
 :func:`mixstat.nn.token_choice_routing` (top-1), as an MoE layer dispatches
 tokens (:class:`MultiStudentGenerator`, :func:`partition_conditions`).
+Students smaller than the teacher are first initialised by teacher score
+matching (:func:`teacher_score_matching`), then distilled (here with SiD; the
+paper uses distribution matching, DMD2, and notes that the framework does not
+depend on the distillation method).
 
 **Multi-CFG distillation** (FADA: Zhong, Liang, Jiang, Lin, Yang & Zhao,
 "Fast diffusion avatar synthesis with mixed-supervised multi-CFG
@@ -85,6 +89,7 @@ __all__ = [
     "sid_distill",
     "sid_fake_loss",
     "sid_generator_loss",
+    "teacher_score_matching",
     "train_multi_cfg_student",
 ]
 
@@ -335,6 +340,43 @@ def partition_conditions(n_conditions, n_students, *, features=None, method="con
     if res.labels is None:
         raise ValueError("k-means left a student without conditions; use method='contiguous'")
     return torch.as_tensor(np.asarray(res.labels), dtype=torch.long)
+
+
+def teacher_score_matching(student, teacher, x, y, *, classes=None, steps=500, batch_size=256, lr=2e-3,
+                           t_min=1e-3, seed=0):
+    r"""Initialise a (smaller) student denoiser by regressing the teacher's output.
+
+    :math:`\lambda(t)\,\|s(x_t, t, c) - f_\phi(x_t, t, c)\|^2` on noised
+    data :math:`x_t = (1-t)x_0 + t\epsilon` of the student's ``classes``
+    (:math:`\lambda = 1/c_{\mathrm{out}}^2`). Multi-Student Distillation uses
+    such a teacher-score-matching stage to initialise students that are
+    smaller than the teacher (they cannot copy its weights) before the
+    distribution-matching stage. Adam with cosine decay; returns the losses.
+    """
+    if classes is not None:
+        keep = torch.isin(y, torch.as_tensor(list(classes), dtype=y.dtype))
+        x, y = x[keep], y[keep]
+    if x.shape[0] == 0:
+        raise ValueError("no data rows for the given classes")
+    g = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, int(steps))
+    sd = getattr(student, "sigma_data", 1.0)
+    losses = []
+    for _ in range(int(steps)):
+        idx = torch.randint(0, x.shape[0], (batch_size,), generator=g)
+        t = t_min + (1 - t_min) * torch.rand(batch_size, generator=g)
+        x_t = flow_noise(x[idx], t, torch.randn(x[idx].shape, generator=g))
+        with torch.no_grad():
+            target = teacher(x_t, t, y[idx])
+        lam = _edm_weight(t.to(x.dtype), sd).reshape(-1, *([1] * (x.ndim - 1)))
+        loss = _flat_sum(lam * (student(x_t, t, y[idx]) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    return losses
 
 
 class MultiStudentGenerator(nn.Module):
