@@ -281,3 +281,16 @@ def test_multi_cfg_student_reproduces_guided_teacher_with_half_the_calls():
     denoiser_sample(ct, c, 10, shape=(2,), guidance=2.0, null_class=3)
     denoiser_sample(lambda x, t, c: cs(x, t, c, 2.0), c, 10, shape=(2,))
     assert (ct.calls, cs.calls) == (20, 10)
+
+
+def test_teacher_score_matching_fits_the_teacher_on_its_classes():
+    torch.manual_seed(0)
+    teacher = GaussianMixtureDenoiser(class_mixture_2d_means(4, 1), 0.2)
+    x, y = make_class_mixture_2d(2000, 4, 1, std=0.2, generator=torch.Generator().manual_seed(0))
+    from mixstat.nn import teacher_score_matching
+
+    net = ConditionalDenoiserMLP(2, 4, 32, 2)
+    losses = teacher_score_matching(net, teacher, x, y, classes=[1, 2], steps=300, seed=0)
+    assert losses[-1] < 0.1 * losses[0]
+    with pytest.raises(ValueError):
+        teacher_score_matching(net, teacher, x[:0], y[:0], steps=1)
