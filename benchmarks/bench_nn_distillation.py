@@ -82,11 +82,12 @@ def student(T, times, width=None):
 
 
 def part_sid(a):
-    T, tt = teacher_2d(4, 2, a.teacher_steps)
-    xe, ye = eval_set(4, 2)
-    floor = energy_distance(make_class_mixture_2d(N_EVAL, 4, 2, labels=ye,
+    M = a.modes
+    T, tt = teacher_2d(4, M, a.teacher_steps)
+    xe, ye = eval_set(4, M)
+    floor = energy_distance(make_class_mixture_2d(N_EVAL, 4, M, labels=ye,
                                                   generator=torch.Generator().manual_seed(5))[0], xe)
-    print(f"\n### SiD on the 2-D class-conditional mixture (4 classes x 2 modes)\n\nteacher: MLP 3x128, "
+    print(f"\n### SiD on the 2-D class-conditional mixture (4 classes x {M} modes)\n\nteacher: MLP 3x128, "
           f"{a.teacher_steps} DSM steps ({tt:.0f} s); data-vs-data ED floor {floor:.4f}\n")
     print("| sampler | network calls | ED (mean over seeds) | per seed | ratio to teacher 64-step |")
     print("|---|---|---|---|---|")
@@ -235,6 +236,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--parts", default="sid,msd,cfg,magic")
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--modes", type=int, default=2, help="modes per class in the SiD part")
     a = ap.parse_args()
     a.teacher_steps, a.sid_steps, a.cfg_steps, a.digits_steps, a.msd_width = 3000, 3000, 2000, 4000, 32
     a.msd_steps, a.tsm_steps = 1000, 400
