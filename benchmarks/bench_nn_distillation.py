@@ -73,11 +73,17 @@ def teacher_2d(n_classes, modes, steps, seed=0, width=128):
 
 
 def eval_set(n_classes, modes):
-    return make_class_mixture_2d(N_EVAL, n_classes, modes, generator=torch.Generator().manual_seed(99))
+    return make_class_mixture_2d(
+        N_EVAL, n_classes, modes, generator=torch.Generator().manual_seed(99)
+    )
 
 
 def student(T, times, width=None):
-    net = copy.deepcopy(T) if width is None else ConditionalDenoiserMLP(2, T.n_classes, width, 3, sigma_data=1.5)
+    net = (
+        copy.deepcopy(T)
+        if width is None
+        else ConditionalDenoiserMLP(2, T.n_classes, width, 3, sigma_data=1.5)
+    )
     return SiDGenerator(net, times, shape=(2,))
 
 
@@ -85,16 +91,31 @@ def part_sid(a):
     M = a.modes
     T, tt = teacher_2d(4, M, a.teacher_steps)
     xe, ye = eval_set(4, M)
-    floor = energy_distance(make_class_mixture_2d(N_EVAL, 4, M, labels=ye,
-                                                  generator=torch.Generator().manual_seed(5))[0], xe)
-    print(f"\n### SiD on the 2-D class-conditional mixture (4 classes x {M} modes)\n\nteacher: MLP 3x128, "
-          f"{a.teacher_steps} DSM steps ({tt:.0f} s); data-vs-data ED floor {floor:.4f}\n")
-    print("| sampler | network calls | ED (mean over seeds) | per seed | ratio to teacher 64-step |")
+    floor = energy_distance(
+        make_class_mixture_2d(
+            N_EVAL, 4, M, labels=ye, generator=torch.Generator().manual_seed(5)
+        )[0],
+        xe,
+    )
+    print(
+        f"\n### SiD on the 2-D class-conditional mixture (4 classes x {M} modes)\n\nteacher: MLP 3x128, "
+        f"{a.teacher_steps} DSM steps ({tt:.0f} s); data-vs-data ED floor {floor:.4f}\n"
+    )
+    print(
+        "| sampler | network calls | ED (mean over seeds) | per seed | ratio to teacher 64-step |"
+    )
     print("|---|---|---|---|---|")
     rows = {}
     for n in (1, 2, 4, 8, 64):
-        eds = [energy_distance(denoiser_sample(T, ye, n, shape=(2,), generator=torch.Generator().manual_seed(s)), xe)
-               for s in range(a.seeds)]
+        eds = [
+            energy_distance(
+                denoiser_sample(
+                    T, ye, n, shape=(2,), generator=torch.Generator().manual_seed(s)
+                ),
+                xe,
+            )
+            for s in range(a.seeds)
+        ]
         rows[f"teacher DDIM {n}-step"] = (n, eds)
     ref = float(np.mean(rows["teacher DDIM 64-step"][1]))
     for times in ((1.0,), (1.0, 0.6), (1.0, 0.75, 0.5, 0.25)):
@@ -102,27 +123,60 @@ def part_sid(a):
         for s in range(a.seeds):
             G = student(T, times)
             t0 = time.perf_counter()
-            sid_distill(T, G, steps=a.sid_steps, batch_size=256, lr=1e-3, sigma_data=1.5, cosine_lr=True, seed=s)
+            sid_distill(
+                T,
+                G,
+                steps=a.sid_steps,
+                batch_size=256,
+                lr=1e-3,
+                sigma_data=1.5,
+                cosine_lr=True,
+                seed=s,
+            )
             secs += time.perf_counter() - t0
-            eds.append(energy_distance(G.sample(ye, generator=torch.Generator().manual_seed(100 + s)), xe))
-        rows[f"SiD {len(times)}-step ({a.sid_steps} steps, {secs / a.seeds:.0f} s each)"] = (len(times), eds)
+            eds.append(
+                energy_distance(
+                    G.sample(ye, generator=torch.Generator().manual_seed(100 + s)), xe
+                )
+            )
+        rows[
+            f"SiD {len(times)}-step ({a.sid_steps} steps, {secs / a.seeds:.0f} s each)"
+        ] = (len(times), eds)
     for name, (n, eds) in rows.items():
         m = float(np.mean(eds))
-        print(f"| {name} | {n} | {m:.4f} | {', '.join(f'{e:.4f}' for e in eds)} | {m / ref:.2f} |")
+        print(
+            f"| {name} | {n} | {m:.4f} | {', '.join(f'{e:.4f}' for e in eds)} | {m / ref:.2f} |"
+        )
 
 
 def part_msd(a):
     T, tt = teacher_2d(8, 2, a.teacher_steps, width=192)
-    x, y = make_class_mixture_2d(20000, 8, 2, generator=torch.Generator().manual_seed(0))
+    x, y = make_class_mixture_2d(
+        20000, 8, 2, generator=torch.Generator().manual_seed(0)
+    )
     xe, ye = eval_set(8, 2)
-    print(f"\n### Multi-student distillation, 2-D mixture with 8 classes x 2 modes\n\nteacher: MLP 3x192, "
-          f"{a.teacher_steps} DSM steps ({tt:.0f} s); students: MLP 3 x width, teacher score matching "
-          f"({a.tsm_steps} steps) then one-step SiD ({a.msd_steps} steps, lr 3e-4) per student, contiguous class split\n")
-    ref = energy_distance(denoiser_sample(T, ye, 64, shape=(2,), generator=torch.Generator().manual_seed(0)), xe)
+    print(
+        f"\n### Multi-student distillation, 2-D mixture with 8 classes x 2 modes\n\nteacher: MLP 3x192, "
+        f"{a.teacher_steps} DSM steps ({tt:.0f} s); students: MLP 3 x width, teacher score matching "
+        f"({a.tsm_steps} steps) then one-step SiD ({a.msd_steps} steps, lr 3e-4) per student, contiguous class split\n"
+    )
+    ref = energy_distance(
+        denoiser_sample(
+            T, ye, 64, shape=(2,), generator=torch.Generator().manual_seed(0)
+        ),
+        xe,
+    )
     print(f"teacher 64-step ED {ref:.4f}\n")
-    print("| students | width | params per student | ED after TSM only (mean) | ED after SiD (mean) | per seed |")
+    print(
+        "| students | width | params per student | ED after TSM only (mean) | ED after SiD (mean) | per seed |"
+    )
     print("|---|---|---|---|---|---|")
-    for K, width in ((1, a.msd_width), (4, a.msd_width), (4, a.msd_width // 2), (1, 2 * a.msd_width)):
+    for K, width in (
+        (1, a.msd_width),
+        (4, a.msd_width),
+        (4, a.msd_width // 2),
+        (1, 2 * a.msd_width),
+    ):
         assign = partition_conditions(8, K)
         eds, eds0 = [], []
         for s in range(a.seeds):
@@ -131,18 +185,38 @@ def part_msd(a):
             for k in range(K):
                 cls = torch.nonzero(assign == k).reshape(-1).tolist()
                 net = ConditionalDenoiserMLP(2, 8, width, 3, sigma_data=1.5)
-                teacher_score_matching(net, T, x, y, classes=cls, steps=a.tsm_steps, seed=s)
+                teacher_score_matching(
+                    net, T, x, y, classes=cls, steps=a.tsm_steps, seed=s
+                )
                 studs0.append(SiDGenerator(copy.deepcopy(net), (1.0,), shape=(2,)))
                 G = SiDGenerator(net, (1.0,), shape=(2,))
-                sid_distill(T, G, fake=copy.deepcopy(T), steps=a.msd_steps, batch_size=256, lr=3e-4,
-                            sigma_data=1.5, cosine_lr=True, seed=s, classes=cls)
+                sid_distill(
+                    T,
+                    G,
+                    fake=copy.deepcopy(T),
+                    steps=a.msd_steps,
+                    batch_size=256,
+                    lr=3e-4,
+                    sigma_data=1.5,
+                    cosine_lr=True,
+                    seed=s,
+                    classes=cls,
+                )
                 studs.append(G)
             for lst, ss in ((studs0, eds0), (studs, eds)):
                 msg = MultiStudentGenerator(lst, assign)
-                ss.append(energy_distance(msg.sample(ye, generator=torch.Generator().manual_seed(7 + s)), xe))
+                ss.append(
+                    energy_distance(
+                        msg.sample(ye, generator=torch.Generator().manual_seed(7 + s)),
+                        xe,
+                    )
+                )
         n_par = sum(p.numel() for p in studs[0].parameters())
-        print(f"| {K} | {width} | {n_par} | {float(np.mean(eds0)):.4f} | {float(np.mean(eds)):.4f} | "
-              f"{', '.join(f'{e:.4f}' for e in eds)} |", flush=True)
+        print(
+            f"| {K} | {width} | {n_par} | {float(np.mean(eds0)):.4f} | {float(np.mean(eds)):.4f} | "
+            f"{', '.join(f'{e:.4f}' for e in eds)} |",
+            flush=True,
+        )
 
 
 class Counter(torch.nn.Module):
@@ -159,8 +233,10 @@ def part_cfg(a):
     T, tt = teacher_2d(4, 2, a.teacher_steps)
     g = torch.Generator().manual_seed(0)
     x, y = make_class_mixture_2d(20000, 4, 2, generator=g)
-    print(f"\n### Multi-CFG distillation, 2-D mixture (4 classes x 2 modes)\n\nteacher as in the SiD table "
-          f"({tt:.0f} s); student MLP 3x128 with w as input, {a.cfg_steps} steps, w ~ U[0, 4]\n")
+    print(
+        f"\n### Multi-CFG distillation, 2-D mixture (4 classes x 2 modes)\n\nteacher as in the SiD table "
+        f"({tt:.0f} s); student MLP 3x128 with w as input, {a.cfg_steps} steps, w ~ U[0, 4]\n"
+    )
     ge = torch.Generator().manual_seed(1)
     x0, c = make_class_mixture_2d(4000, 4, 2, generator=ge)
     t = 0.05 + 0.9 * torch.rand(4000, generator=ge)
@@ -171,26 +247,66 @@ def part_cfg(a):
         torch.manual_seed(0)
         S = ConditionalDenoiserMLP(2, 4, 128, 3, sigma_data=1.5, guidance_input=True)
         t0 = time.perf_counter()
-        train_multi_cfg_student(S, T, x, y, steps=a.cfg_steps, scale_range=(0.0, 4.0), data_fraction=frac, seed=0)
+        train_multi_cfg_student(
+            S,
+            T,
+            x,
+            y,
+            steps=a.cfg_steps,
+            scale_range=(0.0, 4.0),
+            data_fraction=frac,
+            seed=0,
+        )
         students[frac] = (S.eval(), time.perf_counter() - t0)
-    print("| w | supervision | rel. error of x0-prediction | ED(student 32-step, teacher CFG 32-step) |"
-          " ED(teacher CFG, teacher CFG other noise) | calls student / teacher |")
+    print(
+        "| w | supervision | rel. error of x0-prediction | ED(student 32-step, teacher CFG 32-step) |"
+        " ED(teacher CFG, teacher CFG other noise) | calls student / teacher |"
+    )
     print("|---|---|---|---|---|---|")
     for w in (0.0, 1.0, 2.0, 3.0, 4.0):
         with torch.no_grad():
             target = guided_denoise(T, x_t, t, c, w)
         ct = Counter(T)
-        ref = denoiser_sample(ct, c_s, 32, shape=(2,), guidance=w, null_class=4, generator=torch.Generator().manual_seed(3))
-        ref2 = denoiser_sample(T, c_s, 32, shape=(2,), guidance=w, generator=torch.Generator().manual_seed(4))
-        for frac, (S, secs) in students.items():
+        ref = denoiser_sample(
+            ct,
+            c_s,
+            32,
+            shape=(2,),
+            guidance=w,
+            null_class=4,
+            generator=torch.Generator().manual_seed(3),
+        )
+        ref2 = denoiser_sample(
+            T,
+            c_s,
+            32,
+            shape=(2,),
+            guidance=w,
+            generator=torch.Generator().manual_seed(4),
+        )
+        for frac, (S, _secs) in students.items():
             with torch.no_grad():
-                rel = float(((S(x_t, t, c, w) - target) ** 2).sum(-1).mean() / (target**2).sum(-1).mean())
+                rel = float(
+                    ((S(x_t, t, c, w) - target) ** 2).sum(-1).mean()
+                    / (target**2).sum(-1).mean()
+                )
             cs = Counter(S)
-            out = denoiser_sample(lambda xx, tt_, cc, w=w, cs=cs: cs(xx, tt_, cc, w), c_s, 32, shape=(2,),
-                                  generator=torch.Generator().manual_seed(3))
-            sup = "teacher only" if frac == 0 else f"mixed ({int(frac * 100)} % data rows)"
-            print(f"| {w:g} | {sup} | {rel:.4f} | {energy_distance(out, ref):.4f} | "
-                  f"{energy_distance(ref2, ref):.4f} | {cs.calls} / {ct.calls} |")
+            out = denoiser_sample(
+                lambda xx, tt_, cc, w=w, cs=cs: cs(xx, tt_, cc, w),
+                c_s,
+                32,
+                shape=(2,),
+                generator=torch.Generator().manual_seed(3),
+            )
+            sup = (
+                "teacher only"
+                if frac == 0
+                else f"mixed ({int(frac * 100)} % data rows)"
+            )
+            print(
+                f"| {w:g} | {sup} | {rel:.4f} | {energy_distance(out, ref):.4f} | "
+                f"{energy_distance(ref2, ref):.4f} | {cs.calls} / {ct.calls} |"
+            )
 
 
 def part_magic(a):
@@ -207,27 +323,61 @@ def part_magic(a):
     clf = LogisticRegression(max_iter=2000).fit(X.numpy(), y.numpy())
     src = X[:200]
     content = (y[:200] + 1 + torch.randint(0, 9, (200,), generator=g)) % 10
-    print(f"\n### MagicMix on the 8x8 digits teacher\n\nteacher: MLP 3x256, {a.digits_steps} DSM steps "
-          f"({tt:.0f} s); 200 (source, other-class content) pairs, k_max=0.7, k_min=0.4, 40 steps, CFG w=2; "
-          "low-freq. distance = mean squared distance of 2x2 block means to the source's\n")
-    print("| sampler | nu | low-freq. distance to source | content-class accuracy | source-class accuracy |")
+    print(
+        f"\n### MagicMix on the 8x8 digits teacher\n\nteacher: MLP 3x256, {a.digits_steps} DSM steps "
+        f"({tt:.0f} s); 200 (source, other-class content) pairs, k_max=0.7, k_min=0.4, 40 steps, CFG w=2; "
+        "low-freq. distance = mean squared distance of 2x2 block means to the source's\n"
+    )
+    print(
+        "| sampler | nu | low-freq. distance to source | content-class accuracy | source-class accuracy |"
+    )
     print("|---|---|---|---|---|")
 
     def row(name, nu, out):
         low = float(((low_pass_8x8(out) - low_pass_8x8(src)) ** 2).sum(-1).mean())
         pred = torch.as_tensor(clf.predict(out.numpy()))
-        print(f"| {name} | {nu} | {low:.3f} | {float((pred == content).float().mean()):.2f} | "
-              f"{float((pred == y[:200]).float().mean()):.2f} |")
+        print(
+            f"| {name} | {nu} | {low:.3f} | {float((pred == content).float().mean()):.2f} | "
+            f"{float((pred == y[:200]).float().mean()):.2f} |"
+        )
 
     gen = torch.Generator().manual_seed(1)
-    row("plain conditional (from noise)", "-",
-        denoiser_sample(T, content, 40, shape=(64,), guidance=2.0, generator=gen))
-    row("SDEdit from k_max (= MagicMix nu=1)", "1.0",
-        magic_mix(T, src, content, nu=1.0, k_max=0.7, k_min=0.4, n_steps=40, guidance=2.0,
-                  generator=torch.Generator().manual_seed(1)))
+    row(
+        "plain conditional (from noise)",
+        "-",
+        denoiser_sample(T, content, 40, shape=(64,), guidance=2.0, generator=gen),
+    )
+    row(
+        "SDEdit from k_max (= MagicMix nu=1)",
+        "1.0",
+        magic_mix(
+            T,
+            src,
+            content,
+            nu=1.0,
+            k_max=0.7,
+            k_min=0.4,
+            n_steps=40,
+            guidance=2.0,
+            generator=torch.Generator().manual_seed(1),
+        ),
+    )
     for nu in (0.75, 0.5, 0.25):
-        row("MagicMix", f"{nu}", magic_mix(T, src, content, nu=nu, k_max=0.7, k_min=0.4, n_steps=40,
-                                           guidance=2.0, generator=torch.Generator().manual_seed(1)))
+        row(
+            "MagicMix",
+            f"{nu}",
+            magic_mix(
+                T,
+                src,
+                content,
+                nu=nu,
+                k_max=0.7,
+                k_min=0.4,
+                n_steps=40,
+                guidance=2.0,
+                generator=torch.Generator().manual_seed(1),
+            ),
+        )
     row("source itself", "-", src)
 
 
@@ -236,15 +386,31 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--parts", default="sid,msd,cfg,magic")
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--modes", type=int, default=2, help="modes per class in the SiD part")
+    ap.add_argument(
+        "--modes", type=int, default=2, help="modes per class in the SiD part"
+    )
     a = ap.parse_args()
-    a.teacher_steps, a.sid_steps, a.cfg_steps, a.digits_steps, a.msd_width = 3000, 3000, 2000, 4000, 32
+    a.teacher_steps, a.sid_steps, a.cfg_steps, a.digits_steps, a.msd_width = (
+        3000,
+        3000,
+        2000,
+        4000,
+        32,
+    )
     a.msd_steps, a.tsm_steps = 1000, 400
     if a.quick:
-        a.teacher_steps, a.sid_steps, a.cfg_steps, a.digits_steps, a.seeds = 300, 200, 200, 300, 1
+        a.teacher_steps, a.sid_steps, a.cfg_steps, a.digits_steps, a.seeds = (
+            300,
+            200,
+            200,
+            300,
+            1,
+        )
         a.msd_steps, a.tsm_steps = 100, 50
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "
-          f"{'quick' if a.quick else 'full'} run")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, "
+        f"{'quick' if a.quick else 'full'} run"
+    )
     t0 = time.perf_counter()
     for p in a.parts.split(","):
         {"sid": part_sid, "msd": part_msd, "cfg": part_cfg, "magic": part_magic}[p](a)

@@ -18,7 +18,13 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from mixstat.nn import ConditionalDenoiserMLP, denoiser_sample, load_digits_8x8, magic_mix, train_denoiser
+from mixstat.nn import (
+    ConditionalDenoiserMLP,
+    denoiser_sample,
+    load_digits_8x8,
+    magic_mix,
+    train_denoiser,
+)
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -33,13 +39,25 @@ src_idx = [0, 1, 3, 7]  # a 0, a 1, a 3, a 7
 src = X[src_idx]
 content = torch.tensor([8, 4, 9, 2])
 kw = dict(k_max=0.7, k_min=0.4, n_steps=40, guidance=2.0)
-cols = {"source": src,
-        "plain, content class": denoiser_sample(teacher, content, 40, shape=(64,), guidance=2.0,
-                                                generator=torch.Generator().manual_seed(1))}
+cols = {
+    "source": src,
+    "plain, content class": denoiser_sample(
+        teacher,
+        content,
+        40,
+        shape=(64,),
+        guidance=2.0,
+        generator=torch.Generator().manual_seed(1),
+    ),
+}
 for nu in (1.0, 0.75, 0.5, 0.25):
-    cols[f"nu = {nu}"] = magic_mix(teacher, src, content, nu=nu, generator=torch.Generator().manual_seed(1), **kw)
+    cols[f"nu = {nu}"] = magic_mix(
+        teacher, src, content, nu=nu, generator=torch.Generator().manual_seed(1), **kw
+    )
 
-fig, axes = plt.subplots(len(src_idx), len(cols), figsize=(1.6 * len(cols), 1.7 * len(src_idx)))
+fig, axes = plt.subplots(
+    len(src_idx), len(cols), figsize=(1.6 * len(cols), 1.7 * len(src_idx))
+)
 for j, (name, imgs) in enumerate(cols.items()):
     for i in range(len(src_idx)):
         ax = axes[i, j]

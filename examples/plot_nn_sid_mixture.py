@@ -44,19 +44,33 @@ train_denoiser(teacher, x, y, steps=2000, generator=g)
 print(f"teacher trained in {time.perf_counter() - t0:.0f} s")
 
 labels = torch.arange(4).repeat(500)
-data, _ = make_class_mixture_2d(2000, 4, 2, labels=labels, generator=torch.Generator().manual_seed(9))
-panels = {"data": data,
-          "teacher, 64 DDIM steps": denoiser_sample(teacher, labels, 64, shape=(2,), generator=g),
-          "teacher, 4 DDIM steps": denoiser_sample(teacher, labels, 4, shape=(2,), generator=g)}
+data, _ = make_class_mixture_2d(
+    2000, 4, 2, labels=labels, generator=torch.Generator().manual_seed(9)
+)
+panels = {
+    "data": data,
+    "teacher, 64 DDIM steps": denoiser_sample(
+        teacher, labels, 64, shape=(2,), generator=g
+    ),
+    "teacher, 4 DDIM steps": denoiser_sample(
+        teacher, labels, 4, shape=(2,), generator=g
+    ),
+}
 for times in ((1.0,), (1.0, 0.75, 0.5, 0.25)):
     student = SiDGenerator(copy.deepcopy(teacher), times, shape=(2,))
     t0 = time.perf_counter()
-    sid_distill(teacher, student, steps=1500, lr=1e-3, sigma_data=1.5, cosine_lr=True, seed=0)
-    print(f"SiD {len(times)}-step student distilled in {time.perf_counter() - t0:.0f} s")
-    panels[f"SiD student, {len(times)} step{'s' if len(times) > 1 else ''}"] = student.sample(labels, generator=g)
+    sid_distill(
+        teacher, student, steps=1500, lr=1e-3, sigma_data=1.5, cosine_lr=True, seed=0
+    )
+    print(
+        f"SiD {len(times)}-step student distilled in {time.perf_counter() - t0:.0f} s"
+    )
+    panels[f"SiD student, {len(times)} step{'s' if len(times) > 1 else ''}"] = (
+        student.sample(labels, generator=g)
+    )
 
 fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
-for ax, (name, pts) in zip(axes, panels.items()):
+for ax, (name, pts) in zip(axes, panels.items(), strict=True):
     ed = energy_distance(pts, data) if name != "data" else 0.0
     ax.scatter(pts[:, 0], pts[:, 1], c=labels, cmap="tab10", vmin=0, vmax=9, s=1)
     ax.set(title=f"{name}\nED {ed:.4f}", xlim=(-3, 3), ylim=(-3, 3), aspect="equal")

@@ -36,14 +36,14 @@ from .conversion import *  # noqa: E402,F401,F403
 from .data_mixing import *  # noqa: E402,F401,F403
 from .denoiser_mixture import *  # noqa: E402,F401,F403
 from .diffusion import *  # noqa: E402,F401,F403
+from .distillation import *  # noqa: E402,F401,F403
 from .expert_parallel import *  # noqa: E402,F401,F403
 from .gating import *  # noqa: E402,F401,F403
 from .mixer import *  # noqa: E402,F401,F403
 from .mixture_of_tokens import *  # noqa: E402,F401,F403
 from .moe import *  # noqa: E402,F401,F403
-from .sparsemixer import *  # noqa: E402,F401,F403
-from .distillation import *  # noqa: E402,F401,F403
 from .semantic_mixing import *  # noqa: E402,F401,F403
+from .sparsemixer import *  # noqa: E402,F401,F403
 from .teachers import *  # noqa: E402,F401,F403
 
 __all__ = [

@@ -109,8 +109,20 @@ def _flat_sum(a):
 # --------------------------------------------------------------------------
 
 
-def sid_generator_loss(x_g, teacher, fake, t, cond, *, noise, alpha=1.2, normalize=True,
-                       guidance=0.0, null_class=None, return_parts=False):
+def sid_generator_loss(
+    x_g,
+    teacher,
+    fake,
+    t,
+    cond,
+    *,
+    noise,
+    alpha=1.2,
+    normalize=True,
+    guidance=0.0,
+    null_class=None,
+    return_parts=False,
+):
     r"""SiD generator loss (Zhou et al. 2024, the :math:`\alpha`-weighted form).
 
     .. math::
@@ -143,7 +155,9 @@ def sid_generator_loss(x_g, teacher, fake, t, cond, *, noise, alpha=1.2, normali
         Also return ``(f_phi, f_psi, x_t)``.
     """
     if noise.shape != x_g.shape:
-        raise ValueError(f"noise must have x_g's shape {tuple(x_g.shape)}, got {tuple(noise.shape)}")
+        raise ValueError(
+            f"noise must have x_g's shape {tuple(x_g.shape)}, got {tuple(noise.shape)}"
+        )
     if not math.isfinite(float(alpha)):
         raise ValueError(f"alpha must be finite, got {alpha}")
     x_t = flow_noise(x_g, t, noise)
@@ -152,7 +166,14 @@ def sid_generator_loss(x_g, teacher, fake, t, cond, *, noise, alpha=1.2, normali
     d = f_real - f_fake
     per = _flat_sum(d * ((f_real - x_g) - alpha * d))
     if normalize:
-        n = (x_g - f_real).detach().abs().reshape(x_g.shape[0], -1).mean(-1).clamp_min(1e-5)
+        n = (
+            (x_g - f_real)
+            .detach()
+            .abs()
+            .reshape(x_g.shape[0], -1)
+            .mean(-1)
+            .clamp_min(1e-5)
+        )
         per = per / n
     loss = per.mean()
     return (loss, (f_real, f_fake, x_t)) if return_parts else loss
@@ -193,7 +214,11 @@ class SiDGenerator(nn.Module):
     def __init__(self, net, times=(1.0,), shape=(2,)):
         super().__init__()
         times = [float(s) for s in times]
-        if not times or any(not 0 < s <= 1 for s in times) or any(a <= b for a, b in zip(times, times[1:])):
+        if (
+            not times
+            or any(not 0 < s <= 1 for s in times)
+            or any(a <= b for a, b in zip(times, times[1:], strict=False))
+        ):
             raise ValueError(f"times must be decreasing values in (0, 1], got {times}")
         self.net = net
         self.times = times
@@ -214,12 +239,16 @@ class SiDGenerator(nn.Module):
         x = self.times[0] * z
         for k in range(K):
             last = k == K - 1
-            with torch.set_grad_enabled(torch.is_grad_enabled() and (last or not grad_last_only)):
+            with torch.set_grad_enabled(
+                torch.is_grad_enabled() and (last or not grad_last_only)
+            ):
                 x_hat = self.net(x, self.times[k], cond)
             if last:
                 return x_hat
             tn = self.times[k + 1]
-            eps = torch.randn(x_hat.shape, generator=generator, dtype=x_hat.dtype, device=x_hat.device)
+            eps = torch.randn(
+                x_hat.shape, generator=generator, dtype=x_hat.dtype, device=x_hat.device
+            )
             x = (1 - tn) * x_hat + tn * eps
         return x_hat
 
@@ -229,9 +258,25 @@ class SiDGenerator(nn.Module):
         return self(z, cond, n_steps, generator=generator)
 
 
-def sid_distill(teacher, generator, *, fake=None, steps=1000, batch_size=256, lr=1e-4, lr_fake=None,
-                alpha=1.2, t_range=(0.02, 0.98), classes=None, n_classes=None, guidance=0.0,
-                sigma_data=1.0, cosine_lr=False, seed=0, callback=None):
+def sid_distill(
+    teacher,
+    generator,
+    *,
+    fake=None,
+    steps=1000,
+    batch_size=256,
+    lr=1e-4,
+    lr_fake=None,
+    alpha=1.2,
+    t_range=(0.02, 0.98),
+    classes=None,
+    n_classes=None,
+    guidance=0.0,
+    sigma_data=1.0,
+    cosine_lr=False,
+    seed=0,
+    callback=None,
+):
     r"""Distil ``teacher`` into ``generator`` (:class:`SiDGenerator`) with SiD.
 
     Each step: draw labels (uniform over ``classes``), latents and a step
@@ -265,10 +310,15 @@ def sid_distill(teacher, generator, *, fake=None, steps=1000, batch_size=256, lr
     fake.requires_grad_(True)
     g = torch.Generator().manual_seed(int(seed))
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.999))
-    opt_f = torch.optim.Adam(fake.parameters(), lr=lr if lr_fake is None else lr_fake, betas=(0.0, 0.999))
+    opt_f = torch.optim.Adam(
+        fake.parameters(), lr=lr if lr_fake is None else lr_fake, betas=(0.0, 0.999)
+    )
     scheds = []
     if cosine_lr:
-        scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, int(steps)) for o in (opt_g, opt_f)]
+        scheds = [
+            torch.optim.lr_scheduler.CosineAnnealingLR(o, int(steps))
+            for o in (opt_g, opt_f)
+        ]
     hist = {"gen_loss": [], "fake_loss": []}
     lo, hi = float(t_range[0]), float(t_range[1])
     for it in range(int(steps)):
@@ -280,7 +330,14 @@ def sid_distill(teacher, generator, *, fake=None, steps=1000, batch_size=256, lr
             x_g = generator(z, c, k, generator=g)
         t = lo + (hi - lo) * torch.rand(batch_size, generator=g)
         fake.requires_grad_(True)
-        lf = sid_fake_loss(fake, x_g, t, c, noise=torch.randn(x_g.shape, generator=g), sigma_data=sigma_data)
+        lf = sid_fake_loss(
+            fake,
+            x_g,
+            t,
+            c,
+            noise=torch.randn(x_g.shape, generator=g),
+            sigma_data=sigma_data,
+        )
         opt_f.zero_grad()
         lf.backward()
         opt_f.step()
@@ -288,8 +345,16 @@ def sid_distill(teacher, generator, *, fake=None, steps=1000, batch_size=256, lr
         fake.requires_grad_(False)
         x_g = generator(z, c, k, generator=g, grad_last_only=True)
         t = lo + (hi - lo) * torch.rand(batch_size, generator=g)
-        lg = sid_generator_loss(x_g, teacher, fake, t, c, noise=torch.randn(x_g.shape, generator=g),
-                                alpha=alpha, guidance=guidance)
+        lg = sid_generator_loss(
+            x_g,
+            teacher,
+            fake,
+            t,
+            c,
+            noise=torch.randn(x_g.shape, generator=g),
+            alpha=alpha,
+            guidance=guidance,
+        )
         opt_g.zero_grad()
         lg.backward()
         opt_g.step()
@@ -300,7 +365,7 @@ def sid_distill(teacher, generator, *, fake=None, steps=1000, batch_size=256, lr
         if callback is not None:
             callback(it, generator, fake)
     fake.requires_grad_(True)
-    for p, flag in zip(teacher.parameters(), teacher_flags):
+    for p, flag in zip(teacher.parameters(), teacher_flags, strict=True):
         p.requires_grad_(flag)
     return hist
 
@@ -310,7 +375,9 @@ def sid_distill(teacher, generator, *, fake=None, steps=1000, batch_size=256, lr
 # --------------------------------------------------------------------------
 
 
-def partition_conditions(n_conditions, n_students, *, features=None, method="contiguous", random_state=0):
+def partition_conditions(
+    n_conditions, n_students, *, features=None, method="contiguous", random_state=0
+):
     r"""Split conditions :math:`0..N-1` among :math:`K` students.
 
     ``method="contiguous"``: consecutive blocks of (nearly) equal size, as
@@ -325,7 +392,9 @@ def partition_conditions(n_conditions, n_students, *, features=None, method="con
     """
     N, K = int(n_conditions), int(n_students)
     if not 1 <= K <= N:
-        raise ValueError(f"need 1 <= n_students <= n_conditions, got {n_students}, {n_conditions}")
+        raise ValueError(
+            f"need 1 <= n_students <= n_conditions, got {n_students}, {n_conditions}"
+        )
     if method == "contiguous":
         out = np.empty(N, dtype=np.int64)
         for k, block in enumerate(np.array_split(np.arange(N), K)):
@@ -336,14 +405,34 @@ def partition_conditions(n_conditions, n_students, *, features=None, method="con
     if features is None:
         raise ValueError("method='kmeans' needs features of shape (n_conditions, d)")
     Z = np.asarray(torch.as_tensor(features, dtype=torch.float64).reshape(N, -1))
-    res = warm_kmeans(Z, K, init="k-means++", distance="euclidean", max_iter=100, random_state=random_state)
+    res = warm_kmeans(
+        Z,
+        K,
+        init="k-means++",
+        distance="euclidean",
+        max_iter=100,
+        random_state=random_state,
+    )
     if res.labels is None:
-        raise ValueError("k-means left a student without conditions; use method='contiguous'")
+        raise ValueError(
+            "k-means left a student without conditions; use method='contiguous'"
+        )
     return torch.as_tensor(np.asarray(res.labels), dtype=torch.long)
 
 
-def teacher_score_matching(student, teacher, x, y, *, classes=None, steps=500, batch_size=256, lr=2e-3,
-                           t_min=1e-3, seed=0):
+def teacher_score_matching(
+    student,
+    teacher,
+    x,
+    y,
+    *,
+    classes=None,
+    steps=500,
+    batch_size=256,
+    lr=2e-3,
+    t_min=1e-3,
+    seed=0,
+):
     r"""Initialise a (smaller) student denoiser by regressing the teacher's output.
 
     :math:`\lambda(t)\,\|s(x_t, t, c) - f_\phi(x_t, t, c)\|^2` on noised
@@ -440,8 +529,21 @@ class MultiStudentGenerator(nn.Module):
 # --------------------------------------------------------------------------
 
 
-def multi_cfg_loss(student, teacher, x_t, t, cond, scale, *, x0=None, data_mask=None, data_weight=1.0,
-                   null_class=None, sigma_data=1.0, weighting="edm"):
+def multi_cfg_loss(
+    student,
+    teacher,
+    x_t,
+    t,
+    cond,
+    scale,
+    *,
+    x0=None,
+    data_mask=None,
+    data_weight=1.0,
+    null_class=None,
+    sigma_data=1.0,
+    weighting="edm",
+):
     r"""Guidance-conditioned distillation loss with optional mixed supervision.
 
     .. math::
@@ -472,15 +574,29 @@ def multi_cfg_loss(student, teacher, x_t, t, cond, scale, *, x0=None, data_mask=
             raise ValueError("mixed supervision needs x0 of x_t's shape")
         rows = torch.nonzero(data_mask).reshape(-1)
         pred0 = student(x_t[rows], t[rows], cond[rows], torch.zeros_like(scale[rows]))
-        per = per.index_add(0, rows, float(data_weight) * _flat_sum((pred0 - x0[rows]) ** 2))
+        per = per.index_add(
+            0, rows, float(data_weight) * _flat_sum((pred0 - x0[rows]) ** 2)
+        )
     if weighting == "edm":
         per = per * _edm_weight(t.to(x_t.dtype), sigma_data).reshape(-1)
     return per.mean()
 
 
-def train_multi_cfg_student(student, teacher, x, y, *, steps=2000, batch_size=256, lr=2e-3,
-                            scale_range=(0.0, 4.0), data_fraction=0.25, data_weight=1.0,
-                            t_min=1e-3, seed=0):
+def train_multi_cfg_student(
+    student,
+    teacher,
+    x,
+    y,
+    *,
+    steps=2000,
+    batch_size=256,
+    lr=2e-3,
+    scale_range=(0.0, 4.0),
+    data_fraction=0.25,
+    data_weight=1.0,
+    t_min=1e-3,
+    seed=0,
+):
     r"""Train a guidance-conditioned student on noised data with :func:`multi_cfg_loss`.
 
     Per row: :math:`w \sim U[w_{\min}, w_{\max}]`, :math:`t \sim U[t_{\min}, 1]`,
@@ -505,13 +621,23 @@ def train_multi_cfg_student(student, teacher, x, y, *, steps=2000, batch_size=25
         w = lo + (hi - lo) * torch.rand(batch_size, generator=g)
         x_t = flow_noise(x0, t, torch.randn(x0.shape, generator=g))
         mask = torch.rand(batch_size, generator=g) < data_fraction
-        loss = multi_cfg_loss(student, teacher, x_t, t, c, w, x0=x0, data_mask=mask,
-                              data_weight=data_weight, sigma_data=sd)
+        loss = multi_cfg_loss(
+            student,
+            teacher,
+            x_t,
+            t,
+            c,
+            w,
+            x0=x0,
+            data_mask=mask,
+            data_weight=data_weight,
+            sigma_data=sd,
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-    for p, flag in zip(teacher.parameters(), teacher_flags):
+    for p, flag in zip(teacher.parameters(), teacher_flags, strict=True):
         p.requires_grad_(flag)
     return losses

@@ -44,12 +44,17 @@ __all__ = ["low_pass_8x8", "magic_mix", "noised_source_sample"]
 
 
 def _draw_noises(x_src, n, generator):
-    return [torch.randn(x_src.shape, generator=generator, dtype=x_src.dtype) for _ in range(n)]
+    return [
+        torch.randn(x_src.shape, generator=generator, dtype=x_src.dtype)
+        for _ in range(n)
+    ]
 
 
 def _check(k_max, k_min, nu, n_steps):
     if not 0.0 <= float(k_min) <= float(k_max) <= 1.0:
-        raise ValueError(f"need 0 <= k_min <= k_max <= 1, got k_min={k_min}, k_max={k_max}")
+        raise ValueError(
+            f"need 0 <= k_min <= k_max <= 1, got k_min={k_min}, k_max={k_max}"
+        )
     if not 0.0 <= float(nu) <= 1.0:
         raise ValueError(f"nu must lie in [0, 1], got {nu}")
     if int(n_steps) < 1:
@@ -62,8 +67,22 @@ def _start_index(n_steps, k_max):
 
 
 @torch.no_grad()
-def magic_mix(denoiser, x_src, cond, *, k_max=0.6, k_min=0.3, nu=0.5, n_steps=50, guidance=0.0,
-              null_class=None, eta=0.0, layout_noise="fresh", generator=None, return_layout=False):
+def magic_mix(
+    denoiser,
+    x_src,
+    cond,
+    *,
+    k_max=0.6,
+    k_min=0.3,
+    nu=0.5,
+    n_steps=50,
+    guidance=0.0,
+    null_class=None,
+    eta=0.0,
+    layout_noise="fresh",
+    generator=None,
+    return_layout=False,
+):
     r"""MagicMix: layout of ``x_src``, content of ``cond`` (see the module docstring).
 
     Parameters
@@ -99,7 +118,9 @@ def magic_mix(denoiser, x_src, cond, *, k_max=0.6, k_min=0.3, nu=0.5, n_steps=50
     """
     _check(k_max, k_min, nu, n_steps)
     if layout_noise not in ("fresh", "fixed"):
-        raise ValueError(f"layout_noise must be 'fresh' or 'fixed', got {layout_noise!r}")
+        raise ValueError(
+            f"layout_noise must be 'fresh' or 'fixed', got {layout_noise!r}"
+        )
     ts = time_grid(n_steps)
     s = _start_index(n_steps, k_max)
     e = _start_index(n_steps, k_min)
@@ -123,18 +144,32 @@ def magic_mix(denoiser, x_src, cond, *, k_max=0.6, k_min=0.3, nu=0.5, n_steps=50
 
 
 @torch.no_grad()
-def noised_source_sample(denoiser, x_src, cond, *, t_start=0.6, n_steps=50, guidance=0.0, null_class=None,
-                         eta=0.0, generator=None):
+def noised_source_sample(
+    denoiser,
+    x_src,
+    cond,
+    *,
+    t_start=0.6,
+    n_steps=50,
+    guidance=0.0,
+    null_class=None,
+    eta=0.0,
+    generator=None,
+):
     r"""Plain conditional sampling from the noised source (SDEdit).
 
     :math:`x_{t_s} = (1-t_s)x^{\mathrm{src}} + t_s\epsilon`, then DDIM to 0 on
     the grid of :func:`magic_mix` (same noise order). With ``t_start=1`` this
     is plain conditional sampling from pure noise.
     """
-    return _sdedit(denoiser, x_src, cond, t_start, n_steps, guidance, null_class, eta, generator)
+    return _sdedit(
+        denoiser, x_src, cond, t_start, n_steps, guidance, null_class, eta, generator
+    )
 
 
-def _sdedit(denoiser, x_src, cond, t_start, n_steps, guidance, null_class, eta, generator):
+def _sdedit(
+    denoiser, x_src, cond, t_start, n_steps, guidance, null_class, eta, generator
+):
     _check(t_start, 0.0, 1.0, n_steps)
     ts = time_grid(n_steps)
     s = _start_index(n_steps, t_start)
@@ -156,4 +191,6 @@ def low_pass_8x8(x, size=2):
     if x.shape[-1] != 64 or 8 % int(size):
         raise ValueError("x must be (B, 64) and size must divide 8")
     b = 8 // int(size)
-    return x.reshape(-1, int(size), b, int(size), b).mean((2, 4)).reshape(x.shape[0], -1)
+    return (
+        x.reshape(-1, int(size), b, int(size), b).mean((2, 4)).reshape(x.shape[0], -1)
+    )

@@ -75,14 +75,26 @@ def class_mixture_2d_means(n_classes=4, modes_per_class=2, radius=2.0):
     """
     C, M = int(n_classes), int(modes_per_class)
     if C < 1 or M < 1:
-        raise ValueError(f"n_classes and modes_per_class must be >= 1, got {n_classes}, {modes_per_class}")
+        raise ValueError(
+            f"n_classes and modes_per_class must be >= 1, got {n_classes}, {modes_per_class}"
+        )
     idx = torch.arange(C)[:, None] + C * torch.arange(M)[None, :]
     ang = 2 * math.pi * idx.to(torch.float64) / (C * M)
-    return (float(radius) * torch.stack([torch.cos(ang), torch.sin(ang)], -1)).to(torch.get_default_dtype())
+    return (float(radius) * torch.stack([torch.cos(ang), torch.sin(ang)], -1)).to(
+        torch.get_default_dtype()
+    )
 
 
-def make_class_mixture_2d(n_samples, n_classes=4, modes_per_class=2, *, radius=2.0, std=0.15,
-                          generator=None, labels=None):
+def make_class_mixture_2d(
+    n_samples,
+    n_classes=4,
+    modes_per_class=2,
+    *,
+    radius=2.0,
+    std=0.15,
+    generator=None,
+    labels=None,
+):
     r"""Sample the 2-D class-conditional mixture.
 
     :math:`c \sim U\{0..C-1\}`, :math:`x \mid c \sim \frac1M\sum_j N(\mu_{cj}, s^2 I)`
@@ -119,14 +131,20 @@ def load_digits_8x8():
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
-    return torch.tensor(X / 8.0 - 1.0, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
+    return torch.tensor(X / 8.0 - 1.0, dtype=torch.float32), torch.tensor(
+        y, dtype=torch.long
+    )
 
 
 def energy_distance(a, b):
     r"""Energy distance :math:`2E\|X-Y\| - E\|X-X'\| - E\|Y-Y'\|` between two samples
     (V-statistic; 0 iff the distributions agree, in the limit)."""
     a, b = a.double(), b.double()
-    return float(2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean() - torch.cdist(b, b).mean())
+    return float(
+        2 * torch.cdist(a, b).mean()
+        - torch.cdist(a, a).mean()
+        - torch.cdist(b, b).mean()
+    )
 
 
 # --------------------------------------------------------------------------
@@ -158,7 +176,9 @@ def guided_denoise(denoiser, x_t, t, cond, scale=0.0, null_class=None):
         return denoiser(x_t, t, cond)
     null = getattr(denoiser, "n_classes", None) if null_class is None else null_class
     if null is None:
-        raise ValueError("guided_denoise needs null_class (the denoiser has no n_classes)")
+        raise ValueError(
+            "guided_denoise needs null_class (the denoiser has no n_classes)"
+        )
     w = _col(scale, x_t)
     d_c = denoiser(x_t, t, cond)
     d_u = denoiser(x_t, t, torch.full_like(cond, int(null)))
@@ -169,7 +189,9 @@ def time_grid(n_steps, t_start=1.0, t_end=0.0):
     """Uniform decreasing grid of ``n_steps + 1`` times from ``t_start`` to ``t_end``."""
     if int(n_steps) < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-    return torch.linspace(float(t_start), float(t_end), int(n_steps) + 1, dtype=torch.float64).tolist()
+    return torch.linspace(
+        float(t_start), float(t_end), int(n_steps) + 1, dtype=torch.float64
+    ).tolist()
 
 
 def ddim_step(x_t, x0_hat, t, t_next, *, eta=0.0, noise=None):
@@ -193,8 +215,20 @@ def ddim_step(x_t, x0_hat, t, t_next, *, eta=0.0, noise=None):
 
 
 @torch.no_grad()
-def denoiser_sample(denoiser, cond, n_steps=32, *, x_start=None, t_start=1.0, guidance=0.0,
-                    null_class=None, eta=0.0, generator=None, shape=None, step_noises=None):
+def denoiser_sample(
+    denoiser,
+    cond,
+    n_steps=32,
+    *,
+    x_start=None,
+    t_start=1.0,
+    guidance=0.0,
+    null_class=None,
+    eta=0.0,
+    generator=None,
+    shape=None,
+    step_noises=None,
+):
     r"""Sample with a denoiser: DDIM on the uniform grid from ``t_start`` to 0.
 
     Parameters
@@ -233,7 +267,11 @@ def denoiser_sample(denoiser, cond, n_steps=32, *, x_start=None, t_start=1.0, gu
         x0 = guided_denoise(denoiser, x, t, cond, guidance, null_class)
         z = None
         if eta > 0:
-            z = step_noises[i] if step_noises is not None else torch.randn(x.shape, generator=generator)
+            z = (
+                step_noises[i]
+                if step_noises is not None
+                else torch.randn(x.shape, generator=generator)
+            )
         x = ddim_step(x, x0, t, tn, eta=eta, noise=z) if tn > 0 else x0
     return x
 
@@ -267,7 +305,9 @@ class GaussianMixtureDenoiser(nn.Module):
         super().__init__()
         means = torch.as_tensor(means)
         if means.ndim != 3:
-            raise ValueError(f"means must have shape (n_classes, n_modes, d), got {tuple(means.shape)}")
+            raise ValueError(
+                f"means must have shape (n_classes, n_modes, d), got {tuple(means.shape)}"
+            )
         if not float(std) > 0:
             raise ValueError(f"std must be > 0, got {std}")
         self.register_buffer("means", means.clone())
@@ -276,7 +316,11 @@ class GaussianMixtureDenoiser(nn.Module):
 
     def forward(self, x_t, t, cond):
         B = x_t.shape[0]
-        tc = torch.as_tensor(t, dtype=x_t.dtype, device=x_t.device).expand(B).reshape(B, 1)
+        tc = (
+            torch.as_tensor(t, dtype=x_t.dtype, device=x_t.device)
+            .expand(B)
+            .reshape(B, 1)
+        )
         C, M, d = self.means.shape
         all_means = self.means.reshape(1, C * M, d).to(x_t.dtype)
         cond = torch.as_tensor(cond, device=x_t.device).reshape(B)
@@ -285,15 +329,22 @@ class GaussianMixtureDenoiser(nn.Module):
         logp = normal_log_density(x_t[:, None, :], loc, v[..., None]).sum(-1)  # (B, CM)
         owner = torch.arange(C, device=x_t.device).repeat_interleave(M)
         allowed = (owner[None, :] == cond[:, None]) | (cond[:, None] == C)
-        log_w = torch.where(allowed, torch.zeros_like(logp), torch.full_like(logp, -math.inf))
+        log_w = torch.where(
+            allowed, torch.zeros_like(logp), torch.full_like(logp, -math.inf)
+        )
         log_r, _ = responsibilities(logp, log_w)
         r = torch.exp(log_r)
-        post = all_means + ((1 - tc) * self.std**2 / v)[..., None] * (x_t[:, None, :] - loc)
+        post = all_means + ((1 - tc) * self.std**2 / v)[..., None] * (
+            x_t[:, None, :] - loc
+        )
         return (r[..., None] * post).sum(1)
 
 
 def _time_features(t, n_freq):
-    freqs = torch.exp(torch.arange(n_freq, dtype=t.dtype, device=t.device) * (math.log(200.0) / max(n_freq - 1, 1)))
+    freqs = torch.exp(
+        torch.arange(n_freq, dtype=t.dtype, device=t.device)
+        * (math.log(200.0) / max(n_freq - 1, 1))
+    )
     a = t[:, None] * freqs
     return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
 
@@ -325,10 +376,26 @@ class ConditionalDenoiserMLP(nn.Module):
     n_freq : int, default=8
     """
 
-    def __init__(self, dim, n_classes, width=128, depth=3, *, sigma_data=1.0, guidance_input=False,
-                 n_freq=8, device=None, dtype=None):
+    def __init__(
+        self,
+        dim,
+        n_classes,
+        width=128,
+        depth=3,
+        *,
+        sigma_data=1.0,
+        guidance_input=False,
+        n_freq=8,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
-        for name, v in (("dim", dim), ("n_classes", n_classes), ("width", width), ("depth", depth)):
+        for name, v in (
+            ("dim", dim),
+            ("n_classes", n_classes),
+            ("width", width),
+            ("depth", depth),
+        ):
             if isinstance(v, bool) or int(v) != v or int(v) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         fk = {"device": device, "dtype": dtype}
@@ -351,7 +418,11 @@ class ConditionalDenoiserMLP(nn.Module):
         tc = t[:, None]
         sd2 = self.sigma_data**2
         v = (1 - tc) ** 2 * sd2 + tc**2
-        c_in, c_skip, c_out = v.rsqrt(), (1 - tc) * sd2 / v, tc * self.sigma_data / v.sqrt()
+        c_in, c_skip, c_out = (
+            v.rsqrt(),
+            (1 - tc) * sd2 / v,
+            tc * self.sigma_data / v.sqrt(),
+        )
         feats = [c_in * x_t, _time_features(t, self.n_freq)]
         if self.guidance_input:
             if w is None:
@@ -359,12 +430,24 @@ class ConditionalDenoiserMLP(nn.Module):
             w = torch.as_tensor(w, dtype=x_t.dtype, device=x_t.device)
             w = w.expand(B) if w.ndim == 0 else w.reshape(B)
             feats.append(_time_features(w / 8.0, self.n_freq))
-        h = self.inp(torch.cat(feats, 1)) + self.embed(torch.as_tensor(cond, device=x_t.device).reshape(B))
+        h = self.inp(torch.cat(feats, 1)) + self.embed(
+            torch.as_tensor(cond, device=x_t.device).reshape(B)
+        )
         return c_skip * x_t + c_out * self.out(self.body(h))
 
 
-def train_denoiser(model, x, y, *, steps=2000, batch_size=256, lr=2e-3, p_uncond=0.1,
-                   generator=None, t_min=1e-3):
+def train_denoiser(
+    model,
+    x,
+    y,
+    *,
+    steps=2000,
+    batch_size=256,
+    lr=2e-3,
+    p_uncond=0.1,
+    generator=None,
+    t_min=1e-3,
+):
     r"""Train a denoiser ``model(x_t, t, c)`` by denoising score matching.
 
     Loss :math:`\lambda(t)\,\|D(x_t, t, c) - x_0\|^2` with
@@ -385,7 +468,9 @@ def train_denoiser(model, x, y, *, steps=2000, batch_size=256, lr=2e-3, p_uncond
         x0, c = x[idx], y[idx].clone()
         drop = torch.rand(batch_size, generator=generator) < p_uncond
         c[drop] = null
-        t = t_min + (1 - t_min) * torch.rand(batch_size, generator=generator, dtype=x.dtype)
+        t = t_min + (1 - t_min) * torch.rand(
+            batch_size, generator=generator, dtype=x.dtype
+        )
         eps = torch.randn(x0.shape, generator=generator, dtype=x.dtype)
         x_t = flow_noise(x0, t, eps)
         tc = t[:, None]

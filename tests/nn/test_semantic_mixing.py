@@ -32,10 +32,22 @@ def test_nu_one_or_empty_layout_phase_is_plain_conditional_sampling(eta):
     c = torch.tensor([1, 3, 5, 7, 9])
 
     def run(fn, **kw):
-        return fn(net, x_src, c, n_steps=20, eta=eta, generator=torch.Generator().manual_seed(4), **kw)
+        return fn(
+            net,
+            x_src,
+            c,
+            n_steps=20,
+            eta=eta,
+            generator=torch.Generator().manual_seed(4),
+            **kw,
+        )
 
     ref = run(noised_source_sample, t_start=0.6)
-    for kw in ({"nu": 1.0, "k_min": 0.3}, {"nu": 1.0, "k_min": 0.0}, {"nu": 0.3, "k_min": 0.6}):
+    for kw in (
+        {"nu": 1.0, "k_min": 0.3},
+        {"nu": 1.0, "k_min": 0.0},
+        {"nu": 0.3, "k_min": 0.6},
+    ):
         torch.testing.assert_close(run(magic_mix, k_max=0.6, **kw), ref, rtol=0, atol=0)
     # k_max = 1 as well: plain conditional sampling from pure noise, same noise
     out = run(magic_mix, k_max=1.0, k_min=1.0, nu=0.5)
@@ -51,8 +63,17 @@ def test_nu_below_one_changes_the_result():
     net = ConditionalDenoiserMLP(64, 10, 32, 2).double()
     x_src = torch.randn(3, 64, dtype=torch.float64)
     c = torch.tensor([0, 1, 2])
-    a = magic_mix(net, x_src, c, nu=0.5, n_steps=10, generator=torch.Generator().manual_seed(0))
-    b = noised_source_sample(net, x_src, c, t_start=0.6, n_steps=10, generator=torch.Generator().manual_seed(0))
+    a = magic_mix(
+        net, x_src, c, nu=0.5, n_steps=10, generator=torch.Generator().manual_seed(0)
+    )
+    b = noised_source_sample(
+        net,
+        x_src,
+        c,
+        t_start=0.6,
+        n_steps=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert not torch.allclose(a, b)
 
 
@@ -61,9 +82,20 @@ def test_layout_phase_keeps_the_sources_low_frequencies(digits_teacher):
     src = X[:40]
     content = (y[:40] + 3) % 10  # a different class as content
     g = torch.Generator().manual_seed(0)
-    mixed, layout = magic_mix(teacher, src, content, k_max=0.7, k_min=0.4, nu=0.5, n_steps=30,
-                              generator=g, return_layout=True)
-    plain = denoiser_sample(teacher, content, 30, shape=(64,), generator=torch.Generator().manual_seed(0))
+    mixed, layout = magic_mix(
+        teacher,
+        src,
+        content,
+        k_max=0.7,
+        k_min=0.4,
+        nu=0.5,
+        n_steps=30,
+        generator=g,
+        return_layout=True,
+    )
+    plain = denoiser_sample(
+        teacher, content, 30, shape=(64,), generator=torch.Generator().manual_seed(0)
+    )
 
     def lowdist(a):
         return float(((low_pass_8x8(a) - low_pass_8x8(src)) ** 2).sum(-1).mean())
