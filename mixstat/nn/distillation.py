@@ -229,7 +229,7 @@ class SiDGenerator(nn.Module):
         return len(self.times)
 
     def forward(self, z, cond, n_steps=None, *, generator=None, grad_last_only=False):
-        """Generate from ``z`` (B, *shape) with the first ``n_steps`` times (default: all).
+        """Generate from ``z`` of shape ``(B, *shape)`` with the first ``n_steps`` times (default: all).
 
         ``grad_last_only``: run steps before the last without autograd (training).
         """
