@@ -158,7 +158,7 @@ def part_msd(a):
     print(
         f"\n### Multi-student distillation, 2-D mixture with 8 classes x 2 modes\n\nteacher: MLP 3x192, "
         f"{a.teacher_steps} DSM steps ({tt:.0f} s); students: MLP 3 x width, teacher score matching "
-        f"({a.tsm_steps} steps) then one-step SiD ({a.msd_steps} steps, lr 3e-4) per student, contiguous class split\n"
+        f"({a.tsm_steps} steps) then one-step SiD ({a.msd_steps} steps, lr {a.msd_lr:g}) per student, contiguous class split\n"
     )
     ref = energy_distance(
         denoiser_sample(
@@ -196,7 +196,7 @@ def part_msd(a):
                     fake=copy.deepcopy(T),
                     steps=a.msd_steps,
                     batch_size=256,
-                    lr=3e-4,
+                    lr=a.msd_lr,
                     sigma_data=1.5,
                     cosine_lr=True,
                     seed=s,
@@ -397,7 +397,7 @@ def main():
         4000,
         32,
     )
-    a.msd_steps, a.tsm_steps = 1000, 400
+    a.msd_steps, a.tsm_steps, a.msd_lr = 2000, 2000, 1e-3
     if a.quick:
         a.teacher_steps, a.sid_steps, a.cfg_steps, a.digits_steps, a.seeds = (
             300,
