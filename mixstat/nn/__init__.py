@@ -5,7 +5,9 @@ Submodules: ``gating`` (routers, load-balancing losses), ``moe`` (MoE layer),
 ``diffusion`` (immiscible noise assignment, GMFlow, Score-of-Mixture),
 ``mixer`` (MixER layer and ODE experts), ``circuits`` (tensorised squared
 circuits), ``conversion`` (Dense <-> MoE), ``data_mixing`` (Aioli), ``denoiser_mixture``
-(Collaborative Diffusion / MixerMDM), ``expert_parallel`` (experts across ranks).
+(Collaborative Diffusion / MixerMDM), ``expert_parallel`` (experts across ranks),
+``teachers`` (tiny class-conditional diffusion teachers and samplers), ``distillation``
+(SiD, multi-student, multi-CFG), ``semantic_mixing`` (MagicMix).
 """
 
 from .._backend import has_module
@@ -20,13 +22,16 @@ from . import (  # noqa: E402
     data_mixing,
     denoiser_mixture,
     diffusion,
+    distillation,
     expert_parallel,
     gating,
     mixer,
     mixture_of_states,
     mixture_of_tokens,
     moe,
+    semantic_mixing,
     sparsemixer,
+    teachers,
     transfusion,
 )
 from .adapters import *  # noqa: E402,F401,F403
@@ -35,13 +40,16 @@ from .conversion import *  # noqa: E402,F401,F403
 from .data_mixing import *  # noqa: E402,F401,F403
 from .denoiser_mixture import *  # noqa: E402,F401,F403
 from .diffusion import *  # noqa: E402,F401,F403
+from .distillation import *  # noqa: E402,F401,F403
 from .expert_parallel import *  # noqa: E402,F401,F403
 from .gating import *  # noqa: E402,F401,F403
 from .mixer import *  # noqa: E402,F401,F403
 from .mixture_of_states import *  # noqa: E402,F401,F403
 from .mixture_of_tokens import *  # noqa: E402,F401,F403
 from .moe import *  # noqa: E402,F401,F403
+from .semantic_mixing import *  # noqa: E402,F401,F403
 from .sparsemixer import *  # noqa: E402,F401,F403
+from .teachers import *  # noqa: E402,F401,F403
 from .transfusion import *  # noqa: E402,F401,F403
 
 __all__ = [
@@ -59,4 +67,7 @@ __all__ = [
     *moe.__all__,
     *sparsemixer.__all__,
     *transfusion.__all__,
+    *distillation.__all__,
+    *semantic_mixing.__all__,
+    *teachers.__all__,
 ]
