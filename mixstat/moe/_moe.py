@@ -41,6 +41,14 @@ __all__ = ["GaussianMoERegressor"]
 _BACKENDS = ("numpy", "numba", "torch", "cupy")
 
 
+def _torch_asked(backend):
+    """Whether torch was asked for by name (the parameter or the config)."""
+    from .._config import get_config
+
+    return backend == "torch" or (backend in (None, "auto")
+                                  and get_config()["backend"] == "torch")
+
+
 def _to_host(a):
     from .._backend import to_numpy
 
@@ -533,6 +541,14 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------- fit ---
     def _validate_fit_data(self, X, y, sample_weight):
         backend = resolve_backend(self.backend, X, y, allowed=_BACKENDS)
+        if backend.name == "torch" and backend.device.type == "cpu" and not _torch_asked(
+                self.backend):
+            # torch CPU tensors: the compiled host path. The torch path's device
+            # steps and the host coordinate descent take turns on the same cores
+            # (its OpenMP pool spinning between them): 15 iterations at n=2e4,
+            # p=20 took 3.1 s against 0.21 s from NumPy input (issue #21)
+            X, y, sample_weight = _to_host(X), _to_host(y), _to_host(sample_weight)
+            backend = resolve_backend(None, X, y, allowed=_BACKENDS)
         if backend.name in ("torch", "cupy"):
             X, y = _to_host(X), _to_host(y)
             sample_weight = _to_host(sample_weight)

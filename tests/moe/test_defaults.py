@@ -236,3 +236,19 @@ def test_bic_and_bootstrap_lrt_choose_two_experts_on_npreg_like_data():
                                   random_state=0)
     assert bic.n_components == 2
     assert lrt.n_components == 2
+
+
+def test_torch_cpu_tensors_take_the_host_path():
+    # issue #21: torch CPU tensors in, the compiled host path runs (the torch
+    # path interleaved its thread pool with host coordinate descent, 15x slower)
+    torch = pytest.importorskip("torch")
+    X, y, _ = _npreg_like(8, n_per_class=50)
+    a = GaussianMoERegressor(2, n_init=1, random_state=0).fit(X, y)
+    b = GaussianMoERegressor(2, n_init=1, random_state=0).fit(torch.from_numpy(X),
+                                                              torch.from_numpy(y))
+    assert b.backend_ == a.backend_ and b.backend_ in ("numba", "numpy")
+    np.testing.assert_allclose(b.coef_, a.coef_)
+    # asked for by name, torch still runs
+    c = GaussianMoERegressor(2, n_init=1, random_state=0, backend="torch").fit(
+        torch.from_numpy(X), torch.from_numpy(y))
+    assert c.backend_ == "torch"

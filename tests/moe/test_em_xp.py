@@ -155,10 +155,11 @@ def test_device_em_creates_nothing_off_the_input_device(solver):
 
 def test_estimator_on_torch_tensors_under_a_meta_default_device():
     # the whole fit (validation, initialisation, EM, predict) with CPU tensors in
+    # and the torch path asked for (by default CPU tensors take the host path)
     torch = pytest.importorskip("torch")
     X, y = make_khalili_moe(200, random_state=2)
-    kw = dict(alpha=0.02, n_init=1, random_state=0, max_iter=30)
-    ref = GaussianMoERegressor(2, backend="torch", **kw).fit(X, y)
+    kw = dict(alpha=0.02, n_init=1, random_state=0, max_iter=30, backend="torch")
+    ref = GaussianMoERegressor(2, **kw).fit(X, y)
     with torch.device("meta"):
         est = GaussianMoERegressor(2, **kw).fit(torch.as_tensor(X, device="cpu"),
                                                 torch.as_tensor(y, device="cpu"))
