@@ -10,7 +10,6 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import resolve_backend
@@ -728,9 +727,6 @@ class GaussianMoERegressor(RegressorMixin, BaseEstimator):
                 "restart_objectives_).", UserWarning, stacklevel=3)
 
     # --------------------------------------------------- partial_fit ---
-    _supports_partial_fit = True  # GaussianMoERegressorCV (a grid of models) has none
-
-    @available_if(lambda est: est._supports_partial_fit)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         r"""One step of mini-batch stepwise EM (Liang & Klein 2009) on a batch.
