@@ -334,37 +334,7 @@ def _wolfe_kernel(Z, b, G, S0, w0, R0, tol, max_iter):
                             theta = q_
                 for t in range(k):
                     w[t] = w[t] + theta * (v[t] - w[t])
-                # drop the points whose weight reached 0: many at once (a warm
-                # start far from the new solution) by refactoring the kept
-                # points' system from G (O(k'^3 / 3)), else one at a time
-                n_drop = 0
-                for t in range(k):
-                    if w[t] <= 1e-14:
-                        n_drop += 1
-                kp = k - n_drop
-                if use_g and n_drop >= 2 and 3.0 * n_drop * k * k > float(kp) ** 3:
-                    u = 0
-                    for t in range(k):
-                        if w[t] > 1e-14:
-                            S[u] = S[t]
-                            w[u] = w[t]
-                            u += 1
-                    for row in range(k):
-                        for col in range(k):
-                            R[row, col] = 0.0
-                    for col in range(kp):
-                        sc = S[col]
-                        for row in range(col + 1):
-                            sr = S[row]
-                            s_ = 1.0 + G[sr, sc] - Zb[sr] - Zb[sc] + bb
-                            for q_ in range(row):
-                                s_ -= R[q_, row] * R[q_, col]
-                            if row == col:
-                                floor = 1e-14 * (1.0 + G[sc, sc] - 2.0 * Zb[sc] + bb)
-                                R[col, col] = np.sqrt(s_ if s_ > floor else floor)
-                            else:
-                                R[row, col] = s_ / R[row, row]
-                    k = kp
+                # drop the points whose weight reached 0, one at a time
                 t = 0
                 while t < k:
                     if w[t] > 1e-14:

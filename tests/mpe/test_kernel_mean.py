@@ -102,8 +102,8 @@ def test_numba_kernel_equals_python():
 @pytest.mark.parametrize("seed", range(3))
 def test_gram_path_equals_factor_path(seed):
     # the Gram-matrix path (inner products read from G = Z Z^T, the warm
-    # start's factor by LAPACK, many points dropped at once by refactoring)
-    # solves the same QP as the factor path with points inserted one by one
+    # start's factor by LAPACK) solves the same QP as the factor path with
+    # the start's points inserted one by one
     rng = np.random.default_rng(seed)
     Z = rng.normal(size=(90, 70))  # high rank: large supports
     G = Z @ Z.T
