@@ -6,7 +6,9 @@ from scipy.optimize import minimize
 
 from mixstat.datasets import make_sumpe_synthetic
 from mixstat.mpe import KernelMeanMPE, simplex_nearest_point
+from mixstat.mpe import _kernel_mean as KM
 from mixstat.mpe._kernel_mean import (
+    _start_factor,
     _wolfe_kernel,
     nystroem_features,
     pivoted_cholesky_features,
@@ -91,9 +93,71 @@ def test_numba_kernel_equals_python():
     Z = rng.normal(size=(30, 4))
     b = rng.normal(size=4) * 2
     S0, w0 = np.array([0], dtype=np.int64), np.ones(1)
-    a = _wolfe_kernel(Z, b, S0, w0, 1e-12, 1000)
-    p = _wolfe_kernel.py_func(Z, b, S0, w0, 1e-12, 1000)
+    E = np.zeros((0, 0))
+    a = _wolfe_kernel(Z, b, E, S0, w0, E, 1e-12, 1000)
+    p = _wolfe_kernel.py_func(Z, b, E, S0, w0, E, 1e-12, 1000)
     assert a[0] == pytest.approx(p[0], abs=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gram_path_equals_factor_path(seed):
+    # the Gram-matrix path (inner products read from G = Z Z^T, the warm
+    # start's factor by LAPACK) solves the same QP as the factor path with
+    # the start's points inserted one by one
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(90, 70))  # high rank: large supports
+    G = Z @ Z.T
+    E = np.zeros((0, 0))
+    near = 1.2 * Z[:50].mean(0) - 0.2 * Z[50:].mean(0)
+    far = 8.0 * Z[:50].mean(0) - 7.0 * Z[50:].mean(0)
+    d0, state, _ = simplex_nearest_point(Z, near)
+    assert len(state[0]) > 20
+    for b in (near, far, 0.5 * (near + far)):
+        S0, w0 = state
+        ref = _wolfe_kernel.py_func(Z, b, E, S0, w0, E, 1e-9, 10_000)
+        R0 = _start_factor(Z, b, G, S0)
+        assert R0.shape == (len(S0), len(S0))
+        for fn in (_wolfe_kernel, _wolfe_kernel.py_func):
+            new = fn(Z, b, G, S0, w0, R0, 1e-9, 10_000)
+            assert np.sqrt(new[0]) == pytest.approx(np.sqrt(ref[0]), abs=1e-9)
+        assert simplex_nearest_point(Z, b, start=state, gram=G)[0] == pytest.approx(
+            np.sqrt(ref[0]), abs=1e-9)
+
+
+class _PreviousHullDistance(KM._HullDistance):
+    """The path before the Gram matrix: inner products from the factor, the
+    warm start inserted point by point, the start nearest in lambda."""
+
+    def __init__(self, Z, n_mixture, method="wolfe"):
+        super().__init__(Z, n_mixture, method=method, gram_max=0)
+
+    def __call__(self, lam):
+        if lam in self.cache:
+            return self.cache[lam]
+        b = lam * self.mu_f + (1.0 - lam) * self.mu_h
+        near = [s for s in self.states if s != 1.0 or lam <= 1.25]
+        S0, w0 = self.states[min(near, key=lambda s: abs(s - lam))]
+        E = np.zeros((0, 0))
+        d2, S, w, _ = _wolfe_kernel(self.Z, b, E, S0, w0, E, 1e-9, 10_000)
+        self.states[lam] = (S, w)
+        self.n_qp += 1
+        self.cache[lam] = float(np.sqrt(max(d2, 0.0)))
+        return self.cache[lam]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_fast_path_same_estimate_as_previous_exact_path(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    Xh = rng.normal(size=(150, 8))
+    Xf = np.r_[rng.normal(size=(60, 8)), rng.normal(size=(90, 8)) + 1.0]
+    X, y = np.r_[Xh, Xf], np.r_[np.ones(150, int), np.zeros(150, int)]
+    new = KernelMeanMPE(random_state=0).fit(X, y)
+    monkeypatch.setattr(KM, "_HullDistance", _PreviousHullDistance)
+    old = KernelMeanMPE(random_state=0).fit(X, y)
+    assert new.rank_ == old.rank_ == 300
+    assert new.km1_ == pytest.approx(old.km1_, abs=1e-6)
+    assert new.km2_ == pytest.approx(old.km2_, abs=1e-6)
+    assert new.thresholds_["KM2"] == pytest.approx(old.thresholds_["KM2"], abs=1e-6)
 
 
 def test_pivoted_cholesky_reconstructs_kernel():
