@@ -9,9 +9,6 @@ penalty; the gates of the chosen model split the (x1, x4) plane, the two
 features the true gate uses.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
