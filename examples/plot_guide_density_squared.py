@@ -64,7 +64,8 @@ gm = GaussianMixture(best, covariance_type="full", n_init=3,
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
 plot_squared_mixture(sq, X_train, ax=ax1)
 ax1.set_title(f"SquaredGaussianMixture, K = {best}", fontsize="medium")
-u, v = np.meshgrid(np.linspace(-3, 3, 150), np.linspace(-3, 3, 150))
+(x0, x1), (y0, y1) = ax1.get_xlim(), ax1.get_ylim()  # the same window
+u, v = np.meshgrid(np.linspace(x0, x1, 150), np.linspace(y0, y1, 150))
 dens = np.exp(gm.score_samples(np.c_[u.ravel(), v.ravel()])).reshape(u.shape)
 ax2.contourf(u, v, dens, levels=20, cmap="viridis")
 ax2.scatter(*X_train.T, s=5, c="w")

@@ -71,10 +71,10 @@ print(f"BBE {bbe.proportion_:.3f}, DKW bound {np.round(bbe.confidence_bound_, 3)
 # mean error (0.129).
 #
 # The figure: each estimate with its interval, and the true proportion.
-fig, ax = plt.subplots(figsize=(6, 2.6))
+fig, ax = plt.subplots(figsize=(7, 2.6))
 plot_mpe([est, km2, bbe], kappa_star=kappa_star,
          labels=["mixture_proportion (median)", "KM2 (bootstrap)", "BBE"], ax=ax)
-ax.set_title("breast cancer: fraction of benign tumours in the unlabeled sample",
+ax.set_title("breast cancer: share of benign tumours, unlabeled sample",
              fontsize="medium")
 fig.tight_layout()
 plt.show()
