@@ -12,9 +12,6 @@ variables (through the squared circuit) is plotted.
 
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

@@ -11,9 +11,6 @@ mixture exactly (rejection from the positive part of its K^2 expansion), and
 read off a closed-form marginal.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.mixture import GaussianMixture

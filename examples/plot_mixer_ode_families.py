@@ -17,16 +17,29 @@ The heatmaps show the gate value of every environment (rows) for every
 expert (columns); white lines separate the families.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy.special import softmax
 from sklearn.metrics import adjusted_rand_score
 
 from mixstat.datasets import make_ode_families
 from mixstat.mixer import MixERODE, routing_purity
-from mixstat.mixer._demo import gate_values, plot_gating_heatmap
+
+
+def gate_heatmap(est, family, names, ax, title):
+    """Gate values softmax([xi, 1] W) of every environment (rows) for every
+    expert (columns); white lines separate the families."""
+    values = softmax(est.contexts_ @ est.gate_coef_[:-1] + est.gate_coef_[-1], axis=1)
+    im = ax.imshow(values, aspect="auto", cmap="viridis")
+    ax.set(xlabel="expert", ylabel="environment", xticks=range(values.shape[1]))
+    fam = np.asarray(family)
+    for edge in np.flatnonzero(np.diff(fam)) + 0.5:
+        ax.axhline(edge, color="w", lw=1)
+    ax.set_yticks([np.mean(np.flatnonzero(fam == f)) for f in np.unique(fam)])
+    ax.set_yticklabels([names[f] for f in np.unique(fam)], fontsize=7)
+    ax.figure.colorbar(im, ax=ax, label="gate value")
+    ax.set_title(title, fontsize=9)
+
 
 data = make_ode_families(("harmonic", "damped_double_well"), n_envs_per_family=4,
                          n_trajectories=2, t=np.arange(0, 5, 0.5), random_state=0)
@@ -41,7 +54,7 @@ for ax, gate in zip(axes, ["kmeans_lstsq", "softmax_gd"], strict=True):
     ari = adjusted_rand_score(data.env_family, est.routing_)
     print(f"{gate:13s} purity {purity:.2f}  ARI {ari:.2f}  "
           f"train MSE {-est.score(data.trajectories, data.t, data.envs):.3f}")
-    plot_gating_heatmap(gate_values(est.contexts_, est.gate_coef_), data.env_family,
-                        data.family_names, ax=ax, title=f"{gate}: purity {purity:.2f}")
+    gate_heatmap(est, data.env_family, data.family_names, ax,
+                 f"{gate}: purity {purity:.2f}")
 fig.tight_layout()
 plt.show()

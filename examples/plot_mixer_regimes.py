@@ -9,16 +9,24 @@ lowest median squared error on it, and fits the gate by least squares to the
 one-hot targets. One linear regression cannot fit the data.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import adjusted_rand_score
 
 from mixstat.mixer import MixERRegressor
-from mixstat.mixer._demo import make_regimes
+
+
+def make_regimes(n, rng):
+    """x (3 features), z (2 gate features) and y with 4 regimes clustered in z."""
+    centers = np.array([[-3, -3], [3, -3], [-3, 3], [3, 3.0]])
+    B = 2.0 * np.array([[2, 0, -1], [-2, 1, 0], [0, -2, 2], [1, 1, 1.0]])
+    g = rng.integers(0, 4, n)
+    z = centers[g] + rng.normal(size=(n, 2))
+    x = rng.normal(size=(n, 3))
+    y = (x * B[g]).sum(1) + 0.3 * rng.normal(size=n)
+    return x, z, y, g
+
 
 rng = np.random.default_rng(0)
 x, z, y, g = make_regimes(800, rng)

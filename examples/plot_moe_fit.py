@@ -18,9 +18,6 @@ DataFrame's column names and the Series' name. The example needs statsmodels
 for the Engel data.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import statsmodels.api as sm
 from sklearn.datasets import load_diabetes
@@ -47,3 +44,4 @@ plot_moe_fit(moe_d, Xd, yd, feature="bmi", ax=ax2)
 fig.tight_layout()
 fig.savefig("moe_fit.png", dpi=110)
 print(moe_d.summary(Xd, yd))
+plt.show()

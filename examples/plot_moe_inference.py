@@ -8,13 +8,9 @@ refit a Lasso fit on its selected support, and choose the number of experts
 by BIC, ICL and McLachlan's bootstrap likelihood-ratio test.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 
-from mixstat.datasets._moe import make_moe_regression
+from mixstat.datasets import make_moe_regression
 from mixstat.moe import GaussianMoERegressor, select_n_components
 
 X, y = make_moe_regression(300, n_components=2, n_features=3, random_state=0)

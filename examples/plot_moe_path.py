@@ -5,13 +5,11 @@ Lasso mixture of experts: regularisation path, BIC and gate regions
 A softmax-gated mixture of two linear Gaussian experts (the simulation of
 Khalili 2010 / Chamroukhi & Huynh 2019) is fitted along a warm-started path of
 expert penalties. The BIC with the unpenalised log-likelihood picks the
-penalty; the gates of the chosen model split the (x1, x4) plane, the two
-features the true gate uses.
+penalty; the gates of the chosen model split the (x0, x3) plane (the
+design's x1, x4), the two features the true gate uses. Experts and features
+are numbered from 0, as in ``coef_`` and ``summary()``.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -31,16 +29,17 @@ model = GaussianMoERegressor(2, alpha=path.alphas[best], alpha_gate=0.01, n_init
                              random_state=0).fit(X, y)
 print("expert slopes:\n", np.round(model.coef_, 2))
 print("true slopes:\n", truth["coef"])
-print("gate contrast w1 - w2:", np.round(model.gate_coef_[0] - model.gate_coef_[1], 2))
+contrast = model.gate_coef_[0] - model.gate_coef_[1]
+print("gate contrast w0 - w1 (summary's gate 0 vs 1):", np.round(contrast, 2))
 
 # %% figure
 fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
 for k in range(2):
     for j in range(X.shape[1]):
-        axes[k].plot(path.alphas, path.coef[:, k, j], label=f"x{j + 1}")
+        axes[k].plot(path.alphas, path.coef[:, k, j], label=f"x{j}")
     axes[k].set_xscale("log")
     axes[k].invert_xaxis()
-    axes[k].set_title(f"expert {k + 1}: slopes along the path")
+    axes[k].set_title(f"expert {k}: slopes along the path")
     axes[k].set_xlabel("alpha")
 axes[0].legend(ncol=2, fontsize=7)
 axes[2].plot(path.alphas, bic, "k.-")
@@ -53,14 +52,14 @@ axes[2].set_xlabel("alpha")
 g1, g4 = np.meshgrid(np.linspace(-3, 3, 150), np.linspace(-3, 3, 150))
 grid = np.zeros((g1.size, X.shape[1]))
 grid[:, 0], grid[:, 3] = g1.ravel(), g4.ravel()
-gate2 = model.predict_gates(grid)[:, 1].reshape(g1.shape)
-cs = axes[3].contourf(g1, g4, gate2, levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.7)
-fig.colorbar(cs, ax=axes[3], label="gate of expert 2")
+gate1 = model.predict_gates(grid)[:, 1].reshape(g1.shape)
+cs = axes[3].contourf(g1, g4, gate1, levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.7)
+fig.colorbar(cs, ax=axes[3], label="gate of expert 1")
 labels = model.predict_label(X, y)
 axes[3].scatter(X[:, 0], X[:, 3], c=labels, cmap="coolwarm", s=9, edgecolors="k",
                 linewidths=0.2)
-axes[3].set_xlabel("x1")
-axes[3].set_ylabel("x4")
+axes[3].set_xlabel("x0")
+axes[3].set_ylabel("x3")
 axes[3].set_title("gate regions and MAP labels")
 fig.tight_layout()
 fig.savefig("moe_path.png", dpi=110)

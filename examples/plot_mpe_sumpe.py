@@ -11,20 +11,22 @@ mixture with an acceptance :math:`\\alpha(x) \\ge P(H|x)` learned on a labeled
 source domain that covers only :math:`x < 2`, and recovers :math:`\\kappa^*`.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from mixstat.datasets import make_sumpe_synthetic
 from mixstat.mpe import KernelMeanMPE, RegroupingMPE, SubsamplingMPE
-from mixstat.mpe._base import default_classifier, positive_proba
 
 d = make_sumpe_synthetic(0.25, random_state=0)
 
-# the acceptance: a posterior learned on the truncated source domain
-source_clf = default_classifier().fit(d.X_source, d.y_source)
+# the acceptance: a posterior learned on the truncated source domain (logistic
+# regression on degree-2 features: exact for the log ratio of two Gaussians)
+source_clf = make_pipeline(StandardScaler(), PolynomialFeatures(2), StandardScaler(),
+                           LogisticRegression(max_iter=1000))
+source_clf.fit(d.X_source, d.y_source)
 
 plain = KernelMeanMPE("KM2", random_state=0).fit(d.X, d.y)
 recpe = RegroupingMPE(KernelMeanMPE("KM2"), random_state=0).fit(d.X, d.y)
@@ -47,7 +49,7 @@ a1.axvline(d.kappa_max_at, color="r", lw=0.5)
 a1.set_title(r"$\kappa^*=0.25$, $\kappa(F|H)=%.3f$" % d.kappa_max)
 a1.legend()
 a2.plot(x, d.posterior(x), "k", label=r"posterior $\tau(x)$")
-alpha = np.where(x < 2, positive_proba(source_clf, x[:, None]), 1.0)
+alpha = np.where(x < 2, source_clf.predict_proba(x[:, None])[:, 1], 1.0)
 a2.plot(x, alpha, "b", label=r"acceptance $\alpha(x)$ (source, $x<2$)")
 a2.set_title("SuMPE: KM2 %.3f -> %.3f" % (plain.proportion_, sumpe.proportion_))
 a2.legend()
