@@ -114,7 +114,11 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
     n_iter_ : int, epochs run
     converged_ : bool, early stopping fired
     diverged_ : bool, training met a non-finite loss and kept its best model
-    train_curve_, valid_curve_ : list of float, mean log-likelihoods per epoch
+    train_curve_, valid_curve_ : list of float, mean log-likelihoods per point
+        and epoch, on the internally rescaled data ``(X - shift_) / scale_``
+        (add ``-sum(log(scale_))`` for the data's scale; ``summary()`` does)
+    train_score_ : float, mean log-likelihood per point of the rows passed
+        to ``fit``, in the data's units (equal to ``score(X)``)
     epoch_times_ : list of float, seconds per epoch
     n_categories_ : ndarray, categorical domain sizes
     """
@@ -292,6 +296,9 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         )
         self.fit_time_ = time.perf_counter() - t0
         self.module_ = module
+        # the fitted model's own mean log-likelihood of the rows passed to fit,
+        # in the data's units (as score(X)); the curves stay on the internal scale
+        self.train_score_ = float(np.mean(self._eval(module, Z).astype(np.float64) - self._log_jacobian()))
         self.n_iter_ = res.n_epochs
         self.converged_ = res.converged
         self.diverged_ = res.diverged
@@ -347,7 +354,11 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
     def _summary(self):
         kind = {("signed", True): "+-^2 (signed, squared)", ("positive", True): "+^2 (squared)",
                 ("positive", False): "+ (monotonic)", ("signed", False): "signed, not squared"}
-        valid = [v for v in (self.valid_curve_ or []) if np.isfinite(v)]
+        # the curves are recorded on the internal scale z = (x - shift_) / scale_;
+        # the change of variables x -> z adds sum(log(scale_)) per point, so the
+        # data-scale values are curve - sum(log(scale_)) (0 for categorical inputs)
+        jac = self._log_jacobian()
+        valid = [v - jac for v in (self.valid_curve_ or []) if np.isfinite(v)]
         info = {
             "Model": "SquaredCircuitDensity",
             "Circuit": kind.get((self.weights, bool(self.squared)), f"{self.weights}"),
@@ -361,7 +372,9 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
             "Epochs": self.n_iter_,
             "Converged": bool(self.converged_),
             "Diverged": bool(self.diverged_),
+            "Mean log-lik (train)": float(self.train_score_),
             "Best valid log-lik": max(valid) if valid else float("nan"),
+            "Log-lik scale": "data (nats/point)",
             "Fit time (s)": float(self.fit_time_),
             "Device": str(self.device),
             "Backend": self.backend_,
@@ -370,13 +383,19 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         for e, tr in enumerate(self.train_curve_):
             va = self.valid_curve_[e] if e < len(self.valid_curve_) else float("nan")
             rows.append(f"epoch {e + 1}")
-            vals.append([float(tr), float(va)])
+            vals.append([float(tr) - jac, float(va) - jac])
         step = max(1, len(rows) // 10)  # at most about ten rows
         keep = sorted(set(range(0, len(rows), step)) | {len(rows) - 1}) if rows else []
-        tables = [("Training curve (mean log-likelihood per point)", [rows[i] for i in keep],
+        tables = [("Training curve (mean log-likelihood per point, data scale, nats)", [rows[i] for i in keep],
                    ["train", "valid"], [vals[i] for i in keep])] if keep else []
-        notes = ["Squared tensorised circuit (NPC^2, Loconte et al., ICLR 2024); "
-                 "the training curve is the mean log-likelihood per point (nats) of the training and validation splits."]
+        notes = [
+            "Squared tensorised circuit (NPC^2, Loconte et al., ICLR 2024).",
+            "All log-likelihoods are per point, in nats, on the data's scale (as score_samples): "
+            "'Mean log-lik (train)' is the fitted model on the rows passed to fit; the training curve "
+            "(train and validation splits, the train column averaged over the epoch's mini-batches) is "
+            f"train_curve_ / valid_curve_ minus sum(log(scale_)) = {jac:.4f}, since those attributes are "
+            "recorded on the internally rescaled data (X - shift_) / scale_.",
+        ]
         return ModelSummary("Squared circuit density", info, tables, notes)
 
     def score(self, X, y=None):

@@ -198,3 +198,39 @@ def test_init_kmeans_starts_units_at_cluster_centres():
         warnings.simplefilter("error")
         m3 = SquaredCircuitDensity(n_units=8, max_epochs=0, early_stopping=False, random_state=0).fit(X3)
     assert np.isfinite(m3.score(X3))
+
+
+@pytest.mark.parametrize("inputs", ["gaussian", "bernstein"])
+def test_summary_log_likelihoods_on_the_data_scale(inputs):
+    # features with standard deviations far from 1: the internal (standardised)
+    # scale and the data's scale differ by sum(log(scale_)) nats per point
+    X = make_circuit_dataset("banana", 600, random_state=0, standardize=False) * [3.0, 5.0] + [10, -2]
+    m = _fit(X, inputs=inputs, max_epochs=6)
+    jac = float(np.sum(np.log(m.scale_)))
+    assert jac > 2.0
+    s = m.summary()
+    score = m.score_samples(X).mean()
+    # the summary's training log-likelihood is the model's own, in the data's units
+    assert s.info["Mean log-lik (train)"] == pytest.approx(score, abs=1e-6)
+    assert m.train_score_ == pytest.approx(m.score(X), abs=1e-6)
+    assert "data" in s.info["Log-lik scale"]
+    # the curve is the recorded one (internal scale) moved by the log-Jacobian
+    title, rows, cols, vals = s.tables[0]
+    assert "data scale" in title and cols == ["train", "valid"]
+    last = vals[-1]
+    assert float(last[0]) == pytest.approx(m.train_curve_[-1] - jac, abs=1e-12)
+    assert float(last[1]) == pytest.approx(m.valid_curve_[-1] - jac, abs=1e-12)
+    assert s.info["Best valid log-lik"] == pytest.approx(max(m.valid_curve_) - jac, abs=1e-12)
+    # ... which puts it next to score(X), where the raw curve is jac nats away
+    assert abs(float(last[0]) - score) < 0.25 * jac
+    assert abs(m.train_curve_[-1] - score) > 0.75 * jac
+    assert any(f"{jac:.4f}" in n for n in s.notes)
+
+
+def test_summary_categorical_has_no_rescaling():
+    rng = np.random.default_rng(1)
+    X = np.c_[rng.integers(0, 3, 300), rng.integers(0, 2, 300)]
+    m = _fit(X, inputs="categorical", region_graph="linear-tree", max_epochs=3)
+    s = m.summary()
+    assert s.info["Mean log-lik (train)"] == pytest.approx(m.score(X), abs=1e-10)
+    assert float(s.tables[0][3][-1][0]) == pytest.approx(m.train_curve_[-1], abs=1e-12)
