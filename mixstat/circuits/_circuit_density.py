@@ -298,7 +298,8 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
         self.module_ = module
         # the fitted model's own mean log-likelihood of the rows passed to fit,
         # in the data's units (as score(X)); the curves stay on the internal scale
-        self.train_score_ = float(np.mean(self._eval(module, Z).astype(np.float64) - self._log_jacobian()))
+        ll = self._eval(module, Z).astype(np.float64) - self._log_jacobian()
+        self.train_score_ = float(np.mean(ll))
         self.n_iter_ = res.n_epochs
         self.converged_ = res.converged
         self.diverged_ = res.diverged
@@ -386,15 +387,18 @@ class SquaredCircuitDensity(SummaryMixin, DensityMixin, BaseEstimator):
             vals.append([float(tr) - jac, float(va) - jac])
         step = max(1, len(rows) // 10)  # at most about ten rows
         keep = sorted(set(range(0, len(rows), step)) | {len(rows) - 1}) if rows else []
-        tables = [("Training curve (mean log-likelihood per point, data scale, nats)", [rows[i] for i in keep],
-                   ["train", "valid"], [vals[i] for i in keep])] if keep else []
+        title = "Training curve (mean log-likelihood per point, data scale, nats)"
+        tables = [(title, [rows[i] for i in keep], ["train", "valid"],
+                   [vals[i] for i in keep])] if keep else []
         notes = [
             "Squared tensorised circuit (NPC^2, Loconte et al., ICLR 2024).",
-            "All log-likelihoods are per point, in nats, on the data's scale (as score_samples): "
-            "'Mean log-lik (train)' is the fitted model on the rows passed to fit; the training curve "
-            "(train and validation splits, the train column averaged over the epoch's mini-batches) is "
-            f"train_curve_ / valid_curve_ minus sum(log(scale_)) = {jac:.4f}, since those attributes are "
-            "recorded on the internally rescaled data (X - shift_) / scale_.",
+            "All log-likelihoods are per point, in nats, on the data's scale "
+            "(as score_samples): 'Mean log-lik (train)' is the fitted model on "
+            "the rows passed to fit; the training curve (train and validation "
+            "splits, the train column averaged over the epoch's mini-batches) "
+            f"is train_curve_ / valid_curve_ minus sum(log(scale_)) = {jac:.4f}, "
+            "since those attributes are recorded on the internally rescaled "
+            "data (X - shift_) / scale_.",
         ]
         return ModelSummary("Squared circuit density", info, tables, notes)
 

@@ -204,7 +204,8 @@ def test_init_kmeans_starts_units_at_cluster_centres():
 def test_summary_log_likelihoods_on_the_data_scale(inputs):
     # features with standard deviations far from 1: the internal (standardised)
     # scale and the data's scale differ by sum(log(scale_)) nats per point
-    X = make_circuit_dataset("banana", 600, random_state=0, standardize=False) * [3.0, 5.0] + [10, -2]
+    X = make_circuit_dataset("banana", 600, random_state=0, standardize=False)
+    X = X * [3.0, 5.0] + [10, -2]
     m = _fit(X, inputs=inputs, max_epochs=6)
     jac = float(np.sum(np.log(m.scale_)))
     assert jac > 2.0
@@ -220,7 +221,8 @@ def test_summary_log_likelihoods_on_the_data_scale(inputs):
     last = vals[-1]
     assert float(last[0]) == pytest.approx(m.train_curve_[-1] - jac, abs=1e-12)
     assert float(last[1]) == pytest.approx(m.valid_curve_[-1] - jac, abs=1e-12)
-    assert s.info["Best valid log-lik"] == pytest.approx(max(m.valid_curve_) - jac, abs=1e-12)
+    best = max(m.valid_curve_) - jac
+    assert s.info["Best valid log-lik"] == pytest.approx(best, abs=1e-12)
     # ... which puts it next to score(X), where the raw curve is jac nats away
     assert abs(float(last[0]) - score) < 0.25 * jac
     assert abs(m.train_curve_[-1] - score) > 0.75 * jac
