@@ -226,6 +226,8 @@ def test_squared_circuit_density_summary():
     s = c.summary()
     assert s.info["Epochs"] == c.n_iter_
     assert s.info["Parameters"] == sum(p.numel() for p in c.module_.parameters())
-    curve = s.to_frames()["Training curve (mean log-likelihood per point)"]
-    assert float(curve["train"].iloc[-1]) == pytest.approx(c.train_curve_[-1])
+    # the table is on the data's scale: the internal curve minus log|Jacobian|
+    curve = s.to_frames()["Training curve (mean log-likelihood per point, data scale, nats)"]
+    assert float(curve["train"].iloc[-1]) == pytest.approx(
+        c.train_curve_[-1] - float(np.sum(np.log(c.scale_))))
     assert "+-^2" in str(s)
