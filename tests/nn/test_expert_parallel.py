@@ -55,6 +55,7 @@ def _worker(rank, world, port, out_dir):
         for i, (dtype, skew) in enumerate(CONFIGS):
             res = _one(rank, dtype, skew)
             torch.save(res, os.path.join(out_dir, f"cfg{i}_rank{rank}.pt"))
+        dist.barrier()  # every rank done before any tears gloo down
     except Exception:  # pragma: no cover - surfaced by the parent
         with open(os.path.join(out_dir, f"err{rank}.txt"), "w") as f:
             f.write(traceback.format_exc())
@@ -106,7 +107,13 @@ def _one(rank, dtype, skew):
 def spawned(tmp_path_factory):
     """One pair of gloo processes runs every configuration (spawning costs seconds)."""
     out = tmp_path_factory.mktemp("ep")
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    try:
+        mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    except mp.ProcessExitedException:
+        # an abort in gloo's teardown after the results were written (seen in
+        # the sibling test_expert_parallel_training.py); a crash before fails below
+        if len(list(out.glob("cfg*_rank*.pt"))) != 2 * len(CONFIGS):
+            raise
     errs = [p.read_text() for p in out.glob("err*.txt")]
     assert not errs, "\n".join(errs)
     return [[torch.load(out / f"cfg{i}_rank{r}.pt") for r in range(2)] for i in range(len(CONFIGS))]

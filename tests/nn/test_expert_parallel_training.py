@@ -59,6 +59,7 @@ def _worker(rank, world, port, out_dir):
         )
         ep_group = dist.new_group(list(range(world)))  # an explicit expert-parallel group
         torch.save(_run(rank, world, ep_group), os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # every rank done before any tears gloo down
     except Exception:  # pragma: no cover - surfaced by the parent
         with open(os.path.join(out_dir, f"err{rank}.txt"), "w") as f:
             f.write(traceback.format_exc())
@@ -117,7 +118,14 @@ def _run(rank, world, group):
 
 def _spawn(world, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"ep{world}")
-    mp.spawn(_worker, args=(world, _free_port(), str(out)), nprocs=world, join=True)
+    try:
+        mp.spawn(_worker, args=(world, _free_port(), str(out)), nprocs=world, join=True)
+    except mp.ProcessExitedException:
+        # gloo's threads can abort a worker at interpreter exit ("terminate
+        # called without an active exception", seen once in 3 CI runs) after
+        # its results were written: a crash before that still fails below
+        if len(list(out.glob("rank*.pt"))) != world:
+            raise
     errs = [p.read_text() for p in out.glob("err*.txt")]
     assert not errs, "\n".join(errs)
     return [torch.load(out / f"rank{r}.pt") for r in range(world)]
