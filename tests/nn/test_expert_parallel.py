@@ -1,18 +1,15 @@
 """Expert parallelism: two gloo processes on the CPU give the single-process
 layer's output and gradients (router gradients after the all-reduce)."""
 
-import datetime
-import os
-import socket
-import traceback
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from mixstat.nn import MoELayer
 from mixstat.nn.expert_parallel import ExpertParallelMoE, all_to_all_differentiable
+
+from ._gloo import spawn_gloo
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed gloo"
@@ -20,12 +17,6 @@ pytestmark = pytest.mark.skipif(
 
 D, H, E, K = 6, 10, 4, 2
 N_PER_RANK = (7, 5)  # uneven token counts per rank
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _make(dtype, skew):
@@ -44,24 +35,9 @@ def _make(dtype, skew):
 CONFIGS = [(torch.float64, False), (torch.float32, False), (torch.float64, True)]
 
 
-def _worker(rank, world, port, out_dir):
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    try:
-        dist.init_process_group(
-            "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=20)
-        )
-        for i, (dtype, skew) in enumerate(CONFIGS):
-            res = _one(rank, dtype, skew)
-            torch.save(res, os.path.join(out_dir, f"cfg{i}_rank{rank}.pt"))
-        dist.barrier()  # every rank done before any tears gloo down
-    except Exception:  # pragma: no cover - surfaced by the parent
-        with open(os.path.join(out_dir, f"err{rank}.txt"), "w") as f:
-            f.write(traceback.format_exc())
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+def _all_configs(rank, world):
+    """Every configuration on one rank (one process group runs them all)."""
+    return [_one(rank, dtype, skew) for dtype, skew in CONFIGS]
 
 
 def _one(rank, dtype, skew):
@@ -106,17 +82,8 @@ def _one(rank, dtype, skew):
 @pytest.fixture(scope="module")
 def spawned(tmp_path_factory):
     """One pair of gloo processes runs every configuration (spawning costs seconds)."""
-    out = tmp_path_factory.mktemp("ep")
-    try:
-        mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
-    except mp.ProcessExitedException:
-        # an abort in gloo's teardown after the results were written (seen in
-        # the sibling test_expert_parallel_training.py); a crash before fails below
-        if len(list(out.glob("cfg*_rank*.pt"))) != 2 * len(CONFIGS):
-            raise
-    errs = [p.read_text() for p in out.glob("err*.txt")]
-    assert not errs, "\n".join(errs)
-    return [[torch.load(out / f"cfg{i}_rank{r}.pt") for r in range(2)] for i in range(len(CONFIGS))]
+    per_rank = spawn_gloo(_all_configs, 2, tmp_path_factory.mktemp("ep"), timeout_s=20)
+    return [[per_rank[r][i] for r in range(2)] for i in range(len(CONFIGS))]
 
 
 @pytest.mark.parametrize("cfg", range(len(CONFIGS)))

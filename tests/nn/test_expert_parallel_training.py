@@ -3,20 +3,17 @@ capacity-buffer all-to-all (no count exchange) against the single-process
 layer, DDP with the experts excluded and consistent gradient averaging, and
 the gathered / sliced checkpoints."""
 
-import datetime
-import os
-import socket
-import traceback
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from mixstat.nn import MoELayer
 from mixstat.nn.expert_parallel import ExpertParallelMoE, ddp_ignore_expert_parameters
 from mixstat.nn.gating import _rank_within_expert
 from mixstat.nn.moe import expert_ffn_dispatch
+
+from ._gloo import spawn_gloo
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed gloo"
@@ -24,12 +21,6 @@ pytestmark = pytest.mark.skipif(
 
 D, H, E, K, N = 6, 10, 4, 2, 9  # N tokens on every rank (capacity_factor needs equal N)
 SMALL_C = 2
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _make(world):
@@ -49,23 +40,9 @@ class _Net(torch.nn.Module):
         return self.moe(x)
 
 
-def _worker(rank, world, port, out_dir):
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    try:
-        dist.init_process_group(
-            "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30)
-        )
-        ep_group = dist.new_group(list(range(world)))  # an explicit expert-parallel group
-        torch.save(_run(rank, world, ep_group), os.path.join(out_dir, f"rank{rank}.pt"))
-        dist.barrier()  # every rank done before any tears gloo down
-    except Exception:  # pragma: no cover - surfaced by the parent
-        with open(os.path.join(out_dir, f"err{rank}.txt"), "w") as f:
-            f.write(traceback.format_exc())
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+def _on_rank(rank, world):
+    ep_group = dist.new_group(list(range(world)))  # an explicit expert-parallel group
+    return _run(rank, world, ep_group)
 
 
 def _run(rank, world, group):
@@ -117,18 +94,7 @@ def _run(rank, world, group):
 
 
 def _spawn(world, tmp_path_factory):
-    out = tmp_path_factory.mktemp(f"ep{world}")
-    try:
-        mp.spawn(_worker, args=(world, _free_port(), str(out)), nprocs=world, join=True)
-    except mp.ProcessExitedException:
-        # gloo's threads can abort a worker at interpreter exit ("terminate
-        # called without an active exception", seen once in 3 CI runs) after
-        # its results were written: a crash before that still fails below
-        if len(list(out.glob("rank*.pt"))) != world:
-            raise
-    errs = [p.read_text() for p in out.glob("err*.txt")]
-    assert not errs, "\n".join(errs)
-    return [torch.load(out / f"rank{r}.pt") for r in range(world)]
+    return spawn_gloo(_on_rank, world, tmp_path_factory.mktemp(f"ep{world}"))
 
 
 @pytest.fixture(scope="module", params=[2, 4])
